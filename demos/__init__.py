@@ -1,0 +1,1 @@
+"""Lecture demos: python -m demos <name>."""

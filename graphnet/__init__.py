@@ -1,0 +1,20 @@
+"""graphnet: deep learning as static dataflow graphs on Numba kernels.
+
+Build a graph of Tensors (by functions, operators or Keras-style layers), ``gn.compile`` it
+into a Program, and run it for outputs and gradients. See docs/architecture.md.
+"""
+
+from . import ops
+from .errors import FeedError, GraphError, NumericsError
+from .graph import Graph
+from .initializers import initialize
+from .ops import *  # noqa: F403
+from .ops import __all__ as _ops_all
+from .program import Program, compile  # noqa: A004 - gn.compile is the design's name
+from .tensor import Input, Parameter, Tensor, constant
+
+__version__ = "0.1.0"
+
+__all__ = ["Graph", "Tensor", "Input", "Parameter", "constant", "compile", "Program",
+           "GraphError", "FeedError", "NumericsError", "initialize", "ops",
+           *[n for n in _ops_all if n not in ("OPS", "Op", "Ctx")]]

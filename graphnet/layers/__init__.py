@@ -1,0 +1,1 @@
+"""Keras-style layers: each builds a subgraph under its own name scope and owns Parameters."""

@@ -1,0 +1,123 @@
+"""The Op contract: one node kind's math in one class (shape rule, forward, backward).
+
+Ops never touch Numba; they call kernels through ``ctx.be``, the backend the executor hands
+them, so one op runs on the CPU and on the GPU alike.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ..errors import GraphError
+
+OPS: dict[str, type[Op]] = {}
+
+
+class Op:
+    """Base class. Subclasses set ``name`` (the registry key) and ``family`` (for drawing).
+
+    * ``infer(*inputs)`` returns ``(shape, dtype)`` from the input Tensors or raises GraphError;
+    * ``forward(ctx, *xs)`` returns the output array;
+    * ``backward(ctx, g, y, *xs)`` returns one gradient (or None) per input: the
+      vector-Jacobian product of the upstream gradient ``g`` through this node.
+    Static attributes (axis, rate, ...) are keyword arguments of the constructor, kept in
+    ``attrs`` so that a graph can be saved and rebuilt.
+    """
+
+    name: ClassVar[str] = ""
+    family: ClassVar[str] = "math"
+
+    def __init_subclass__(cls, **kw: Any) -> None:
+        super().__init_subclass__(**kw)
+        if cls.name:
+            OPS[cls.name] = cls
+
+    def __init__(self, **attrs: Any) -> None:
+        self.attrs = attrs
+        for k, v in attrs.items():
+            setattr(self, k, v)
+
+    def infer(self, *xs) -> tuple[tuple, np.dtype]:
+        raise NotImplementedError
+
+    def forward(self, ctx, *xs):
+        raise NotImplementedError
+
+    def backward(self, ctx, g, y, *xs) -> tuple:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.attrs.items())
+        return f"{self.name}({args})"
+
+
+class Ctx:
+    """Per-node state of one Program: the backend, the mode, and what forward saves for backward.
+
+    ``buffer(slot, shape, dtype)`` hands out an output array that is reused across calls
+    with the same shapes, so a training loop does not allocate every step.
+    """
+
+    def __init__(self, be, training: bool, seed: int) -> None:
+        self.be = be
+        self.training = training
+        self.seed = seed
+        self.calls = 0
+        self._bufs: dict[Any, Any] = {}
+
+    def buffer(self, slot, shape: tuple, dtype):
+        b = self._bufs.get(slot)
+        if b is None or b.shape != shape or b.dtype != dtype:
+            b = self._bufs[slot] = self.be.empty(shape, dtype)
+        return b
+
+    def next_seed(self) -> int:
+        """A fresh seed per call, derived from the program's seed (dropout masks)."""
+        self.calls += 1
+        return (self.seed * 1000003 + self.calls) & 0x7FFFFFFF
+
+
+# -- shape helpers shared by the shape rules ------------------------------------------------
+
+def broadcast_shapes(a: tuple, b: tuple) -> tuple:
+    """NumPy broadcasting with None (the batch dimension) treated as an unknown size."""
+    n = max(len(a), len(b))
+    a = (1,) * (n - len(a)) + tuple(a)
+    b = (1,) * (n - len(b)) + tuple(b)
+    out = []
+    for da, db in zip(a, b):
+        if da == 1:
+            out.append(db)
+        elif db == 1 or da == db:
+            out.append(da)
+        elif da is None or db is None:
+            out.append(da if db is None else db)
+        else:
+            raise GraphError(f"shapes {a} and {b} do not broadcast")
+    return tuple(out)
+
+
+def same_float_dtype(*xs) -> np.dtype:
+    """The common float dtype of the inputs; mixing float32 and float64 is an error."""
+    dts = {x.dtype for x in xs}
+    if len(dts) != 1:
+        raise GraphError(f"dtypes differ: {sorted(str(d) for d in dts)}; cast one explicitly")
+    (dt,) = dts
+    if dt.kind != "f":
+        raise GraphError(f"needs a float input, got {dt}")
+    return dt
+
+
+def norm_axes(axis, ndim: int) -> tuple:
+    """Axis argument (None, int or tuple) as a sorted tuple of non-negative axes."""
+    if axis is None:
+        return tuple(range(ndim))
+    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    out = []
+    for a in axes:
+        if not -ndim <= a < ndim:
+            raise GraphError(f"axis {a} is out of range for {ndim} dimensions")
+        out.append(int(a) % ndim)
+    return tuple(sorted(set(out)))

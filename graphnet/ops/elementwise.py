@@ -1,0 +1,183 @@
+"""Elementwise arithmetic with NumPy broadcasting: add, sub, mul, div, pow, neg, exp, log,
+sqrt, abs.
+
+Backward of a broadcast input sums the gradient over the axes broadcasting added
+(``be.sum_to``), as in every autodiff system.
+"""
+
+from __future__ import annotations
+
+from ..tensor import Tensor, apply
+from .base import Op, broadcast_shapes, same_float_dtype
+
+__all__ = ["add", "subtract", "multiply", "divide", "power", "negative", "exp", "log", "sqrt",
+           "abs"]
+
+
+class _Binary(Op):
+    def infer(self, a, b):
+        return broadcast_shapes(a.shape, b.shape), same_float_dtype(a, b)
+
+
+class Add(_Binary):
+    """y = a + b;  da = g, db = g (each summed back to its own shape)."""
+    name = "add"
+
+    def forward(self, ctx, a, b):
+        return ctx.be.add(a, b)
+
+    def backward(self, ctx, g, y, a, b):
+        return ctx.be.sum_to(g, a.shape), ctx.be.sum_to(g, b.shape)
+
+
+class Sub(_Binary):
+    """y = a - b;  da = g, db = -g."""
+    name = "sub"
+
+    def forward(self, ctx, a, b):
+        return ctx.be.sub(a, b)
+
+    def backward(self, ctx, g, y, a, b):
+        return ctx.be.sum_to(g, a.shape), ctx.be.sum_to(ctx.be.neg(g), b.shape)
+
+
+class Mul(_Binary):
+    """y = a * b;  da = g b, db = g a."""
+    name = "mul"
+
+    def forward(self, ctx, a, b):
+        return ctx.be.mul(a, b)
+
+    def backward(self, ctx, g, y, a, b):
+        be = ctx.be
+        return be.sum_to(be.mul(g, b), a.shape), be.sum_to(be.mul(g, a), b.shape)
+
+
+class Div(_Binary):
+    """y = a / b;  da = g / b, db = -g a / b^2."""
+    name = "div"
+
+    def forward(self, ctx, a, b):
+        return ctx.be.div(a, b)
+
+    def backward(self, ctx, g, y, a, b):
+        be = ctx.be
+        return be.sum_to(be.div(g, b), a.shape), be.sum_to(be.div_grad_b(g, a, b), b.shape)
+
+
+class Pow(_Binary):
+    """y = a ** b;  da = g b a^(b-1), db = g y log a (0 where a <= 0)."""
+    name = "pow"
+
+    def forward(self, ctx, a, b):
+        return ctx.be.power(a, b)
+
+    def backward(self, ctx, g, y, a, b):
+        be = ctx.be
+        return (be.sum_to(be.power_grad_a(g, a, b, y), a.shape),
+                be.sum_to(be.power_grad_b(g, a, y), b.shape))
+
+
+class _Unary(Op):
+    def infer(self, a):
+        return a.shape, same_float_dtype(a)
+
+
+class Neg(_Unary):
+    """y = -a;  da = -g."""
+    name = "neg"
+
+    def forward(self, ctx, a):
+        return ctx.be.neg(a)
+
+    def backward(self, ctx, g, y, a):
+        return (ctx.be.neg(g),)
+
+
+class Exp(_Unary):
+    """y = e^a;  da = g y."""
+    name = "exp"
+
+    def forward(self, ctx, a):
+        return ctx.be.exp(a)
+
+    def backward(self, ctx, g, y, a):
+        return (ctx.be.mul(g, y),)
+
+
+class Log(_Unary):
+    """y = ln a;  da = g / a."""
+    name = "log"
+
+    def forward(self, ctx, a):
+        return ctx.be.log(a)
+
+    def backward(self, ctx, g, y, a):
+        return (ctx.be.div(g, a),)
+
+
+class Sqrt(_Unary):
+    """y = sqrt(a);  da = g / (2 y)."""
+    name = "sqrt"
+
+    def forward(self, ctx, a):
+        return ctx.be.sqrt(a)
+
+    def backward(self, ctx, g, y, a):
+        return (ctx.be.sqrt_grad(g, y),)
+
+
+class Abs(_Unary):
+    """y = |a|;  da = g sign(a) (0 at the kink)."""
+    name = "abs"
+
+    def forward(self, ctx, a):
+        return ctx.be.absolute(a)
+
+    def backward(self, ctx, g, y, a):
+        return (ctx.be.abs_grad(g, a),)
+
+
+def add(x, y) -> Tensor:
+    """x + y with broadcasting."""
+    return apply(Add(), [x, y])
+
+
+def subtract(x, y) -> Tensor:
+    """x - y with broadcasting."""
+    return apply(Sub(), [x, y])
+
+
+def multiply(x, y) -> Tensor:
+    """x * y with broadcasting."""
+    return apply(Mul(), [x, y])
+
+
+def divide(x, y) -> Tensor:
+    """x / y with broadcasting."""
+    return apply(Div(), [x, y])
+
+
+def power(x, y) -> Tensor:
+    """x ** y with broadcasting."""
+    return apply(Pow(), [x, y])
+
+
+def negative(x) -> Tensor:
+    return apply(Neg(), [x])
+
+
+def exp(x) -> Tensor:
+    return apply(Exp(), [x])
+
+
+def log(x) -> Tensor:
+    return apply(Log(), [x])
+
+
+def sqrt(x) -> Tensor:
+    return apply(Sqrt(), [x])
+
+
+def abs(x) -> Tensor:  # noqa: A001 - NumPy's name
+    return apply(Abs(), [x])

@@ -1,0 +1,249 @@
+"""The executor: ``gn.compile`` turns outputs (and parameters to differentiate) into a Program.
+
+Compile time does the graph work once, with networkx: prune to the outputs' ancestors, order
+them topologically, and mark the nodes that lie between ``wrt`` and the loss. A call then runs
+two flat Python loops: forward over the schedule, backward over the marked nodes in reverse,
+summing gradients where a node fans out. The loops know no op: each step is
+``op.forward(ctx, *inputs)`` or ``op.backward(ctx, g, y, *inputs)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import networkx as nx
+import numpy as np
+
+from .backend import get_backend
+from .dtypes import can_feed
+from .errors import FeedError, GraphError, NumericsError
+from .ops.base import Ctx
+from .tensor import Tensor, fmt_shape
+
+
+class Program:
+    """A compiled graph. ``prog(feeds)`` returns outputs, or ``(outputs, grads)`` with ``wrt``."""
+
+    def __init__(self, outputs: Tensor | Sequence[Tensor], wrt: Sequence[Tensor] = (),
+                 device: str = "cpu", training: bool = False, check_numerics: bool = False,
+                 seed: int = 0) -> None:
+        self.single = isinstance(outputs, Tensor)
+        self.outputs = [outputs] if self.single else list(outputs)
+        if not self.outputs or not all(isinstance(t, Tensor) for t in self.outputs):
+            raise GraphError("compile needs one Tensor or a list of Tensors as outputs")
+        self.wrt = list(wrt)
+        self.device = device
+        self.training = training
+        self.check_numerics = check_numerics
+        self.be = get_backend(device)
+        graph = self.outputs[0].graph
+        for t in self.outputs + self.wrt:
+            if t.graph is not graph:
+                raise GraphError(f"tensor {t.name!r} belongs to graph {t.graph.name!r}, not "
+                                 f"{graph.name!r}; a program runs one graph")
+        self._schedule(graph, seed)
+
+    # -- compile time -------------------------------------------------------------------
+    def _schedule(self, graph, seed: int) -> None:
+        G = graph.to_networkx()
+        needed = set()
+        for t in self.outputs:
+            needed |= nx.ancestors(G, t.name) | {t.name}
+        sub = G.subgraph(needed)
+        if not nx.is_directed_acyclic_graph(sub):
+            raise GraphError(f"the graph has a cycle: {nx.find_cycle(sub)}")
+        # Any topological order is correct; among them keep the build order, which reads
+        # naturally and repeats from run to run.
+        rank = {id(t): i for i, t in enumerate(graph.nodes)}
+        order = sorted((G.nodes[n]["tensor"] for n in nx.topological_sort(sub)),
+                       key=lambda t: rank[id(t)])
+        self.order = order
+        index = {id(t): i for i, t in enumerate(order)}
+        self._index = index
+        self.inputs = [t for t in order if t.kind == "input"]
+        self.params = [t for t in order if t.kind in ("parameter", "constant")]
+        for w in self.wrt:
+            if not isinstance(w, Tensor) or w.kind not in ("parameter", "input"):
+                raise GraphError(f"wrt takes Parameters or Inputs, got {w!r}")
+            if id(w) not in index:
+                raise GraphError(f"the output does not depend on {w.name!r}; its gradient "
+                                 "would always be zero")
+        self.ctxs = [Ctx(self.be, self.training, seed * 7919 + i) for i in range(len(order))]
+        self._fwd = [(t.op, self.ctxs[i], tuple(index[id(s)] for s in t.inputs), i)
+                     for i, t in enumerate(order) if t.op is not None]
+        self._bwd = []
+        if self.wrt:
+            loss = self.outputs[0]
+            if len(self.outputs) > 1:
+                raise GraphError("with wrt, compile takes exactly one output: the loss")
+            if loss.dtype.kind != "f":
+                raise GraphError(f"cannot differentiate {loss.name!r} of dtype {loss.dtype}")
+            down = set()
+            for w in self.wrt:
+                down |= nx.descendants(sub, w.name) | {w.name}
+            active = down & (nx.ancestors(sub, loss.name) | {loss.name})
+            for i in reversed(range(len(order))):
+                t = order[i]
+                if t.op is None or t.name not in active:
+                    continue
+                need = tuple(s.name in active for s in t.inputs)
+                self._bwd.append((t.op, self.ctxs[i], tuple(index[id(s)] for s in t.inputs),
+                                  i, need))
+            self._wrt_idx = [index[id(w)] for w in self.wrt]
+            self._loss_idx = index[id(loss)]
+        self._out_idx = [index[id(t)] for t in self.outputs]
+        self._feed_names = {t.name: t for t in self.inputs}
+        self._last: list = []
+        self._last_grads: list = []
+
+    # -- run time -----------------------------------------------------------------------
+    def _feed(self, feeds: Mapping[Any, Any]) -> list:
+        vals: list = [None] * len(self.order)
+        be = self.be
+        given = {}
+        for k, v in feeds.items():
+            t = k if isinstance(k, Tensor) else self._feed_names.get(k)
+            if t is None or id(t) not in self._index:
+                if isinstance(k, Tensor) or k in self._feed_names:
+                    continue  # fed but not needed by these outputs
+                raise FeedError(f"unknown feed {k!r}; this program's inputs are "
+                                f"{[i.name for i in self.inputs]}")
+            given[id(t)] = (t, v)
+        batch = None
+        for t in self.inputs:
+            if id(t) not in given:
+                raise FeedError(f"input {t.name!r} of shape {fmt_shape(t.shape)} was not fed")
+            v = given[id(t)][1]
+            arr = v if hasattr(v, "__cuda_array_interface__") else np.asarray(v)
+            if not can_feed(arr.dtype, t.dtype):
+                raise FeedError(f"input {t.name!r} expects {t.dtype}; a feed of dtype "
+                                f"{arr.dtype} cannot be cast without losing information")
+            ok = arr.ndim == len(t.shape) and all(
+                d is None or d == s for d, s in zip(t.shape, arr.shape))
+            if not ok:
+                raise FeedError(f"input {t.name!r} expects shape {fmt_shape(t.shape)}, got a "
+                                f"feed of shape {fmt_shape(arr.shape)}")
+            if t.shape and t.shape[0] is None:
+                if batch is not None and arr.shape[0] != batch:
+                    raise FeedError(f"input {t.name!r} has batch size {arr.shape[0]} but an "
+                                    f"earlier input has {batch}")
+                batch = arr.shape[0]
+            vals[self._index[id(t)]] = be.asarray(arr, t.dtype)
+        for t in self.params:
+            d = t.data
+            if not isinstance(d, np.ndarray) or be.name == "cpu":
+                vals[self._index[id(t)]] = d
+            else:  # move a host parameter to the device once; it stays there between steps
+                t.data = vals[self._index[id(t)]] = be.asarray(d)
+        return vals
+
+    def run(self, feeds: Mapping[Any, Any] | None = None, to_host: bool = True):
+        """Run forward (and backward with ``wrt``); ``to_host=False`` keeps device arrays.
+
+        Returned arrays are fresh copies on the host, so later calls never overwrite them.
+        """
+        vals = self._feed(feeds or {})
+        step = None
+        try:
+            for step in self._fwd:
+                op, ctx, ins, o = step
+                vals[o] = op.forward(ctx, *[vals[i] for i in ins])
+                if self.check_numerics:
+                    self._check(vals[o], o, "forward")
+            grads = self._backward(vals) if self.wrt else None
+        except (GraphError, FeedError):
+            raise
+        except Exception as e:  # a kernel failed: say which node, op and shapes
+            raise self._explain(step, vals, e) from None
+        self._last = vals
+        outs = [self._fetch(vals[i], to_host) for i in self._out_idx]
+        outs = outs[0] if self.single else outs
+        if grads is None:
+            return outs
+        return outs, [self._fetch(g, to_host) for g in grads]
+
+    __call__ = run
+
+    def _backward(self, vals: list) -> list:
+        be = self.be
+        grads: list = [None] * len(vals)
+        y = vals[self._loss_idx]
+        grads[self._loss_idx] = be.asarray(np.ones(np.shape(y), y.dtype)) if be.name != "cpu" \
+            else np.ones(y.shape, y.dtype)
+        for step in self._bwd:
+            op, ctx, ins, o, need = step
+            g = grads[o]
+            if g is None:
+                continue
+            try:
+                gs = op.backward(ctx, g, vals[o], *[vals[i] for i in ins])
+            except Exception as e:
+                if isinstance(e, (GraphError, FeedError)):
+                    raise
+                raise self._explain(step[:4], vals, e, "backward") from None
+            for i, gi, nd in zip(ins, gs, need):
+                if nd and gi is not None:
+                    # fan-out: a node read twice receives the sum of both gradients
+                    grads[i] = gi if grads[i] is None else be.add(grads[i], gi)
+            if self.check_numerics:
+                for i, nd in zip(ins, need):
+                    if nd and grads[i] is not None:
+                        self._check(grads[i], o, "backward")
+        self._last_grads = grads
+        out = []
+        for w, i in zip(self.wrt, self._wrt_idx):
+            g = grads[i]
+            out.append(g if g is not None else be.zeros(w.shape if w.kind == "parameter"
+                                                         else vals[i].shape, w.dtype))
+        return out
+
+    def values(self) -> dict[Tensor, np.ndarray]:
+        """Every node's value from the last call, on the host (for drawings and debugging)."""
+        return {t: self.be.to_host(v) for t, v in zip(self.order, self._last) if v is not None}
+
+    def gradients(self) -> dict[Tensor, np.ndarray]:
+        """The gradient of the loss at every node the last backward pass reached (host)."""
+        return {t: self.be.to_host(g) for t, g in zip(self.order, self._last_grads)
+                if g is not None}
+
+    def _fetch(self, a, to_host: bool):
+        if not to_host:
+            return a
+        h = self.be.to_host(a)
+        return h.copy() if h is a else h
+
+    def _check(self, a, o: int, phase: str) -> None:
+        if not self.be.is_finite(a):
+            t = self.order[o]
+            what = "value" if phase == "forward" else "gradient"
+            raise NumericsError(f"check_numerics: node {t.name!r} ({t.op_name}, shape "
+                                f"{fmt_shape(t.shape)}) produced a non-finite {what} in the "
+                                f"{phase} pass")
+
+    def _explain(self, step, vals, e: Exception, phase: str = "forward") -> GraphError:
+        if step is None:
+            return GraphError(f"{type(e).__name__}: {e}")
+        op, _, ins, o = step[:4]
+        t = self.order[o]
+        shapes = ", ".join(f"{self.order[i].name}: {fmt_shape(np.shape(vals[i]))} "
+                           f"{getattr(vals[i], 'dtype', '?')}" for i in ins)
+        msg = str(e).strip().splitlines()
+        first = msg[0] if msg else type(e).__name__
+        return GraphError(f"{phase} of node {t.name!r} (op {op!r}) failed on inputs "
+                          f"[{shapes}]: {type(e).__name__}: {first}")
+
+    def __repr__(self) -> str:
+        return (f"<Program {len(self._fwd)} ops on {self.device}, "
+                f"{len(self._bwd)} in backward, wrt={[w.name for w in self.wrt]}>")
+
+
+def compile(outputs: Tensor | Sequence[Tensor], wrt: Sequence[Tensor] = (), device: str = "cpu",
+            training: bool = False, check_numerics: bool = False, seed: int = 0) -> Program:
+    """Compile outputs into a Program; with ``wrt``, calls return ``(value, grads)``.
+
+    ``wrt`` may name Parameters and Inputs (gradients with respect to data: saliency maps).
+    ``training=True`` turns on the ops that differ in training (dropout).
+    """
+    return Program(outputs, wrt, device=device, training=training,
+                   check_numerics=check_numerics, seed=seed)

@@ -1,0 +1,1 @@
+"""CUDA kernels (@cuda.jit), the same names as graphnet.kernels.cpu."""

@@ -1,0 +1,1 @@
+"""Graphviz drawings of graphs and gradients, and matplotlib plots."""
