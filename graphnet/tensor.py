@@ -145,7 +145,7 @@ def as_tensor(x: Any, like: Sequence[Any] = ()) -> Tensor:
     arr = np.asarray(x)
     if dtype is None:
         dtype = arr.dtype if arr.dtype.kind == "f" else DEFAULT_FLOAT
-    return constant(arr.astype(dtype))
+    return constant(arr, dtype=dtype)
 
 
 # -- leaves -------------------------------------------------------------------------------
@@ -201,8 +201,8 @@ class Parameter(Tensor):
 def constant(value, dtype=None, name: str | None = None) -> Tensor:
     """A fixed value baked into the graph."""
     arr = np.array(value, dtype=dtype)
-    if arr.dtype == np.float64 and dtype is None and arr.ndim == 0:
-        arr = arr.astype(DEFAULT_FLOAT)
+    if dtype is None and arr.dtype == np.float64 and not isinstance(value, np.ndarray):
+        arr = arr.astype(DEFAULT_FLOAT)  # Python floats and lists default to float32
     g = _graph_of(())
     t = Tensor(g, "constant", None, (), arr.shape, as_dtype(arr.dtype),
                g.unique_name(name or "const"))
