@@ -29,3 +29,12 @@ def get_backend(device: str) -> ModuleType:
         except ImportError as e:
             raise GraphError(f"the CUDA backend is not available: {e}") from e
     raise GraphError(f"unknown device {device!r}; choose one of {DEVICES}")
+
+
+def is_device_array(x) -> bool:
+    """True for a CUDA device array, real or simulated.
+
+    Added for the CUDA backend (issue 5): the simulator's arrays (NUMBA_ENABLE_CUDASIM=1)
+    have no ``__cuda_array_interface__``, so a ``hasattr`` test alone misses them.
+    """
+    return hasattr(x, "__cuda_array_interface__") or type(x).__name__ == "FakeCUDAArray"

@@ -94,3 +94,11 @@ class Graph:
 
     def __repr__(self) -> str:
         return f"<Graph {self.name!r}: {len(self.nodes)} nodes>"
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        """Jupyter shows a graph as its drawing (graphnet.visualize)."""
+        try:
+            from graphnet.visualize import mimebundle
+        except ImportError:
+            return None
+        return mimebundle(self, include, exclude)

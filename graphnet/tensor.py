@@ -80,6 +80,14 @@ class Tensor:
     def __neg__(self): return _fn().negative(self)
     def __getitem__(self, idx): return _fn().getitem(self, idx)
 
+    def __iter__(self):
+        raise TypeError(f"tensor {self.name!r} is a graph node, not a sequence; index it with "
+                        "x[i] or split it with gn.getitem")
+
+    def __bool__(self) -> bool:
+        raise TypeError(f"tensor {self.name!r} has no truth value at build time; its value "
+                        "exists only when a compiled program runs")
+
     @property
     def T(self) -> Tensor:
         return _fn().transpose(self)

@@ -18,6 +18,7 @@ import types
 from collections.abc import Callable
 
 import numba
+import numpy as np
 
 if "NUMBA_THREADING_LAYER" not in os.environ:
     numba.config.THREADING_LAYER = "workqueue"
@@ -55,7 +56,9 @@ def kernel(fn: Callable | None = None, *, parallel: bool = False, fastmath: bool
             if a0.size >= PARALLEL_MIN and all(
                     getattr(a, "shape", a0.shape) == a0.shape for a in args[1:]):
                 return par(*args)
-            return serial(*args)
+            out = serial(*args)
+            # an array expression over 0-d arrays comes back as a scalar: keep it an array
+            return out if isinstance(out, np.ndarray) else np.asarray(out, a0.dtype)
 
         dispatch.__name__ = f.__name__
         dispatch.__qualname__ = f.__qualname__

@@ -7,7 +7,10 @@ device-neutral.
 
 import numpy as np
 
-from . import elementwise, reduce
+from . import elementwise, optim, reduce
+from .activation import activation, activation_grad
+from .dense import dense, dense_grad
+from .dropout import dropout, dropout_grad
 from .elementwise import (
     abs_grad,
     absolute,
@@ -25,7 +28,24 @@ from .elementwise import (
     sqrt_grad,
     sub,
 )
-from .reduce import max, sum, sum_to  # noqa: A004 - the kernels carry NumPy's names
+from .loss import (
+    pointwise_loss,
+    pointwise_loss_grad,
+    softmax_cross_entropy,
+    softmax_cross_entropy_grad,
+)
+from .matmul import matmul, matmul_at_sum
+from .optim import adam_update, grad_sq_norms, rms_update, sgd_update
+from .reduce import (  # noqa: A004 - the kernels carry NumPy's names
+    broadcast_to,
+    max,
+    max_grad,
+    mean,
+    sum,
+    sum_to,
+)
+from .shape import concatenate, getitem, getitem_grad, reshape, split, transpose
+from .softmax import softmax, softmax_grad
 
 name = "cpu"
 badge = "njit"
@@ -57,3 +77,9 @@ __all__ = [
     "div_grad_b", "power_grad_a", "power_grad_b", "sqrt_grad", "abs_grad", "sum", "max",
     "sum_to",
 ]
+__all__ += ["optim", "sgd_update", "adam_update", "rms_update", "grad_sq_norms"]
+__all__ += ["activation", "activation_grad", "dense", "dense_grad", "dropout", "dropout_grad",
+            "pointwise_loss", "pointwise_loss_grad", "softmax_cross_entropy",
+            "softmax_cross_entropy_grad", "softmax", "softmax_grad"]
+__all__ += ["broadcast_to", "mean", "max_grad", "reshape", "transpose", "concatenate", "split",
+            "getitem", "getitem_grad", "matmul", "matmul_at_sum"]

@@ -1,4 +1,5 @@
-"""Reductions over axes: sum, max (with its argmax mask) and sum_to for broadcast gradients.
+"""Reductions over axes: sum, mean, max (with its argmax) and their backward rules, and sum_to
+for broadcast gradients.
 
 Any set of axes reduces through one of two 2-D kernels: leading axes as a column sum (the
 bias gradient: sum over the batch), otherwise the kept axes are moved first and each row is
@@ -84,3 +85,66 @@ def sum_to(g: np.ndarray, shape: tuple) -> np.ndarray:
     axes = tuple(range(lead)) + tuple(
         lead + i for i, d in enumerate(shape) if d == 1 and g.shape[lead + i] != 1)
     return sum(g, axes).reshape(shape)
+
+
+# -- mean and the backward rules of the reductions -----------------------------------------
+
+@kernel
+def _scale(flat, c):
+    # flat *= c in place; c comes converted to the array's dtype (no float64 promotion)
+    for i in range(flat.size):
+        flat[i] *= c
+    return flat
+
+
+@kernel(parallel=True)
+def _rowscatter(g, arg, out2):
+    # out2[i, arg[i]] = g[i]: the gradient of a max goes to the first maximum of each row
+    for i in prange(out2.shape[0]):
+        for j in range(out2.shape[1]):
+            out2[i, j] = g[i] - g[i]
+        out2[i, arg[i]] = g[i]
+    return out2
+
+
+def _count(shape: tuple, axes: tuple) -> int:
+    n = 1
+    for a in axes:
+        n *= shape[a]
+    return n
+
+
+def mean(x: np.ndarray, axes: tuple) -> np.ndarray:
+    """Mean over ``axes``: the sum, scaled by 1/n in a second pass over the (smaller) result."""
+    s = sum(x, axes)  # a fresh C-ordered array
+    _scale(s.reshape(-1), x.dtype.type(1.0 / _count(x.shape, axes)))
+    return s
+
+
+def broadcast_to(g: np.ndarray, shape: tuple, axes: tuple, scale: float = 1.0) -> np.ndarray:
+    """Gradient of a sum (scale 1) or mean (scale 1/n) over ``axes``: g copied back along them.
+
+    One NumPy broadcasting multiply into a fresh array; a strided copy like this is pure
+    memory movement, for which NumPy's C loop is already a single pass over the output.
+    """
+    keep = tuple(1 if i in axes else d for i, d in enumerate(shape))
+    out = np.empty(shape, g.dtype)
+    np.multiply(g.reshape(keep), g.dtype.type(scale), out=out)
+    return out
+
+
+def max_grad(g: np.ndarray, arg: np.ndarray, shape: tuple, axes: tuple) -> np.ndarray:
+    """Gradient of a max over ``axes``: g at the first maximum of each reduced block, else 0.
+
+    ``arg`` is the flat index within each block that :func:`max` returned.
+    """
+    keep = tuple(i for i in range(len(shape)) if i not in axes)
+    perm = keep + tuple(axes)
+    m = int(np.prod([shape[i] for i in keep])) if keep else 1
+    r = _count(shape, axes)
+    out2 = _rowscatter(np.ascontiguousarray(g).reshape(m), arg.reshape(m),
+                       np.empty((m, r), g.dtype))
+    out = out2.reshape(tuple(shape[i] for i in perm))
+    if perm != tuple(range(len(shape))):  # move the axes back where they were
+        out = np.ascontiguousarray(out.transpose(np.argsort(perm)))
+    return out

@@ -1,0 +1,205 @@
+"""Model files: one zip holding ``graphnet.json`` (architecture, compile settings, a manifest of
+every weight's key, shape and dtype) and one ``.npy`` member per weight.
+
+Writing goes to a temporary file in the target's folder, then ``os.replace``: a crash never
+leaves half a checkpoint, and an existing file is replaced only by a complete one. Loading
+reads and checks everything (zip CRCs, the manifest, every key and shape against the model)
+before it assigns a single weight, so a bad file raises CheckpointError and changes nothing.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+import warnings
+import zipfile
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .errors import GraphError
+from .tensor import fmt_shape
+
+if TYPE_CHECKING:
+    from .model import Model
+
+__all__ = ["CheckpointError", "save_model", "save_weights", "load_model", "load_weights"]
+
+FORMAT = "graphnet-model"
+VERSION = 1
+_MANIFEST = "graphnet.json"
+
+
+class CheckpointError(GraphError):
+    """A model file that cannot be read or does not match the model (names what and why)."""
+
+
+def _model_config(model: Model) -> dict[str, Any]:
+    return {"class_name": type(model).__name__, "config": model.get_config()}
+
+
+def _compile_config(model: Model) -> dict[str, Any] | None:
+    """Optimizer, losses and metrics by name, when the model is compiled and they can be saved."""
+    from . import losses, metrics, optimizers
+    cfg = model._compiled
+    if cfg is None:
+        return None
+    try:
+        spec = cfg["loss"]
+        loss_list = spec if isinstance(spec, (list, tuple)) else [spec]
+        out = {"optimizer": optimizers.serialize(model.optimizer),
+               "loss": [losses.serialize(losses.get(s)) for s in loss_list],
+               "loss_is_list": isinstance(spec, (list, tuple)),
+               "metrics": [m if isinstance(m, str) else metrics.serialize(m)
+                           for m in cfg["metrics"]],
+               "device": cfg["device"]}
+        json.dumps(out)
+        return out
+    except (GraphError, TypeError, ValueError) as e:
+        warnings.warn(f"the compile settings of {model.name!r} are not saved ({e}); compile the "
+                      "loaded model again", stacklevel=3)
+        return None
+
+
+def _write(path: str | os.PathLike, manifest: dict[str, Any], arrays: list[np.ndarray]) -> None:
+    """Write the zip to a temp file beside ``path`` and rename it over ``path``."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".graphnet", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED) as zf:
+                zf.writestr(_MANIFEST, json.dumps(manifest, indent=1))
+                for entry, a in zip(manifest["weights"], arrays):
+                    buf = io.BytesIO()
+                    np.lib.format.write_array(buf, np.ascontiguousarray(a), allow_pickle=False)
+                    zf.writestr(entry["file"], buf.getvalue())
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def _weights_manifest(model: Model) -> tuple[list[dict[str, Any]], list[np.ndarray]]:
+    model._require_built()
+    names, arrays = model.weight_names, model.get_weights()
+    if len(set(names)) != len(names):
+        raise CheckpointError(f"model {model.name!r} has repeated weight names {names}; give "
+                              "its layers distinct names")
+    entries = [{"key": n, "shape": list(a.shape), "dtype": a.dtype.name,
+                "file": f"weights/{i:04d}.npy"} for i, (n, a) in enumerate(zip(names, arrays))]
+    return entries, arrays
+
+
+def save_model(model: Model, path: str | os.PathLike) -> None:
+    """Architecture, compile settings and weights in one file (see the module docstring)."""
+    entries, arrays = _weights_manifest(model)
+    manifest = {"format": FORMAT, "version": VERSION, "model": _model_config(model),
+                "compile": _compile_config(model), "weights": entries}
+    _write(path, manifest, arrays)
+
+
+def save_weights(model: Model, path: str | os.PathLike) -> None:
+    """Only the weights (and their manifest); ``load_weights`` reads them into a like model."""
+    entries, arrays = _weights_manifest(model)
+    _write(path, {"format": FORMAT, "version": VERSION, "model": None, "compile": None,
+                  "weights": entries}, arrays)
+
+
+def _read(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """The manifest and every weight array, fully read and checked against the manifest."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise CheckpointError(f"no model file at {path!r}")
+    try:
+        with zipfile.ZipFile(path) as zf:
+            try:
+                manifest = json.loads(zf.read(_MANIFEST))
+            except KeyError:
+                raise CheckpointError(f"{path!r} is a zip file but not a graphnet model file "
+                                      f"(it has no {_MANIFEST})") from None
+            if manifest.get("format") != FORMAT:
+                raise CheckpointError(f"{path!r} is not a graphnet model file")
+            if manifest.get("version", 0) > VERSION:
+                raise CheckpointError(f"{path!r} was written by a newer graphnet (format "
+                                      f"version {manifest['version']}; this one reads {VERSION})")
+            arrays = {}
+            for e in manifest["weights"]:
+                with zf.open(e["file"]) as f:
+                    a = np.lib.format.read_array(io.BytesIO(f.read()), allow_pickle=False)
+                if list(a.shape) != list(e["shape"]) or a.dtype.name != e["dtype"]:
+                    raise CheckpointError(f"{path!r} is corrupt: weight {e['key']!r} holds "
+                                          f"{a.dtype} {fmt_shape(a.shape)}, its manifest says "
+                                          f"{e['dtype']} {fmt_shape(tuple(e['shape']))}")
+                arrays[e["key"]] = a
+    except CheckpointError:
+        raise
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, KeyError, ValueError,
+            json.JSONDecodeError) as e:
+        raise CheckpointError(f"cannot read the model file {path!r}: it is truncated or "
+                              f"corrupt ({type(e).__name__}: {e})") from None
+    return manifest, arrays
+
+
+def _assign(model: Model, arrays: dict[str, np.ndarray], path: str) -> None:
+    """Check every key and shape against the model, then assign all weights at once."""
+    names, weights = model.weight_names, model.weights
+    missing = [n for n in names if n not in arrays]
+    extra = [k for k in arrays if k not in set(names)]
+    wrong = [f"{n}: model {fmt_shape(w.shape)}, file {fmt_shape(arrays[n].shape)}"
+             for n, w in zip(names, weights) if n in arrays and arrays[n].shape != w.shape]
+    if missing or extra or wrong:
+        parts = []
+        if missing:
+            parts.append(f"missing from the file: {missing}")
+        if extra:
+            parts.append(f"not in the model: {extra}")
+        if wrong:
+            parts.append(f"shapes differ: {wrong}")
+        raise CheckpointError(f"the weights in {path!r} do not match model {model.name!r}; "
+                              + "; ".join(parts) + ". Nothing was loaded.")
+    model.set_weights([arrays[n] for n in names])
+
+
+def load_weights(model: Model, path: str | os.PathLike) -> None:
+    """Read weights saved by ``save``/``save_weights`` into ``model`` (all or nothing)."""
+    _, arrays = _read(path)
+    _assign(model, arrays, os.fspath(path))
+
+
+def load_model(path: str | os.PathLike, compile: bool = True) -> Model:  # noqa: A002
+    """Rebuild the model in a fresh graph, load its weights, and compile it as it was."""
+    from . import losses, metrics, optimizers
+    from .layers.base import LAYERS  # noqa: F401 - the layer registry must be filled
+    from .model import Model, Sequential
+    manifest, arrays = _read(path)
+    spec = manifest.get("model")
+    if spec is None:
+        raise CheckpointError(f"{os.fspath(path)!r} holds weights only (save_weights); build "
+                              "the model and call model.load_weights")
+    classes = {"Sequential": Sequential, "Model": Model}
+    cls = classes.get(spec.get("class_name"))
+    if cls is None:
+        raise CheckpointError(f"unknown model class {spec.get('class_name')!r} in {path!r}")
+    try:
+        model = cls.from_config(spec["config"])
+    except CheckpointError:
+        raise
+    except (GraphError, KeyError, TypeError) as e:
+        raise CheckpointError(f"cannot rebuild the model saved in {os.fspath(path)!r}: "
+                              f"{type(e).__name__}: {e}") from None
+    _assign(model, arrays, os.fspath(path))
+    cc = manifest.get("compile")
+    if compile and cc:
+        loss = [losses.deserialize(s) for s in cc["loss"]]
+        model.compile(optimizer=optimizers.deserialize(cc["optimizer"]),
+                      loss=loss if cc.get("loss_is_list") else loss[0],
+                      metrics=[m if isinstance(m, str) else metrics.deserialize(m)
+                               for m in cc["metrics"]],
+                      device=cc.get("device", "cpu"))
+    return model

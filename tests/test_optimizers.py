@@ -1,0 +1,325 @@
+"""Optimizers: three steps against the formulas written out in NumPy, against torch.optim,
+clipping, schedules as learning rates, configs, convergence and the seed's training loop."""
+
+import math
+
+import numpy as np
+import pytest
+
+import graphnet as gn
+from graphnet import optimizers as O
+
+pytestmark = pytest.mark.lecture1
+
+STEPS = 3
+
+
+def _params(*arrays, dtype="float64"):
+    with gn.Graph("opt"):
+        return [gn.Parameter(np.array(a), dtype=dtype, name=f"p{i}")
+                for i, a in enumerate(arrays)]
+
+
+def _grads(rng, shape, steps=STEPS):
+    return [rng.normal(size=shape) for _ in range(steps)]
+
+
+def _run(opt, p0, grads, dtype="float64"):
+    (p,) = _params(p0, dtype=dtype)
+    for g in grads:
+        opt.apply([g.astype(dtype)], [p])
+    assert opt.iterations == len(grads)
+    return p.value
+
+
+# -- the update formulas, written out -----------------------------------------------------
+
+def ref_sgd(p, grads, lr, momentum=0.0, nesterov=False):
+    m = np.zeros_like(p)
+    for g in grads:
+        if momentum == 0:
+            p = p - lr * g
+            continue
+        m = momentum * m - lr * g  # velocity
+        p = p + (momentum * m - lr * g if nesterov else m)
+    return p
+
+
+def ref_adam(p, grads, lr, b1=0.9, b2=0.999, eps=1e-7, amsgrad=False, wd=0.0):
+    m, v, vmax = np.zeros_like(p), np.zeros_like(p), np.zeros_like(p)
+    for t, g in enumerate(grads, start=1):
+        p = p - lr * wd * p  # decoupled weight decay (AdamW)
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g * g
+        vmax = np.maximum(vmax, v)
+        m_hat = m / (1 - b1 ** t)
+        v_hat = (vmax if amsgrad else v) / (1 - b2 ** t)
+        # Keras adds epsilon to sqrt(v) before the bias correction: eps_hat = eps / sqrt(1-b2^t)
+        p = p - lr * m_hat / (np.sqrt(v_hat) + eps / math.sqrt(1 - b2 ** t))
+    return p
+
+
+def ref_rmsprop(p, grads, lr, rho=0.9, momentum=0.0, eps=1e-7, centered=False):
+    v, mean, mom = np.zeros_like(p), np.zeros_like(p), np.zeros_like(p)
+    for g in grads:
+        v = rho * v + (1 - rho) * g * g
+        mean = rho * mean + (1 - rho) * g
+        denom = v - mean ** 2 + eps if centered else v + eps
+        step = lr * g / np.sqrt(denom)
+        mom = momentum * mom + step
+        p = p - (mom if momentum else step)
+    return p
+
+
+def ref_adagrad(p, grads, lr, init=0.1, eps=1e-7):
+    acc = np.full_like(p, init)
+    for g in grads:
+        acc = acc + g * g
+        p = p - lr * g / np.sqrt(acc + eps)
+    return p
+
+
+CASES = {
+    "sgd": (lambda: O.SGD(0.1), lambda p, gs: ref_sgd(p, gs, 0.1)),
+    "momentum": (lambda: O.SGD(0.1, momentum=0.9), lambda p, gs: ref_sgd(p, gs, 0.1, 0.9)),
+    "nesterov": (lambda: O.SGD(0.1, momentum=0.9, nesterov=True),
+                 lambda p, gs: ref_sgd(p, gs, 0.1, 0.9, True)),
+    "adam": (lambda: O.Adam(0.01), lambda p, gs: ref_adam(p, gs, 0.01)),
+    "amsgrad": (lambda: O.Adam(0.01, amsgrad=True),
+                lambda p, gs: ref_adam(p, gs, 0.01, amsgrad=True)),
+    "adamw": (lambda: O.AdamW(0.01, weight_decay=0.1),
+              lambda p, gs: ref_adam(p, gs, 0.01, wd=0.1)),
+    "rmsprop": (lambda: O.RMSprop(0.01), lambda p, gs: ref_rmsprop(p, gs, 0.01)),
+    "rmsprop_momentum": (lambda: O.RMSProp(0.01, momentum=0.5),
+                         lambda p, gs: ref_rmsprop(p, gs, 0.01, momentum=0.5)),
+    "rmsprop_centered": (lambda: O.RMSprop(0.01, centered=True),
+                         lambda p, gs: ref_rmsprop(p, gs, 0.01, centered=True)),
+    "adagrad": (lambda: O.Adagrad(0.1), lambda p, gs: ref_adagrad(p, gs, 0.1)),
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_three_steps_match_formula(case, rng):
+    make, ref = CASES[case]
+    p0, grads = rng.normal(size=(3, 4)), _grads(rng, (3, 4))
+    np.testing.assert_allclose(_run(make(), p0, grads), ref(p0, grads), rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("case", ["momentum", "adam", "rmsprop_momentum", "adagrad"])
+def test_float32_updates_stay_float32(case, rng):
+    make, ref = CASES[case]
+    p0, grads = rng.normal(size=(5,)), _grads(rng, (5,))
+    out = _run(make(), p0, grads, dtype="float32")
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out, ref(p0, grads), rtol=1e-5, atol=1e-6)
+
+
+def test_weight_decay_applies_to_every_optimizer_and_can_be_excluded(rng):
+    p0, grads = rng.normal(size=(4,)), _grads(rng, (4,))
+    # SGD with weight decay: p <- p - lr wd p - lr g
+    p_ref = p0.copy()
+    for g in grads:
+        p_ref = p_ref - 0.1 * 0.5 * p_ref - 0.1 * g
+    np.testing.assert_allclose(_run(O.SGD(0.1, weight_decay=0.5), p0, grads), p_ref)
+    opt = O.AdamW(0.01, weight_decay=0.1)
+    a, b = _params(p0, p0)
+    opt.exclude_from_weight_decay(var_names=["p1"])
+    for g in grads:
+        opt.apply([g, g], [a, b])
+    np.testing.assert_allclose(a.value, ref_adam(p0, grads, 0.01, wd=0.1), rtol=1e-12)
+    np.testing.assert_allclose(b.value, ref_adam(p0, grads, 0.01), rtol=1e-12)
+
+
+# -- against PyTorch ----------------------------------------------------------------------
+
+TORCH = {  # (graphnet optimizer, torch optimizer); epsilon tiny because Keras and torch
+    # place it differently (Keras: inside the root for RMSProp/Adagrad, on sqrt(v) before
+    # bias correction for Adam; torch: outside the root, after bias correction)
+    "sgd": (lambda: O.SGD(0.1), lambda ps, t: t.optim.SGD(ps, lr=0.1)),
+    "nesterov": (lambda: O.SGD(0.1, momentum=0.9, nesterov=True),
+                 lambda ps, t: t.optim.SGD(ps, lr=0.1, momentum=0.9, nesterov=True)),
+    "adam": (lambda: O.Adam(0.01, epsilon=1e-12),
+             lambda ps, t: t.optim.Adam(ps, lr=0.01, eps=1e-12)),
+    "adamw": (lambda: O.AdamW(0.01, weight_decay=0.1, epsilon=1e-12),
+              lambda ps, t: t.optim.AdamW(ps, lr=0.01, weight_decay=0.1, eps=1e-12)),
+    "rmsprop": (lambda: O.RMSprop(0.01, rho=0.9, momentum=0.5, epsilon=1e-14),
+                lambda ps, t: t.optim.RMSprop(ps, lr=0.01, alpha=0.9, momentum=0.5,
+                                              eps=1e-14)),
+    "adagrad": (lambda: O.Adagrad(0.1, epsilon=1e-14),
+                lambda ps, t: t.optim.Adagrad(ps, lr=0.1, initial_accumulator_value=0.1,
+                                              eps=1e-14)),
+}
+
+
+@pytest.mark.parametrize("case", TORCH)
+def test_matches_torch_optim(case, rng):
+    torch = pytest.importorskip("torch")
+    make, make_torch = TORCH[case]
+    p0, grads = rng.normal(size=(3, 4)), _grads(rng, (3, 4), steps=4)
+    pt = torch.tensor(p0, requires_grad=True)
+    topt = make_torch([pt], torch)
+    for g in grads:
+        pt.grad = torch.tensor(g)
+        topt.step()
+    np.testing.assert_allclose(_run(make(), p0, grads), pt.detach().numpy(), rtol=1e-9,
+                               atol=1e-12)
+
+
+# -- clipping -----------------------------------------------------------------------------
+
+def test_clipvalue_clips_each_element_and_reports_norms():
+    g = np.array([3.0, -0.2, -4.0])
+    opt = O.SGD(1.0, clipvalue=0.5)
+    (p,) = _params(np.zeros(3))
+    opt.apply([g], [p])
+    np.testing.assert_allclose(p.value, -np.array([0.5, -0.2, -0.5]))
+    before, after = opt.last_grad_norms
+    assert before == pytest.approx(np.linalg.norm(g))
+    assert after == pytest.approx(np.linalg.norm([0.5, 0.2, 0.5]))
+
+
+def test_clipnorm_clips_each_gradient_on_its_own():
+    g1, g2 = np.array([3.0, 4.0]), np.array([0.3, 0.4])  # norms 5 and 0.5
+    opt = O.SGD(1.0, clipnorm=1.0)
+    a, b = _params(np.zeros(2), np.zeros(2))
+    opt.apply([g1, g2], [a, b])
+    np.testing.assert_allclose(a.value, -g1 / 5)
+    np.testing.assert_allclose(b.value, -g2)
+    assert opt.last_grad_norms == pytest.approx((math.sqrt(25.25), math.sqrt(1.25)))
+
+
+def test_global_clipnorm_scales_all_gradients_together():
+    g1, g2 = np.array([3.0, 0.0]), np.array([0.0, 4.0])  # global norm 5
+    opt = O.SGD(1.0, global_clipnorm=2.0)
+    a, b = _params(np.zeros(2), np.zeros(2))
+    opt.apply([g1, g2], [a, b])
+    np.testing.assert_allclose(a.value, -g1 * 2 / 5)
+    np.testing.assert_allclose(b.value, -g2 * 2 / 5)
+    assert opt.last_grad_norms == pytest.approx((5.0, 2.0))
+    opt.apply([g1 / 10, g2 / 10], [a, b])  # below the threshold: untouched
+    np.testing.assert_allclose(a.value, -g1 * 2 / 5 - g1 / 10)
+    assert opt.last_grad_norms == pytest.approx((0.5, 0.5))
+
+
+def test_clipping_options_are_exclusive_and_norms_tracked_on_request():
+    with pytest.raises(ValueError, match="only one"):
+        O.Adam(clipnorm=1.0, clipvalue=1.0)
+    opt = O.Adam()
+    (p,) = _params(np.zeros(2))
+    opt.apply([np.array([3.0, 4.0])], [p])
+    assert opt.last_grad_norms is None
+    opt.track_grad_norms = True
+    opt.apply([np.array([3.0, 4.0])], [p])
+    assert opt.last_grad_norms == pytest.approx((5.0, 5.0))
+
+
+def test_large_parameters_take_the_parallel_kernels(rng):
+    # 1 << 16 elements: the prange twins of adam_update and grad_sq_norms
+    p0 = rng.normal(size=(256, 256)).astype(np.float32)
+    grads = [rng.normal(size=p0.shape).astype(np.float32) for _ in range(2)]
+    opt = O.Adam(0.01, global_clipnorm=10.0)
+    out = _run(opt, p0, grads, dtype="float32")
+    scaled = [g * (10.0 / np.linalg.norm(g.astype(np.float64))) for g in grads]
+    np.testing.assert_allclose(out, ref_adam(p0.astype(np.float64), scaled, 0.01), rtol=1e-4,
+                               atol=1e-5)
+    assert opt.last_grad_norms[1] == pytest.approx(10.0)
+
+
+# -- learning rates, configs, names -------------------------------------------------------
+
+def test_schedule_is_evaluated_at_each_step(rng):
+    sched = gn.schedules.ExponentialDecay(0.1, decay_steps=1, decay_rate=0.5)
+    p0, grads = rng.normal(size=(3,)), _grads(rng, (3,))
+    p_ref = p0 - sum(0.1 * 0.5 ** k * g for k, g in enumerate(grads))
+    opt = O.SGD(sched)
+    np.testing.assert_allclose(_run(opt, p0, grads), p_ref)
+    assert opt.learning_rate == pytest.approx(0.1 * 0.5 ** 3)
+    with pytest.raises(TypeError):
+        opt.learning_rate = 0.3
+
+
+def test_learning_rate_is_settable(rng):
+    opt = O.SGD(0.1)
+    (p,) = _params(np.zeros(2))
+    opt.apply([np.ones(2)], [p])
+    opt.learning_rate = 0.5  # as a LearningRateScheduler callback does
+    opt.apply([np.ones(2)], [p])
+    np.testing.assert_allclose(p.value, [-0.6, -0.6])
+    assert opt.learning_rate == 0.5
+
+
+@pytest.mark.parametrize("name,cls", [("sgd", O.SGD), ("adam", O.Adam), ("rmsprop", O.RMSprop),
+                                      ("adagrad", O.Adagrad), ("adamw", O.AdamW)])
+def test_get_by_name_and_config_round_trip(name, cls):
+    opt = O.get(name)
+    assert type(opt) is cls and O.get(opt) is opt
+    other = cls(learning_rate=gn.schedules.CosineDecay(0.1, 100), clipnorm=2.0)
+    cfg = other.get_config()
+    back = cls.from_config(cfg)
+    assert back.get_config() == cfg
+    assert isinstance(back._learning_rate, gn.schedules.CosineDecay)
+    assert O.deserialize(O.serialize(other)).get_config() == cfg
+
+
+def test_unknown_optimizer_name_is_refused():
+    with pytest.raises(ValueError, match="adam"):
+        O.get("adamax_typo")
+
+
+def test_apply_gradients_keras_form_and_shape_errors():
+    opt = O.SGD(0.5)
+    a, b = _params(np.ones(2), np.ones(3))
+    assert opt.apply_gradients(zip([np.ones(2), None], [a, b])) == 1  # None: skipped
+    np.testing.assert_allclose(a.value, [0.5, 0.5])
+    np.testing.assert_allclose(b.value, np.ones(3))
+    with pytest.raises(gn.GraphError, match="p1"):
+        opt.apply([np.ones(2), np.ones(2)], [a, b])
+
+
+# -- optimization -------------------------------------------------------------------------
+
+CONVERGE = {
+    "sgd": lambda: O.SGD(0.1),
+    "nesterov": lambda: O.SGD(0.05, momentum=0.9, nesterov=True),
+    "rmsprop": lambda: O.RMSprop(0.02, momentum=0.5),
+    "adagrad": lambda: O.Adagrad(0.5),
+    "adam": lambda: O.Adam(0.05),
+    "adamw": lambda: O.AdamW(0.05, weight_decay=1e-4),
+}
+
+
+@pytest.mark.parametrize("name", CONVERGE)
+def test_minimizes_a_quadratic(name):
+    # f(p) = 1/2 sum a (p - c)^2, badly conditioned (a from 1 to 5); gradient a (p - c)
+    a, c = np.array([1.0, 2.0, 5.0]), np.array([1.0, -2.0, 0.5])
+    (p,) = _params(np.zeros(3))
+    opt = CONVERGE[name]()
+    for _ in range(500):
+        opt.apply([a * (p.value - c)], [p])
+    np.testing.assert_allclose(p.value, c, atol=2e-2)
+
+
+def test_seed_training_loop_with_compiled_program():
+    # the seed's GradientTape loop: value, grads = prog(feeds); opt.apply_gradients(...)
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(64, 3)).astype(np.float32)
+    true_w = np.array([1.5, -2.0, 0.5], np.float32)
+    Y = X @ true_w + 0.3
+    with gn.Graph():
+        x = gn.Input((3,), name="x")
+        y = gn.Input((), name="y")
+        w = gn.Parameter(np.zeros(3), name="w")
+        b = gn.Parameter(np.zeros(()), name="b")
+        err = gn.sum(x * w, axis=1) + b - y
+        loss = gn.mean(err * err)
+    params = [w, b]
+    prog = gn.compile(loss, wrt=params)
+    opt = O.Adam(0.1)
+    first = None
+    for _ in range(300):
+        value, grads = prog({x: X, y: Y})
+        first = value if first is None else first
+        opt.apply_gradients(zip(grads, params))
+    assert value < 1e-4 < first
+    np.testing.assert_allclose(w.value, true_w, atol=1e-2)
+    np.testing.assert_allclose(b.value, 0.3, atol=1e-2)

@@ -1,0 +1,159 @@
+"""save / load_model / save_weights: exact round trips, atomic writes, refusing bad files."""
+
+import os
+import zipfile
+
+import numpy as np
+import pytest
+
+import graphnet as gn
+from graphnet.layers import Concatenate, Dense, Dropout
+
+pytestmark = pytest.mark.lecture1
+
+
+@pytest.fixture
+def data():
+    rng = np.random.default_rng(0)
+    return rng.normal(size=(30, 5)).astype(np.float32), rng.integers(0, 3, 30)
+
+
+def _trained(data, hidden=8):
+    x, y = data
+    m = gn.Sequential([Dense(hidden, activation="relu", kernel_regularizer=gn.regularizers.L2(1e-3),
+                             seed=1),
+                       Dropout(0.2, seed=4), Dense(3, activation="softmax", seed=2)],
+                      input_shape=(5,), name="clf")
+    m.compile(optimizer=gn.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy",
+              metrics=["accuracy"])
+    m.fit(x, y, epochs=2, batch_size=10, verbose=0, seed=0)
+    return m
+
+
+def _same_weights(a, b):
+    assert len(a) == len(b)
+    for u, v in zip(a, b):
+        np.testing.assert_array_equal(u, v)
+
+
+def test_save_load_round_trips_predictions_exactly(data, tmp_path):
+    x, y = data
+    m = _trained(data)
+    path = tmp_path / "m.graphnet"
+    m.save(path)
+    assert zipfile.is_zipfile(path)
+    loaded = gn.load_model(path)
+    assert isinstance(loaded, gn.Sequential) and loaded.name == "clf"
+    assert [type(la).__name__ for la in loaded.layers] == ["Dense", "Dropout", "Dense"]
+    np.testing.assert_array_equal(loaded.predict(x), m.predict(x))
+    _same_weights(loaded.get_weights(), m.get_weights())
+    # compiled as saved: the same optimizer kind, loss (with the L2 penalty) and metrics
+    assert isinstance(loaded.optimizer, gn.optimizers.Adam)
+    np.testing.assert_allclose(loaded.evaluate(x, y), m.evaluate(x, y), rtol=1e-6)
+    loaded.fit(x, y, epochs=1, verbose=0)  # and it trains on
+
+
+def test_functional_model_round_trip(tmp_path, rng):
+    with gn.Graph():
+        a, b = gn.Input((3,), name="a"), gn.Input((2,), name="b")
+        shared = Dense(2, seed=1)
+        out = Dense(1, seed=2)(Concatenate()([shared(a), b * 2.0]))
+    # one branch uses an op outside any layer: saving the architecture must refuse it
+    m = gn.Model([a, b], out)
+    with pytest.raises(gn.GraphError, match="outside any layer"):
+        m.save(tmp_path / "bad.graphnet")
+    assert not os.listdir(tmp_path)
+    with gn.Graph():
+        a, b = gn.Input((3,), name="a"), gn.Input((3,), name="b")
+        shared = Dense(2, seed=1)
+        out = Dense(1, seed=2)(Concatenate()([shared(a), shared(b)]))
+    m = gn.Model([a, b], out, name="siamese")
+    xa, xb = rng.normal(size=(4, 3)), rng.normal(size=(4, 3))
+    m.save(tmp_path / "f.graphnet")
+    loaded = gn.load_model(tmp_path / "f.graphnet")
+    assert [la.name for la in loaded.layers] == ["dense", "concatenate", "dense_1"]
+    assert len(loaded.layers[0].calls) == 2  # the shared layer is called twice again
+    np.testing.assert_array_equal(loaded.predict([xa, xb]), m.predict([xa, xb]))
+
+
+def test_save_weights_and_load_weights(data, tmp_path):
+    m = _trained(data)
+    m.save_weights(tmp_path / "w.graphnet")
+    other = _trained(data)
+    other.set_weights([w + 1 for w in other.get_weights()])
+    other.load_weights(tmp_path / "w.graphnet")
+    _same_weights(other.get_weights(), m.get_weights())
+    with pytest.raises(gn.CheckpointError, match="weights only"):
+        gn.load_model(tmp_path / "w.graphnet")
+
+
+def test_truncated_file_raises_and_loads_nothing(data, tmp_path):
+    m = _trained(data)
+    path = tmp_path / "m.graphnet"
+    m.save(path)
+    raw = path.read_bytes()
+    for cut in (len(raw) // 2, len(raw) - 30, 100):
+        bad = tmp_path / f"cut{cut}.graphnet"
+        bad.write_bytes(raw[:cut])
+        with pytest.raises(gn.CheckpointError, match="truncated or corrupt"):
+            gn.load_model(bad)
+        target = _trained(data)
+        before = target.get_weights()
+        with pytest.raises(gn.CheckpointError):
+            target.load_weights(bad)
+        _same_weights(target.get_weights(), before)
+
+
+def test_corrupt_member_is_detected(data, tmp_path):
+    m = _trained(data)
+    path = tmp_path / "m.graphnet"
+    m.save(path)
+    raw = bytearray(path.read_bytes())
+    i = raw.index(b"\x93NUMPY") + 200  # flip bytes inside the first weight array's data
+    raw[i:i + 4] = b"\xff\xfe\xfd\xfc"
+    path.write_bytes(bytes(raw))
+    with pytest.raises(gn.CheckpointError, match="corrupt"):
+        gn.load_model(path)
+
+
+def test_mismatched_checkpoint_names_every_difference(data, tmp_path):
+    m = _trained(data, hidden=8)
+    m.save(tmp_path / "m8.graphnet")
+    other = _trained(data, hidden=6)
+    before = other.get_weights()
+    with pytest.raises(gn.CheckpointError,
+                       match=r"shapes differ.*dense/kernel.*\(5, 6\).*\(5, 8\).*Nothing was"):
+        other.load_weights(tmp_path / "m8.graphnet")
+    _same_weights(other.get_weights(), before)
+    renamed = gn.Sequential([Dense(3, name="head")], input_shape=(5,))
+    with pytest.raises(gn.CheckpointError, match=r"missing from the file: \['head/kernel'"):
+        renamed.load_weights(tmp_path / "m8.graphnet")
+
+
+def test_not_a_model_file(tmp_path):
+    junk = tmp_path / "junk.graphnet"
+    junk.write_bytes(b"hello, world" * 10)
+    with pytest.raises(gn.CheckpointError, match="truncated or corrupt"):
+        gn.load_model(junk)
+    with zipfile.ZipFile(tmp_path / "other.zip", "w") as zf:
+        zf.writestr("x.txt", "hi")
+    with pytest.raises(gn.CheckpointError, match="not a graphnet model file"):
+        gn.load_model(tmp_path / "other.zip")
+    with pytest.raises(gn.CheckpointError, match="no model file"):
+        gn.load_model(tmp_path / "missing.graphnet")
+
+
+def test_failed_save_leaves_the_old_file_untouched(data, tmp_path, monkeypatch):
+    m = _trained(data)
+    path = tmp_path / "m.graphnet"
+    m.save(path)
+    old = path.read_bytes()
+
+    def crash(*args, **kwargs):
+        raise OSError("disk full")
+    monkeypatch.setattr(np.lib.format, "write_array", crash)
+    m.set_weights([w * 0 for w in m.get_weights()])
+    with pytest.raises(OSError, match="disk full"):
+        m.save(path)
+    assert path.read_bytes() == old
+    assert os.listdir(tmp_path) == ["m.graphnet"]  # no temporary file left behind
