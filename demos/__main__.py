@@ -25,8 +25,10 @@ def available() -> dict[str, str]:
             continue
         mod = importlib.import_module(f"demos.{m.name}")
         if hasattr(mod, "run"):
-            found[m.name] = (mod.__doc__ or "").strip().splitlines()[0]
-    return dict(sorted(found.items()))
+            # within a lecture, a module's ORDER (default 99) puts it in teaching order
+            key = (m.name.split("_")[0], getattr(mod, "ORDER", 99), m.name)
+            found[key] = (m.name, (mod.__doc__ or "").strip().splitlines()[0])
+    return dict(found[k] for k in sorted(found))
 
 
 def run_one(name: str, quick: bool, out: Path, seed: int) -> dict:
