@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from . import schedules
-from .backend import get_backend
+from .backend import get_backend, is_device_array
 from .errors import GraphError
 
 __all__ = ["Optimizer", "SGD", "Adagrad", "RMSprop", "RMSProp", "Adam", "AdamW", "get",
@@ -28,7 +28,7 @@ _BACKENDS: dict[str, Any] = {}
 
 def _backend_of(array) -> Any:
     """The kernel namespace that owns ``array``: CUDA for device arrays, else the CPU."""
-    device = "cuda" if hasattr(array, "__cuda_array_interface__") else "cpu"
+    device = "cuda" if is_device_array(array) else "cpu"
     be = _BACKENDS.get(device)
     if be is None:
         be = _BACKENDS[device] = get_backend(device)

@@ -15,7 +15,7 @@ from typing import Any
 import networkx as nx
 import numpy as np
 
-from .backend import get_backend
+from .backend import get_backend, is_device_array
 from .dtypes import can_feed
 from .errors import FeedError, GraphError, NumericsError
 from .ops.base import Ctx
@@ -115,7 +115,7 @@ class Program:
             if id(t) not in given:
                 raise FeedError(f"input {t.name!r} of shape {fmt_shape(t.shape)} was not fed")
             v = given[id(t)][1]
-            arr = v if hasattr(v, "__cuda_array_interface__") else np.asarray(v)
+            arr = v if is_device_array(v) else np.asarray(v)
             if not can_feed(arr.dtype, t.dtype):
                 raise FeedError(f"input {t.name!r} expects {t.dtype}; a feed of dtype "
                                 f"{arr.dtype} cannot be cast without losing information")

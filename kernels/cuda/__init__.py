@@ -1,1 +1,158 @@
-"""CUDA kernels (@cuda.jit), the same names as graphnet.kernels.cpu."""
+"""CUDA kernels (@cuda.jit), the same names as graphnet.kernels.cpu.
+
+The GPU backend: arrays are numba device arrays (real, or simulated under
+``NUMBA_ENABLE_CUDASIM=1``), kernels are ``@cuda.jit`` launched by thin host functions that
+carry the CPU kernels' names and signatures. A CPU kernel without a CUDA twin yet is not
+run on NumPy behind the user's back: asking for it raises ``MissingKernel`` (a
+NotImplementedError) that names it.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import cuda
+
+from . import _base, elementwise, optim, reduce
+from .activation import activation, activation_grad
+from .dense import dense, dense_grad
+from .dropout import dropout, dropout_grad
+from .elementwise import (
+    abs_grad,
+    absolute,
+    add,
+    cast,
+    copy,
+    div,
+    div_grad_b,
+    exp,
+    log,
+    mul,
+    neg,
+    power,
+    power_grad_a,
+    power_grad_b,
+    sqrt,
+    sqrt_grad,
+    sub,
+)
+from .loss import (
+    pointwise_loss,
+    pointwise_loss_grad,
+    softmax_cross_entropy,
+    softmax_cross_entropy_grad,
+)
+from .matmul import matmul, matmul_at_sum
+from .optim import adam_update, grad_sq_norms, rms_update, sgd_update
+from .reduce import (  # noqa: A004 - the kernels carry NumPy's names
+    broadcast_to,
+    max,
+    max_grad,
+    mean,
+    sum,
+    sum_to,
+)
+from .shape import concatenate, getitem, getitem_grad, reshape, split, transpose
+from .softmax import softmax, softmax_grad
+
+name = "cuda"
+badge = "cuda.jit"
+SIMULATOR = _base.SIM
+
+
+class MissingKernel(NotImplementedError, AttributeError):
+    """A CPU kernel that has no CUDA twin yet (an AttributeError too, so hasattr says False)."""
+
+
+@cuda.jit
+def _fill(out, v):
+    for i in range(cuda.grid(1), out.size, cuda.gridsize(1)):
+        out[i] = v
+
+
+@cuda.jit
+def _nonfinite(x, flag):
+    for i in range(cuda.grid(1), x.size, cuda.gridsize(1)):
+        if not math.isfinite(x[i]):
+            flag[0] = 1
+
+
+def empty(shape, dtype):
+    """An uninitialized device array."""
+    return _base.empty(shape, dtype)
+
+
+def zeros(shape, dtype):
+    """A device array of zeros, filled on the device (nothing crosses the bus)."""
+    out = _base.empty(shape, dtype)
+    if out.size:
+        _fill[_base.blocks(out.size), _base.TPB](_base.flat(out), out.dtype.type(0))
+    return out
+
+
+def asarray(x, dtype=None):
+    """A contiguous device array of ``dtype``: host arrays move over, device arrays stay."""
+    if _base.is_device(x):
+        if not (x.is_c_contiguous() or x.size <= 1):
+            raise MissingKernel("a non-contiguous device array: the CUDA backend reads "
+                                "C-contiguous arrays only (make a contiguous copy first)")
+        if dtype is not None and np.dtype(dtype) != x.dtype:
+            return cast(x, dtype)
+        return x
+    return cuda.to_device(np.ascontiguousarray(x, dtype=dtype))
+
+
+def to_host(x) -> np.ndarray:
+    """A NumPy copy of a device array (host arrays pass through)."""
+    return x.copy_to_host() if _base.is_device(x) else np.asarray(x)
+
+
+def is_finite(x) -> bool:
+    """True when no element is NaN or infinite; one pass on the device, one flag back."""
+    if not _base.is_device(x):
+        return bool(np.isfinite(x).all())
+    if x.dtype.kind != "f" or x.size == 0:
+        return True
+    flag = cuda.to_device(np.zeros(1, np.int32))
+    _nonfinite[_base.blocks(x.size), _base.TPB](_base.flat(asarray(x)), flag)
+    return not flag.copy_to_host()[0]
+
+
+def device_name() -> str:
+    """The GPU's name, or "simulator"."""
+    if SIMULATOR:
+        return "CUDA simulator"
+    name = cuda.get_current_device().name
+    return name.decode() if isinstance(name, bytes) else str(name)
+
+
+def missing() -> list[str]:
+    """Kernel names the CPU backend has and this one does not (yet)."""
+    from .. import cpu
+
+    return sorted(n for n in cpu.__all__ if n not in globals())
+
+
+def __getattr__(attr: str):
+    # A CPU kernel without a twin: say so by name rather than fail deep inside an op.
+    from .. import cpu
+
+    if attr in getattr(cpu, "__all__", ()):
+        raise MissingKernel(f"kernel {attr!r} has no CUDA implementation yet in "
+                            f"graphnet.kernels.cuda; compile with device='cpu'")
+    raise AttributeError(f"module {__name__!r} has no attribute {attr!r}")
+
+
+__all__ = [
+    "elementwise", "reduce", "name", "badge", "empty", "zeros", "asarray", "to_host",
+    "is_finite", "add", "sub", "mul", "div", "power", "neg", "exp", "log", "sqrt", "absolute",
+    "div_grad_b", "power_grad_a", "power_grad_b", "sqrt_grad", "abs_grad", "sum", "max",
+    "sum_to", "copy", "cast", "MissingKernel", "SIMULATOR", "device_name", "missing",
+    "optim", "sgd_update", "adam_update", "rms_update", "grad_sq_norms",
+    "activation", "activation_grad", "dense", "dense_grad", "dropout", "dropout_grad",
+    "pointwise_loss", "pointwise_loss_grad", "softmax_cross_entropy",
+    "softmax_cross_entropy_grad", "softmax", "softmax_grad",
+    "broadcast_to", "mean", "max_grad", "reshape", "transpose", "concatenate", "split",
+    "getitem", "getitem_grad", "matmul", "matmul_at_sum",
+]

@@ -1,0 +1,154 @@
+"""Optimizer updates on the GPU: one fused in-place pass per parameter, as the CPU family.
+
+The same three kernels (``sgd_update``, ``adam_update``, ``rms_update``) with the same
+clip / decay / update order per element, hyperparameters converted to the parameter's dtype
+on the host so float32 parameters update in float32. Parameters and slots stay on the
+device; ``grad_sq_norms`` brings back two numbers.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import cuda
+
+from . import _base
+
+
+@cuda.jit
+def _sgd(p, g, m, lr, momentum, nesterov, scale, clip, decay):
+    for i in range(cuda.grid(1), p.size, cuda.gridsize(1)):
+        gi = min(max(g[i] * scale, -clip), clip)
+        pi = p[i] - p[i] * decay
+        if momentum != 0:
+            # Keras: m <- mu m - lr g;  p <- p + m  (Nesterov: p <- p + mu m - lr g)
+            mi = momentum * m[i] - lr * gi
+            m[i] = mi
+            if nesterov:
+                pi += momentum * mi - lr * gi
+            else:
+                pi += mi
+        else:
+            pi -= lr * gi
+        p[i] = pi
+
+
+@cuda.jit
+def _adam(p, g, m, v, vhat, alpha, one_m_b1, one_m_b2, eps, amsgrad, scale, clip, decay):
+    for i in range(cuda.grid(1), p.size, cuda.gridsize(1)):
+        gi = min(max(g[i] * scale, -clip), clip)
+        mi = m[i] + (gi - m[i]) * one_m_b1
+        vi = v[i] + (gi * gi - v[i]) * one_m_b2
+        m[i] = mi
+        v[i] = vi
+        if amsgrad:
+            vi = max(vhat[i], vi)
+            vhat[i] = vi
+        # alpha carries both bias corrections; epsilon is added to sqrt(v) (Keras' form)
+        p[i] = p[i] - p[i] * decay - alpha * mi / (math.sqrt(vi) + eps)
+
+
+@cuda.jit
+def _rms(p, g, v, mom, avg, lr, a, b, momentum, eps, centered, scale, clip, decay):
+    for i in range(cuda.grid(1), p.size, cuda.gridsize(1)):
+        gi = min(max(g[i] * scale, -clip), clip)
+        vi = a * v[i] + b * gi * gi
+        v[i] = vi
+        if centered:
+            ai = a * avg[i] + b * gi
+            avg[i] = ai
+            den = vi - ai * ai + eps
+        else:
+            den = vi + eps
+        inc = lr * gi / math.sqrt(den)  # Keras puts epsilon inside the square root
+        pi = p[i] - p[i] * decay
+        if momentum != 0:
+            mo = momentum * mom[i] + inc
+            mom[i] = mo
+            pi -= mo
+        else:
+            pi -= inc
+        p[i] = pi
+
+
+@cuda.jit
+def _squares(g, clip, out):
+    # out[0, i] = g^2, out[1, i] = clip(g)^2, in float64 (summed next, as the CPU kernel)
+    n = g.size
+    for i in range(cuda.grid(1), n, cuda.gridsize(1)):
+        gi = g[i]
+        ci = min(max(gi, -clip), clip)
+        out[i] = gi * gi
+        out[n + i] = ci * ci
+
+
+def _flat(a):
+    if a.ndim > 1 and not a.is_c_contiguous():
+        raise ValueError("optimizer state must be C-contiguous to update in place")
+    return _base.flat(a)
+
+
+def _grad(g, p):
+    from . import asarray
+
+    return _base.flat(asarray(g, p.dtype))
+
+
+_UNUSED: dict = {}
+
+
+def _unused(p):
+    """A one-element device array of p's dtype standing in for a slot that is not kept."""
+    e = _UNUSED.get(p.dtype)
+    if e is None:
+        e = _UNUSED[p.dtype] = _base.empty((1,), p.dtype)
+    return e
+
+
+def _run(k, p, *args) -> None:
+    if p.size:
+        k[_base.blocks(p.size), _base.TPB](_flat(p), *args)
+
+
+def sgd_update(p, g, m, lr, momentum, nesterov, scale=1.0, clip=np.inf, decay=0.0) -> None:
+    """SGD with optional (Nesterov) momentum; ``m`` may be None when momentum is 0."""
+    t = p.dtype.type
+    m = _unused(p) if m is None else _flat(m)
+    _run(_sgd, p, _grad(g, p), m, t(lr), t(momentum), bool(nesterov), t(scale), t(clip),
+         t(decay))
+
+
+def adam_update(p, g, m, v, vhat, alpha, beta_1, beta_2, epsilon, scale=1.0, clip=np.inf,
+                decay=0.0) -> None:
+    """Adam with the bias corrections folded into ``alpha``; AMSGrad when ``vhat`` is given."""
+    t = p.dtype.type
+    ams = vhat is not None
+    vhat = _flat(vhat) if ams else _unused(p)
+    _run(_adam, p, _grad(g, p), _flat(m), _flat(v), vhat, t(alpha), t(1 - beta_1),
+         t(1 - beta_2), t(epsilon), ams, t(scale), t(clip), t(decay))
+
+
+def rms_update(p, g, v, mom, avg, lr, a, b, momentum, epsilon, scale=1.0, clip=np.inf,
+               decay=0.0) -> None:
+    """``v <- a v + b g^2; p <- p - lr g / sqrt(v + eps)``, optional momentum and centering."""
+    t = p.dtype.type
+    centered = avg is not None
+    mom = _unused(p) if mom is None else _flat(mom)
+    avg = _flat(avg) if centered else _unused(p)
+    _run(_rms, p, _grad(g, p), _flat(v), mom, avg, t(lr), t(a), t(b), t(momentum),
+         t(epsilon), centered, t(scale), t(clip), t(decay))
+
+
+def grad_sq_norms(g, clip=np.inf) -> tuple[float, float]:
+    """``(sum g^2, sum clip(g, -clip, clip)^2)`` in one pass, as Python floats."""
+    from . import asarray
+    from .reduce import sum as rsum
+
+    g = asarray(g)
+    if g.size == 0:
+        return 0.0, 0.0
+    sq = _base.empty((2, g.size), np.float64)
+    _squares[_base.blocks(g.size), _base.TPB](_base.flat(g), g.dtype.type(clip), _base.flat(sq))
+    s, sc = rsum(sq, (1,)).copy_to_host()
+    return float(s), float(sc)

@@ -1,0 +1,247 @@
+"""Every CUDA kernel against its CPU twin on tiny shapes (simulated unless GRAPHNET_REAL_GPU=1).
+
+Each test runs the CPU kernel on NumPy arrays and the CUDA kernel of the same name on device
+copies, and compares the results on the host: float32 to a few ulps, the dropout mask and
+argmax indices exactly.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.cuda
+
+F32 = dict(rtol=2e-5, atol=1e-6)
+
+
+def _dev(K, a):
+    return K.asarray(a) if isinstance(a, np.ndarray) else a
+
+
+def _host(K, y):
+    if isinstance(y, (tuple, list)):
+        return type(y)(_host(K, v) for v in y)
+    if y is None or isinstance(y, (float, int)):
+        return y
+    return K.to_host(y)
+
+
+def _same(got, want, exact=False, **tol):
+    if isinstance(want, (tuple, list)):
+        assert isinstance(got, (tuple, list)) and len(got) == len(want)
+        for g, w in zip(got, want):
+            _same(g, w, exact, **tol)
+        return
+    if want is None:
+        assert got is None
+        return
+    if isinstance(want, float):
+        np.testing.assert_allclose(got, want, **(tol or F32))
+        return
+    got = np.asarray(got)
+    assert got.shape == want.shape and got.dtype == want.dtype, (got.shape, want.shape,
+                                                                  got.dtype, want.dtype)
+    if exact:
+        np.testing.assert_array_equal(got, want)
+    else:
+        np.testing.assert_allclose(got, want, **(tol or F32))
+
+
+def check(K, C, name, *args, exact=False, tol=None, **kw):
+    """CUDA ``name(*args)`` equals CPU ``name(*args)``; returns the CPU result."""
+    want = getattr(C, name)(*args, **kw)
+    got = getattr(K, name)(*[_dev(K, a) for a in args], **kw)
+    _same(_host(K, got), want, exact, **(tol or {}))
+    return want
+
+
+@pytest.fixture
+def r():
+    return np.random.default_rng(0)
+
+
+def f32(r, *shape, lo=-1.0, hi=1.0):
+    return r.uniform(lo, hi, shape).astype(np.float32)
+
+
+# -- elementwise --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["add", "sub", "mul", "div", "power"])
+def test_binary_broadcasting(K, C, r, name):
+    for sa, sb in [((2, 3), (2, 3)), ((2, 1, 3), (4, 1)), ((2, 3), ())]:
+        check(K, C, name, f32(r, *sa, lo=0.5, hi=2), f32(r, *sb, lo=0.5, hi=2))
+
+
+def test_unary_and_backward_rules(K, C, r):
+    a, b, g = f32(r, 2, 3, lo=0.5, hi=2), f32(r, 3, lo=0.5, hi=2), f32(r, 2, 3)
+    for name in ["neg", "exp", "log", "sqrt", "absolute"]:
+        check(K, C, name, a)
+    check(K, C, "absolute", f32(r, 2, 3))
+    check(K, C, "div_grad_b", g, a, b)
+    y = C.power(a, b)
+    check(K, C, "power_grad_a", g, a, b, y)
+    check(K, C, "power_grad_b", g, np.array([[0.5, -1, 0], [2, 1, 3]], np.float32), y)
+    check(K, C, "sqrt_grad", g, a)
+    check(K, C, "abs_grad", g, np.array([[0.5, -1, 0], [2, -1, 3]], np.float32))
+
+
+def test_float64_and_scalars(K, C, r):
+    a = r.normal(size=(2, 3))
+    check(K, C, "mul", a, r.normal(size=(3,)))
+    out = K.to_host(K.add(K.asarray(a.astype(np.float32)), 2.0))
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out, a.astype(np.float32) + 2)
+
+
+# -- reductions ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("mode", ["threads", "block"])
+def test_sum_and_max_every_axis_set(K, C, r, mode):
+    x = f32(r, 2, 3, 4)
+    for axes in [(0,), (1,), (2,), (0, 2), (1, 2), (0, 1, 2)]:
+        np.testing.assert_allclose(K.to_host(K.sum(K.asarray(x), axes, mode=mode)),
+                                   C.sum(x, axes), **F32)
+        v, i = K.max(K.asarray(x), axes, mode=mode)
+        v2, i2 = C.max(x, axes)
+        np.testing.assert_array_equal(K.to_host(v), v2)
+        np.testing.assert_array_equal(K.to_host(i), i2)
+
+
+def test_max_ties_pick_the_first(K, C):
+    x = np.array([[1, 3, 3, 0], [2, 2, 2, 2]], np.float32)
+    for mode in ["threads", "block"]:
+        _, i = K.max(K.asarray(x), (1,), mode=mode)
+        np.testing.assert_array_equal(K.to_host(i), [1, 0])
+
+
+def test_reduction_backward_rules(K, C, r):
+    x = f32(r, 2, 3, 4)
+    check(K, C, "sum_to", x, (3, 1))
+    check(K, C, "sum_to", x, ())
+    check(K, C, "mean", x, (0, 2))
+    check(K, C, "broadcast_to", f32(r, 3), (2, 3, 4), (0, 2), 0.125)
+    _, arg = C.max(x, (0, 2))
+    check(K, C, "max_grad", f32(r, 3), arg, (2, 3, 4), (0, 2), exact=True)
+
+
+# -- shapes -------------------------------------------------------------------------------
+
+def test_shape_kernels(K, C, r):
+    x = f32(r, 2, 3, 4)
+    check(K, C, "reshape", x, (6, -1), exact=True)
+    check(K, C, "transpose", x, (2, 0, 1), exact=True)
+    check(K, C, "concatenate", [x, f32(r, 2, 1, 4)], 1, exact=True)
+    check(K, C, "split", x, (1, 2), 1, exact=True)
+    for key in [(1,), (slice(None), slice(None, None, -2)), (Ellipsis, 2), (0, slice(1, 3))]:
+        check(K, C, "getitem", x, key, exact=True)
+        g = C.getitem(x, key)
+        check(K, C, "getitem_grad", g, (2, 3, 4), key, exact=True)
+
+
+# -- matrix products and dense ------------------------------------------------------------
+
+def test_matmul_forms(K, C, r):
+    a, b = f32(r, 3, 5), f32(r, 5, 4)
+    check(K, C, "matmul", a, b)
+    check(K, C, "matmul", a.T.copy(), b, trans_a=True)
+    check(K, C, "matmul", a, b.T.copy(), trans_b=True)
+    check(K, C, "matmul", f32(r, 2, 3, 5), b)                  # folded rows
+    check(K, C, "matmul", f32(r, 2, 1, 3, 5), f32(r, 3, 5, 2))  # broadcast batch
+    check(K, C, "matmul", f32(r, 2, 3, 5), f32(r, 2, 4, 5), trans_b=True)
+    check(K, C, "matmul_at_sum", f32(r, 2, 3, 5), f32(r, 2, 3, 4))
+    check(K, C, "matmul", r.normal(size=(3, 5)), r.normal(size=(5, 2)), tol=dict(rtol=1e-12))
+
+
+@pytest.mark.parametrize("kind", [None, "relu", "gelu"])
+def test_dense_and_its_gradient(K, C, r, kind):
+    x, W, b = f32(r, 2, 3, 5), f32(r, 5, 4), f32(r, 4)
+    keep = kind == "gelu"
+    y, z = check(K, C, "dense", x, W, b if kind else None, kind, 0.0, keep)
+    g = f32(r, 2, 3, 4)
+    check(K, C, "dense_grad", g, x, W, z, y, kind, 0.0, kind is not None)
+
+
+def test_activations(K, C, r):
+    x = f32(r, 2, 5, lo=-3, hi=3)
+    g = f32(r, 2, 5)
+    for kind in C.activation.__globals__["CODES"]:
+        y = check(K, C, "activation", x, kind, 0.2)
+        check(K, C, "activation_grad", g, x, y, kind, 0.2)
+
+
+# -- softmax, losses, dropout -------------------------------------------------------------
+
+@pytest.mark.parametrize("log", [False, True])
+def test_softmax_any_axis(K, C, r, log):
+    x, g = f32(r, 2, 3, 4, lo=-5, hi=5), f32(r, 2, 3, 4)
+    for axis in (-1, 1, 0):
+        y = check(K, C, "softmax", x, axis, log)
+        check(K, C, "softmax_grad", g, y, axis, log)
+
+
+def test_losses(K, C, r):
+    p, t = f32(r, 2, 3, lo=0.05, hi=0.95), f32(r, 2, 3, lo=0, hi=1)
+    g = np.array(0.5, np.float32)
+    for kind in ["mse", "mae", "sigmoid_cross_entropy", "binary_cross_entropy"]:
+        check(K, C, "pointwise_loss", p, t, kind, 1e-7)
+        check(K, C, "pointwise_loss_grad", g, p, t, kind, 1e-7)
+    z = f32(r, 3, 4, lo=-3, hi=3)
+    labels = np.array([0, 3, 1])
+    _, lse = check(K, C, "softmax_cross_entropy", z, labels)
+    check(K, C, "softmax_cross_entropy_grad", g, z, labels, lse)
+    probs = C.softmax(f32(r, 3, 4), -1)
+    _, lse = check(K, C, "softmax_cross_entropy", z, probs)
+    check(K, C, "softmax_cross_entropy_grad", g, z, probs, lse)
+    with pytest.raises(ValueError, match="out of range"):
+        K.softmax_cross_entropy(K.asarray(z), K.asarray(np.array([0, 4, 1])))
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")  # the hash wraps
+def test_dropout_mask_matches_bit_for_bit(K, C, r):
+    x = f32(r, 4, 5)
+    y = check(K, C, "dropout", x, 0.5, 1234, exact=True)
+    assert 0 < (y == 0).sum() < x.size
+    check(K, C, "dropout_grad", x, 0.5, 1234, exact=True)
+
+
+# -- optimizers (in place) ----------------------------------------------------------------
+
+def _inplace(K, C, name, arrays, *rest, **kw):
+    host = [None if a is None else a.copy() for a in arrays]
+    dev = [None if a is None else K.asarray(a) for a in arrays]
+    getattr(C, name)(*host, *rest, **kw)
+    getattr(K, name)(*dev, *rest, **kw)
+    for h, d in zip(host, dev):
+        if h is not None:
+            np.testing.assert_allclose(K.to_host(d), h, **F32)
+
+
+def test_optimizer_updates(K, C, r):
+    p, g, s = f32(r, 2, 3), f32(r, 2, 3), f32(r, 2, 3)
+    _inplace(K, C, "sgd_update", [p, g, s], 0.1, 0.9, True, 0.5, 0.3, 0.01)
+    _inplace(K, C, "sgd_update", [p, g, None], 0.1, 0.0, False)
+    v = np.abs(f32(r, 2, 3))
+    _inplace(K, C, "adam_update", [p, g, s, v, v.copy()], 0.01, 0.9, 0.999, 1e-7, 1.0,
+             np.inf, 0.001)
+    _inplace(K, C, "adam_update", [p, g, s, v, None], 0.01, 0.9, 0.999, 1e-7)
+    _inplace(K, C, "rms_update", [p, g, v, s, s * 0.1], 0.01, 0.9, 0.1, 0.5, 1e-7)
+    _inplace(K, C, "rms_update", [p, g, v, None, None], 0.01, 1.0, 1.0, 0.0, 1e-7)
+    got = K.grad_sq_norms(K.asarray(g), 0.25)
+    np.testing.assert_allclose(got, C.grad_sq_norms(g, 0.25), rtol=1e-6)
+
+
+# -- the backend's array helpers ----------------------------------------------------------
+
+def test_array_helpers_and_coverage(K, C):
+    assert K.name == "cuda" and K.badge == "cuda.jit"
+    z = K.zeros((2, 3), np.float32)
+    assert K.to_host(z).tolist() == [[0, 0, 0], [0, 0, 0]]
+    assert K.empty((2,), np.float64).dtype == np.float64
+    a = K.asarray(np.arange(3), np.float32)
+    assert K.to_host(a).dtype == np.float32 and K.asarray(a) is a
+    assert K.to_host(K.asarray(a, np.float64)).dtype == np.float64
+    assert K.is_finite(a) and not K.is_finite(K.asarray(np.array([1.0, np.inf])))
+    # every CPU kernel has a CUDA twin; a missing one would raise MissingKernel by name
+    assert K.missing() == []
+    assert not hasattr(K, "no_such_kernel")

@@ -1,0 +1,100 @@
+"""Whole programs on device="cuda" (simulated) against device="cpu": forward, gradients,
+training steps, and the error when CUDA is asked for but unavailable."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import graphnet as gn
+
+pytestmark = pytest.mark.cuda
+
+
+def _mlp_graph(rng, rate=0.0):
+    """A small classifier touching most op families; returns (loss, params, feeds)."""
+    with gn.Graph("mlp"):
+        x = gn.Input((5,), name="x")
+        y = gn.Input((), dtype="int64", name="y")
+        W1 = gn.Parameter(rng.normal(size=(5, 4)).astype(np.float32) * 0.5, name="W1")
+        b1 = gn.Parameter(rng.normal(size=4).astype(np.float32) * 0.1, name="b1")
+        W2 = gn.Parameter(rng.normal(size=(6, 3)).astype(np.float32) * 0.5, name="W2")
+        h = gn.dense(x, W1, b1, activation="relu")
+        if rate:
+            h = gn.dropout(h, rate, seed=7)
+        h2 = gn.concatenate([h, gn.sigmoid(gn.getitem(x, (slice(None), slice(0, 2))))], 1)
+        logits = gn.matmul(h2, W2) + gn.mean(gn.transpose(gn.reshape(h, (-1, 2, 2))), 0)[0, 0]
+        # (N, C) terms only: the CPU backend turns 0-d elementwise results into floats
+        extra = gn.exp(gn.log_softmax(logits)) * gn.max(gn.softmax(logits), 1, keepdims=True)
+        loss = gn.softmax_cross_entropy(logits + extra * 0.1, y)
+    feeds = {x: rng.normal(size=(3, 5)).astype(np.float32), y: np.array([0, 2, 1])}
+    return loss, [W1, b1, W2], feeds
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")  # the dropout hash
+@pytest.mark.parametrize("rate", [0.0, 0.5])
+def test_forward_and_gradients_match_cpu(rate):
+    loss, params, feeds = _mlp_graph(np.random.default_rng(0), rate)
+    training = rate > 0
+    cpu_val, cpu_grads = gn.compile(loss, wrt=params, training=training)(feeds)
+    prog = gn.compile(loss, wrt=params, device="cuda", training=training)
+    val, grads = prog(feeds)
+    np.testing.assert_allclose(val, cpu_val, rtol=1e-5)
+    for g, cg in zip(grads, cpu_grads):
+        assert isinstance(g, np.ndarray) and g.shape == cg.shape
+        np.testing.assert_allclose(g, cg, rtol=1e-4, atol=1e-6)
+    # parameters now live on the device; their host values are unchanged
+    assert not isinstance(params[0].data, np.ndarray)
+    assert isinstance(params[0].value, np.ndarray)
+    assert set(prog.values()) and all(isinstance(v, np.ndarray)
+                                      for v in prog.gradients().values())
+
+
+def _fit(device, weights=None):
+    rng = np.random.default_rng(1)
+    xs = rng.normal(size=(8, 4)).astype(np.float32)
+    ys = (xs[:, 0] > 0).astype(np.int64)
+    with gn.Graph("fit"):
+        model = gn.Sequential([gn.layers.Dense(5, activation="tanh"),
+                               gn.layers.Dropout(0.25),
+                               gn.layers.Dense(2)], input_shape=(4,))
+    start = [w.copy() for w in model.get_weights()] if weights is None else weights
+    model.set_weights(start)
+    model.compile(optimizer=gn.optimizers.Adam(0.05), loss="sparse_softmax_cross_entropy",
+                  device=device, seed=3)
+    hist = model.fit(xs, ys, batch_size=4, epochs=2, verbose=0, shuffle=False)
+    return hist.history["loss"], [np.asarray(w) for w in model.get_weights()], start
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")  # the dropout hash
+def test_training_steps_match_cpu():
+    loss_cpu, w_cpu, start = _fit("cpu")
+    loss_gpu, w_gpu, _ = _fit("cuda", start)
+    np.testing.assert_allclose(loss_gpu, loss_cpu, rtol=1e-4)
+    assert len(w_cpu) == len(w_gpu) > 0
+    assert not np.allclose(w_gpu[0], start[0])  # the steps did move the weights
+    for a, b in zip(w_gpu, w_cpu):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_cuda_without_gpu_or_simulator_is_a_graph_error():
+    # a fresh process: the simulator variable unset and no GPU visible
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
+    env["CUDA_VISIBLE_DEVICES"] = ""
+    code = ("import graphnet as gn\n"
+            "with gn.Graph():\n"
+            "    p = gn.Parameter(shape=(2,), init='zeros')\n"
+            "    y = p * 2.0\n"
+            "try:\n"
+            "    gn.compile(y, device='cuda')\n"
+            "except gn.GraphError as e:\n"
+            "    print('GraphError:', e)\n")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         timeout=120, cwd=os.path.dirname(os.path.dirname(os.path.dirname(
+                             os.path.abspath(__file__)))))
+    assert "GraphError:" in out.stdout, out.stdout + out.stderr
+    assert "NUMBA_ENABLE_CUDASIM" in out.stdout
