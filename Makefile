@@ -30,7 +30,9 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
 bench: $(STAMP)
+	$(PY) -m pip install -q torch==2.13.0 || echo "no torch: graphnet rows only"
 	$(PY) benchmarks/bench_core.py
+	$(PY) benchmarks/bench_fit.py
 
 clean:
 	rm -rf out .pytest_cache build *.egg-info

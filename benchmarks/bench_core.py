@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
 
 import numpy as np
@@ -74,16 +75,53 @@ def torch_mlp(sizes: list[int], batch: int, seed: int = 0):
     return step
 
 
+def replay(prog, feeds):
+    """The same op calls a step makes, with the executor taken away: each node's forward
+    and backward called on the arrays it saw. step time - replay time = executor cost."""
+    vals = prog._feed(feeds)
+    calls = []
+    for op, ctx, ins, o in prog._fwd:
+        xs = [vals[i] for i in ins]
+        vals[o] = op.forward(ctx, *xs)
+        calls.append((op.forward, (ctx, *xs)))
+    grads = {prog._loss_idx: np.ones_like(vals[prog._loss_idx])}
+    for op, ctx, ins, o, _ in prog._bwd:
+        xs = [vals[i] for i in ins]
+        args = (ctx, grads[o], vals[o], *xs)
+        for i, gi in zip(ins, op.backward(*args)):
+            grads[i] = gi
+        calls.append((op.backward, args))
+
+    def run():
+        for f, a in calls:
+            f(*a)
+
+    return run
+
+
 def gemm_then_loop_ms(number: int) -> float:
     """A parallel elementwise kernel fed by a GEMM: slow when the thread pools fight."""
     a = np.random.default_rng(0).normal(size=(256, 256)).astype(np.float32)
     be = gn.backend.get_backend("cpu")
 
+    exp, mul = be.exp.parallel, be.mul.parallel  # the parallel twins, whatever the size
+
     def step():
         c = a @ a
-        return be.exp(be.mul(c, c))
+        return exp(mul(c, c))
 
     return alternate({"x": step}, number, rounds=5)["x"] * 1e3
+
+
+def layer_ms(layer: str, number: int) -> str:
+    """gemm_then_loop_ms in a subprocess under one threading layer (chosen at import)."""
+    env = {**os.environ, "NUMBA_THREADING_LAYER": layer}
+    code = ("import sys; sys.path.insert(0, 'benchmarks'); import bench_core; "
+            f"print(bench_core.gemm_then_loop_ms({number}))")
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    if r.returncode:
+        return f"unavailable ({r.stderr.strip().splitlines()[-1][:40]})"
+    return f"{float(r.stdout.split()[-1]):.3f} ms"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -92,6 +130,8 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     number, rounds = (5, 3) if args.quick else (30, 7)
     import numba
+
+    import graphnet.kernels.jit  # noqa: F401 - picks the threading layer
     print(f"numba {numba.__version__}, threading layer {numba.config.THREADING_LAYER}, "
           f"{numba.config.NUMBA_NUM_THREADS} threads; torch "
           f"{torch.__version__ if torch else 'not installed'} "
@@ -109,17 +149,22 @@ def main(argv: list[str] | None = None) -> None:
 
     tiny, tfeeds, _ = mlp_graph([2, 16, 1], 32)
     steps = len(tiny._fwd) + len(tiny._bwd)
-    cases = {"graphnet": lambda: tiny(tfeeds)}
+    cases = {"graphnet": lambda: tiny(tfeeds), "ops alone": replay(tiny, tfeeds)}
     if torch is not None:
         cases["torch"] = torch_mlp([2, 16, 1], 32)
     t = alternate(cases, number * 20, rounds)
     ratio = f"{t['torch'] / t['graphnet']:.2f}x" if torch else "-"
     rows.append(("MLP 2-16-1 fwd+bwd (MSE), batch 32", f"{t['graphnet'] * 1e6:.1f} us",
                  f"{t['torch'] * 1e6:.1f} us" if torch else "-", ratio))
-    rows.append((f"  executor cost per node ({steps} fwd+bwd steps)",
-                 f"{t['graphnet'] * 1e6 / steps:.2f} us", "-", "-"))
-    rows.append(("GEMM 256^3 then parallel exp(c*c)", f"{gemm_then_loop_ms(number):.3f} ms",
-                 "-", "-"))
+    rows.append((f"  the same op calls without the executor ({steps} fwd+bwd steps)",
+                 f"{t['ops alone'] * 1e6:.1f} us", "-", "-"))
+    rows.append(("  executor overhead per node: (step - ops alone) / steps",
+                 f"{(t['graphnet'] - t['ops alone']) * 1e6 / steps:.2f} us", "-", "-"))
+    rows.append((f"GEMM 256^3 then parallel exp(c*c), {numba.config.THREADING_LAYER} layer",
+                 f"{gemm_then_loop_ms(number):.3f} ms", "-", "-"))
+    for layer in ("omp", "workqueue"):
+        rows.append((f"  the same in a fresh process, NUMBA_THREADING_LAYER={layer}",
+                     layer_ms(layer, number), "-", "-"))
     print(table(rows, ("workload", "graphnet", "torch", "torch/graphnet (>1: faster)")))
 
 

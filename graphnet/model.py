@@ -432,7 +432,9 @@ class Model:
             for b, arrays in enumerate(batches(*xs, *ys, batch_size=batch_size,
                                                shuffle=shuffle, seed=rng)):
                 cbl.on_batch_begin(b, {})
-                loss, grads = train(dict(zip(feed_to, arrays)))
+                # gradients stay where they were computed (no host copy); the loss comes over
+                loss, grads = train.run(dict(zip(feed_to, arrays)), to_host=False)
+                loss = train.be.to_host(loss)
                 self.optimizer.apply(grads, params)
                 size = len(arrays[0])
                 total += float(loss) * size

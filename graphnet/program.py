@@ -21,6 +21,8 @@ from .errors import FeedError, GraphError, NumericsError
 from .ops.base import Ctx
 from .tensor import Tensor, fmt_shape
 
+_MISSING = object()
+
 
 class Program:
     """A compiled graph. ``prog(feeds)`` returns outputs, or ``(outputs, grads)`` with ``wrt``."""
@@ -88,55 +90,70 @@ class Program:
                 if t.op is None or t.name not in active:
                     continue
                 need = tuple(s.name in active for s in t.inputs)
+                self.ctxs[i].needs = need
                 self._bwd.append((t.op, self.ctxs[i], tuple(index[id(s)] for s in t.inputs),
                                   i, need))
             self._wrt_idx = [index[id(w)] for w in self.wrt]
             self._loss_idx = index[id(loss)]
         self._out_idx = [index[id(t)] for t in self.outputs]
-        self._feed_names = {t.name: t for t in self.inputs}
+        # (input, slot, shape after the batch dimension or None when it has none)
+        self._input_slots = [(t, index[id(t)], t.shape[1:] if t.shape and t.shape[0] is None
+                              else None) for t in self.inputs]
+        self._param_slots = [(t, index[id(t)]) for t in self.params]
         self._last: list = []
         self._last_grads: list = []
 
     # -- run time -----------------------------------------------------------------------
     def _feed(self, feeds: Mapping[Any, Any]) -> list:
+        """The value slots of one call: checked feeds, then parameters and constants."""
         vals: list = [None] * len(self.order)
         be = self.be
-        given = {}
-        for k, v in feeds.items():
-            t = k if isinstance(k, Tensor) else self._feed_names.get(k)
-            if t is None or id(t) not in self._index:
-                if isinstance(k, Tensor) or k in self._feed_names:
-                    continue  # fed but not needed by these outputs
-                raise FeedError(f"unknown feed {k!r}; this program's inputs are "
-                                f"{[i.name for i in self.inputs]}")
-            given[id(t)] = (t, v)
         batch = None
-        for t in self.inputs:
-            if id(t) not in given:
-                raise FeedError(f"input {t.name!r} of shape {fmt_shape(t.shape)} was not fed")
-            v = given[id(t)][1]
-            arr = v if is_device_array(v) else np.asarray(v)
-            if not can_feed(arr.dtype, t.dtype):
+        found = 0
+        for t, slot, static in self._input_slots:
+            v = feeds.get(t, _MISSING)
+            if v is _MISSING:
+                v = feeds.get(t.name, _MISSING)
+                if v is _MISSING:
+                    raise FeedError(f"input {t.name!r} of shape {fmt_shape(t.shape)} was not "
+                                    "fed")
+            found += 1
+            arr = v if type(v) is np.ndarray or is_device_array(v) else np.asarray(v)
+            if arr.dtype != t.dtype and not can_feed(arr.dtype, t.dtype):
                 raise FeedError(f"input {t.name!r} expects {t.dtype}; a feed of dtype "
                                 f"{arr.dtype} cannot be cast without losing information")
-            ok = arr.ndim == len(t.shape) and all(
-                d is None or d == s for d, s in zip(t.shape, arr.shape))
+            shape = arr.shape
+            if static is None:  # no batch dimension: the whole shape is fixed
+                ok = shape == t.shape
+            else:
+                ok = len(shape) == len(t.shape) and shape[1:] == static
+                if ok and batch is not None and shape[0] != batch:
+                    raise FeedError(f"input {t.name!r} has batch size {shape[0]} but an "
+                                    f"earlier input has {batch}")
+                batch = shape[0] if ok else batch
             if not ok:
                 raise FeedError(f"input {t.name!r} expects shape {fmt_shape(t.shape)}, got a "
-                                f"feed of shape {fmt_shape(arr.shape)}")
-            if t.shape and t.shape[0] is None:
-                if batch is not None and arr.shape[0] != batch:
-                    raise FeedError(f"input {t.name!r} has batch size {arr.shape[0]} but an "
-                                    f"earlier input has {batch}")
-                batch = arr.shape[0]
-            vals[self._index[id(t)]] = be.asarray(arr, t.dtype)
-        for t in self.params:
+                                f"feed of shape {fmt_shape(shape)}")
+            vals[slot] = be.asarray(arr, t.dtype)
+        if len(feeds) != found:
+            self._check_unknown(feeds)
+        for t, slot in self._param_slots:
             d = t.data
-            if not isinstance(d, np.ndarray) or be.name == "cpu":
-                vals[self._index[id(t)]] = d
+            if type(d) is not np.ndarray or be.name == "cpu":
+                vals[slot] = d
             else:  # move a host parameter to the device once; it stays there between steps
-                t.data = vals[self._index[id(t)]] = be.asarray(d)
+                t.data = vals[slot] = be.asarray(d)
         return vals
+
+    def _check_unknown(self, feeds: Mapping[Any, Any]) -> None:
+        """Refuse feed keys that name no input of the graph (a typo must not pass silently);
+        inputs of the graph that these outputs do not need may be fed and are ignored."""
+        graph_inputs = {t.name for t in self.outputs[0].graph.nodes if t.kind == "input"}
+        for k in feeds:
+            name = k.name if isinstance(k, Tensor) else k
+            if name not in graph_inputs:
+                raise FeedError(f"unknown feed {k!r}; this program's inputs are "
+                                f"{[i.name for i in self.inputs]}")
 
     def run(self, feeds: Mapping[Any, Any] | None = None, to_host: bool = True):
         """Run forward (and backward with ``wrt``); ``to_host=False`` keeps device arrays.

@@ -9,6 +9,10 @@ selects it at import unless the user chose a layer (NUMBA_THREADING_LAYER);
 
 Small arrays run a serial twin of each parallel kernel: waking threads costs more than the
 loop below ``PARALLEL_MIN`` elements.
+
+``error_model="numpy"``: a float division by zero gives inf or nan, as in NumPy, instead of
+Python's ZeroDivisionError check, which also kept LLVM from vectorizing every loop with a
+division in it (Adam's update ran 7x slower; ``check_numerics`` finds the inf).
 """
 
 from __future__ import annotations
@@ -23,7 +27,10 @@ import numpy as np
 if "NUMBA_THREADING_LAYER" not in os.environ:
     numba.config.THREADING_LAYER = "workqueue"
 
-PARALLEL_MIN = 1 << 16
+# Measured on the 2-core machine (benchmarks/bench_core.py era, 2026-11): below about two
+# million elements a memory-bound loop (Adam's update, exp) ran slower on two threads than
+# on one, since the serial loop vectorizes and the wake-up costs tens of microseconds.
+PARALLEL_MIN = 1 << 21
 JIT_DISABLED = bool(numba.config.DISABLE_JIT)
 
 
@@ -37,28 +44,34 @@ def _renamed(f: Callable, suffix: str) -> Callable:
     return g
 
 
-def kernel(fn: Callable | None = None, *, parallel: bool = False, fastmath: bool = False):
+def kernel(fn: Callable | None = None, *, parallel: bool = False, fastmath: bool = False,
+           broadcasts: bool = False):
     """Compile ``fn`` with ``@njit(cache=True)``; with ``parallel=True`` also a prange twin.
 
-    The dispatcher runs the twin when the first argument is large and every array argument
-    has its shape (Numba's parallel array expressions do not broadcast).
+    The dispatcher runs the twin when the first argument has ``PARALLEL_MIN`` elements or
+    more; with ``broadcasts=True`` (array expressions) only when every array argument also
+    has that shape, since Numba's parallel array expressions do not broadcast. ``pick``
+    chooses by another size.
     """
 
     def wrap(f: Callable):
-        serial = numba.njit(cache=True, fastmath=fastmath, nogil=True)(f)
+        serial = numba.njit(cache=True, fastmath=fastmath, nogil=True,
+                            error_model="numpy")(f)
         if not parallel or JIT_DISABLED:
             return serial
-        par = numba.njit(cache=True, fastmath=fastmath, parallel=True)(_renamed(f, "_par"))
+        par = numba.njit(cache=True, fastmath=fastmath, parallel=True,
+                         error_model="numpy")(_renamed(f, "_par"))
 
         def dispatch(*args):
-            # Numba's parallel array expressions do not broadcast: equal shapes only.
             a0 = args[0]
-            if a0.size >= PARALLEL_MIN and all(
-                    getattr(a, "shape", a0.shape) == a0.shape for a in args[1:]):
+            if a0.size >= PARALLEL_MIN and (not broadcasts or all(
+                    getattr(a, "shape", a0.shape) == a0.shape for a in args[1:])):
                 return par(*args)
             out = serial(*args)
-            # an array expression over 0-d arrays comes back as a scalar: keep it an array
-            return out if isinstance(out, np.ndarray) else np.asarray(out, a0.dtype)
+            if broadcasts and not isinstance(out, np.ndarray):
+                # an array expression over 0-d arrays comes back as a scalar: keep an array
+                return np.asarray(out, a0.dtype)
+            return out
 
         dispatch.__name__ = f.__name__
         dispatch.__qualname__ = f.__qualname__
@@ -69,3 +82,11 @@ def kernel(fn: Callable | None = None, *, parallel: bool = False, fastmath: bool
         return dispatch
 
     return wrap(fn) if fn is not None else wrap
+
+
+def pick(k: Callable, n: int) -> Callable:
+    """The parallel twin of kernel ``k`` for work of ``n`` elements or more, else the serial
+    one (plain Python under NUMBA_DISABLE_JIT)."""
+    if n >= PARALLEL_MIN and hasattr(k, "parallel"):
+        return k.parallel
+    return getattr(k, "serial", k)

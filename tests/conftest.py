@@ -24,3 +24,10 @@ def run_fn(fn, *arrays, dtype="float32"):
               else gn.constant(np.asarray(a)) for a in arrays]
         out = fn(*ps)
     return gn.compile(out)({})
+
+
+@pytest.fixture
+def parallel_kernels(monkeypatch):
+    """Lower the size at which the prange twins run, so that tests of them stay small."""
+    import graphnet.kernels.jit as jit
+    monkeypatch.setattr(jit, "PARALLEL_MIN", 1 << 16)

@@ -213,6 +213,7 @@ def test_clipping_options_are_exclusive_and_norms_tracked_on_request():
     assert opt.last_grad_norms == pytest.approx((5.0, 5.0))
 
 
+@pytest.mark.usefixtures("parallel_kernels")
 def test_large_parameters_take_the_parallel_kernels(rng):
     # 1 << 16 elements: the prange twins of adam_update and grad_sq_norms
     p0 = rng.normal(size=(256, 256)).astype(np.float32)

@@ -21,7 +21,8 @@ class Op:
     * ``infer(*inputs)`` returns ``(shape, dtype)`` from the input Tensors or raises GraphError;
     * ``forward(ctx, *xs)`` returns the output array;
     * ``backward(ctx, g, y, *xs)`` returns one gradient (or None) per input: the
-      vector-Jacobian product of the upstream gradient ``g`` through this node.
+      vector-Jacobian product of the upstream gradient ``g`` through this node. Where
+      ``ctx.wants(i)`` is false nobody wants input i's gradient, and an op may skip it.
     Static attributes (axis, rate, ...) are keyword arguments of the constructor, kept in
     ``attrs`` so that a graph can be saved and rebuilt.
     """
@@ -57,13 +58,15 @@ class Ctx:
     """Per-node state of one Program: the backend, the mode, and what forward saves for backward.
 
     ``buffer(slot, shape, dtype)`` hands out an output array that is reused across calls
-    with the same shapes, so a training loop does not allocate every step.
+    with the same shapes, so a training loop does not allocate every step. ``wants(i)``
+    says whether backward must produce input i's gradient (the program sets ``needs``).
     """
 
-    def __init__(self, be, training: bool, seed: int) -> None:
+    def __init__(self, be, training: bool, seed: int, needs: tuple | None = None) -> None:
         self.be = be
         self.training = training
         self.seed = seed
+        self.needs = needs
         self.calls = 0
         self._bufs: dict[Any, Any] = {}
 
@@ -72,6 +75,10 @@ class Ctx:
         if b is None or b.shape != shape or b.dtype != dtype:
             b = self._bufs[slot] = self.be.empty(shape, dtype)
         return b
+
+    def wants(self, i: int) -> bool:
+        """Whether input ``i``'s gradient is wanted (all are, outside a compiled program)."""
+        return self.needs is None or self.needs[i]
 
     def next_seed(self) -> int:
         """A fresh seed per call, derived from the program's seed (dropout masks)."""

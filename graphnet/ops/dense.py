@@ -55,7 +55,7 @@ class Dense(Op):
     def backward(self, ctx, g, y, x, W, *b):
         act = self.activation
         dx, dW, db = ctx.be.dense_grad(g, x, W, ctx.z, y, act, _ALPHA.get(act, 0.0),
-                                       bias=bool(b))
+                                       bias=bool(b), need_dx=ctx.wants(0))
         return (dx, dW, db) if b else (dx, dW)
 
 

@@ -12,7 +12,7 @@ import math
 import numpy as np
 from numba import prange
 
-from ..jit import PARALLEL_MIN, kernel
+from ..jit import kernel, pick
 
 # The activation names the kernels know, and the integer code each loop branches on.
 CODES = {"linear": 0, "relu": 1, "sigmoid": 2, "tanh": 3, "leaky_relu": 4, "elu": 5, "gelu": 6}
@@ -22,17 +22,6 @@ SIGMOID = CODES["sigmoid"]  # for other kernels (a global int is a compile-time 
 def code_of(kind: str | None) -> int:
     """The kernel code of an activation name (None means linear)."""
     return CODES["linear" if kind is None else kind]
-
-
-def pick(k, n: int):
-    """The parallel twin of kernel ``k`` for ``n`` or more elements, else the serial one.
-
-    Chosen here rather than by the ``kernel`` dispatcher, whose rule (all arrays of equal
-    shape) does not fit loops that mix rows with a bias vector or take scalar arguments.
-    """
-    if n >= PARALLEL_MIN and hasattr(k, "parallel"):
-        return k.parallel
-    return getattr(k, "serial", k)
 
 
 @kernel

@@ -1,56 +1,59 @@
 """Dense kernels: ``act(x @ W + b)`` as one BLAS GEMM plus one fused pass for bias and activation.
 
-Inputs of any rank are viewed as 2-D ``(rows, in)``. Backward is one fused pass that forms
-``dZ = g * act'(z)`` and accumulates the bias gradient (per-thread partial column sums, so
-the parallel loop never writes one element from two threads), then two GEMMs:
-``dx = dZ W^T`` and ``dW = x^T dZ``. The activation math is the shared family of
-``activation.py``.
+Inputs of any rank are viewed as 2-D ``(rows, in)``. Forward and backward are each ONE
+compiled call (a small layer's step is dominated by call overhead, not arithmetic).
+Backward forms ``dZ = g * act'(z)`` in one pass that also accumulates the bias gradient
+(per-chunk partial column sums, so the parallel loop never writes one element from two
+threads), then two GEMMs: ``dx = dZ W^T`` and ``dW = x^T dZ``. The activation math is the
+shared family of ``activation.py``.
 """
 
 import numba
 import numpy as np
 from numba import prange
 
-from ..jit import PARALLEL_MIN, kernel
-from .activation import act, act_grad, code_of, pick
+from ..jit import kernel, pick
+from .activation import act, act_grad, code_of
 
-
-@kernel
-def _gemm(a, b):
-    # np.dot in nopython mode calls BLAS (sgemm/dgemm)
-    return np.dot(a, b)
-
-
-@kernel
-def _gemm_grads(dz, x2, w):
-    # dx = dZ W^T, dW = x^T dZ; the transposes are free (BLAS reads them as F-ordered)
-    return np.dot(dz, w.T), np.dot(x2.T, dz)
+# chunks of the bias-gradient sum; read once, since numba.get_num_threads() inside a
+# kernel would make it uncacheable
+_THREADS = numba.config.NUMBA_NUM_THREADS
 
 
 @kernel(parallel=True)
-def _bias_act(z, b, y, code, alpha):
-    # z <- z + b (the pre-activation, kept when y is another array), y <- act(z)
+def _dense_fwd(x2, W, b, code, alpha, keep_z):
+    # z = x W (BLAS sgemm/dgemm through np.dot), then z += b and y = act(z) in one pass;
+    # an empty b means no bias, and y is z itself unless the backward pass needs z (gelu)
+    z = np.dot(x2, W)
+    y = np.empty_like(z) if keep_z else z
+    has_b = b.shape[0] > 0
     for i in prange(z.shape[0]):
         for j in range(z.shape[1]):
-            v = z[i, j] + b[j]
+            v = z[i, j] + b[j] if has_b else z[i, j]
             z[i, j] = v
             y[i, j] = act(code, v, alpha)
-    return y
+    return y, z
 
 
 @kernel(parallel=True)
-def _act_grad_rows(g, zy, y, dz, part, code, alpha):
-    # dz = g * act'(z); part[k] = the column sums of dz over the k-th block of rows
-    n = g.shape[0]
-    c = part.shape[0]
-    for k in prange(c):
-        part[k, :] = 0
-        for i in range(k * n // c, (k + 1) * n // c):
-            for j in range(g.shape[1]):
-                d = g[i, j] * act_grad(code, zy[i, j], y[i, j], alpha)
+def _dense_bwd(g2, x2, W, zy, y, code, alpha, threads, need_dx):
+    # dZ = g act'(z) with per-chunk column sums for db; dx = dZ W^T, dW = x^T dZ
+    # (the transposes are free: BLAS reads them as F-ordered); dx is skipped for data
+    n, m = g2.shape
+    chunks = min(threads, max(n, 1))
+    dz = np.empty_like(g2)
+    part = np.zeros((chunks, m), g2.dtype)
+    for k in prange(chunks):
+        for i in range(k * n // chunks, (k + 1) * n // chunks):
+            for j in range(m):
+                d = g2[i, j] * act_grad(code, zy[i, j], y[i, j], alpha)
                 dz[i, j] = d
                 part[k, j] += d
-    return dz
+    db = part[0].copy()
+    for k in range(1, chunks):
+        db += part[k]
+    dx = np.dot(dz, W.T) if need_dx else dz[:0, :0]
+    return dx, np.dot(x2.T, dz), db
 
 
 def dense(x: np.ndarray, W: np.ndarray, b: np.ndarray | None, kind: str | None,
@@ -58,31 +61,23 @@ def dense(x: np.ndarray, W: np.ndarray, b: np.ndarray | None, kind: str | None,
     """``(y, z)``: ``y = act(x @ W + b)`` and the pre-activation ``z`` (``y`` itself unless
     ``keep_z``; only gelu's derivative needs ``z``, the others read it from ``y``)."""
     n_in, n_out = W.shape
+    bb = W[0, :0] if b is None else b  # an empty vector of W's dtype: no bias
     x2 = np.ascontiguousarray(x).reshape(-1, n_in)
-    z = _gemm(x2, np.ascontiguousarray(W))
-    code = code_of(kind)
-    y = z
-    if b is not None or code != 0:
-        bb = np.zeros(n_out, x.dtype) if b is None else np.ascontiguousarray(b)
-        y = np.empty_like(z) if keep_z else z
-        pick(_bias_act, z.size)(z, bb, y, code, x.dtype.type(alpha))
-    shape = tuple(x.shape[:-1]) + (n_out,)
+    # the parallel pass runs over the output: choose by its size, not x's
+    y, z = pick(_dense_fwd, x2.shape[0] * n_out)(x2, W, bb, code_of(kind),
+                                                  x.dtype.type(alpha), keep_z)
+    shape = x.shape[:-1] + (n_out,)
     return y.reshape(shape), z.reshape(shape)
 
 
 def dense_grad(g: np.ndarray, x: np.ndarray, W: np.ndarray, zy: np.ndarray, y: np.ndarray,
-               kind: str | None, alpha: float = 0.0,
-               bias: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """``(dx, dW, db)`` of the dense op; ``zy`` is the kept pre-activation, or ``y``."""
+               kind: str | None, alpha: float = 0.0, bias: bool = True,
+               need_dx: bool = True) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
+    """``(dx, dW, db)`` of the dense op; ``zy`` is the kept pre-activation, or ``y``;
+    ``dx`` is None when ``need_dx`` is false (x is data: its GEMM is skipped)."""
     n_in, n_out = W.shape
-    g2 = np.ascontiguousarray(g).reshape(-1, n_out)
-    dz = np.empty_like(g2)
-    chunks = numba.get_num_threads() if g2.size >= PARALLEL_MIN else 1
-    part = np.empty((chunks, n_out), g2.dtype)
-    pick(_act_grad_rows, g2.size)(g2, np.ascontiguousarray(zy).reshape(-1, n_out),
-                                  np.ascontiguousarray(y).reshape(-1, n_out), dz, part,
-                                  code_of(kind), g2.dtype.type(alpha))
-    x2 = np.ascontiguousarray(x).reshape(-1, n_in)
-    dx, dW = _gemm_grads(dz, x2, np.ascontiguousarray(W))
-    db = part.sum(axis=0) if bias else None
-    return dx.reshape(x.shape), dW, db
+    dx, dW, db = _dense_bwd(np.ascontiguousarray(g).reshape(-1, n_out),
+                            np.ascontiguousarray(x).reshape(-1, n_in), W,
+                            zy.reshape(-1, n_out), y.reshape(-1, n_out), code_of(kind),
+                            g.dtype.type(alpha), _THREADS, need_dx)
+    return dx.reshape(x.shape) if need_dx else None, dW, db if bias else None

@@ -10,8 +10,7 @@ GPU twin with the same hash draws the same mask. Kept elements are scaled by
 import numpy as np
 from numba import prange
 
-from ..jit import kernel
-from .activation import pick
+from ..jit import kernel, pick
 
 # splitmix64 (Steele, Lea, Flood 2014): the i-th output of the stream that starts at `seed`
 _GAMMA = np.uint64(0x9E3779B97F4A7C15)

@@ -13,8 +13,8 @@ import math
 import numpy as np
 from numba import prange
 
-from ..jit import kernel
-from .activation import SIGMOID, act, pick
+from ..jit import kernel, pick
+from .activation import SIGMOID, act
 
 CODES = {"mse": 0, "mae": 1, "sigmoid_cross_entropy": 2, "binary_cross_entropy": 3}
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 from numba import prange
 
-from ..jit import PARALLEL_MIN, kernel
+from ..jit import kernel, pick
 
 
 @kernel(parallel=True)
@@ -95,13 +95,6 @@ def _sq_norms(g, clip):
 _EMPTY: dict = {}
 
 
-def _pick(k, n: int):
-    """The parallel twin for large arrays, the serial one otherwise (or plain Python)."""
-    if n >= PARALLEL_MIN and hasattr(k, "parallel"):
-        return k.parallel
-    return getattr(k, "serial", k)
-
-
 def _flat(a: np.ndarray) -> np.ndarray:
     if not a.flags.c_contiguous:
         raise ValueError("optimizer state must be C-contiguous to update in place")
@@ -123,10 +116,10 @@ def _unused(p: np.ndarray) -> np.ndarray:
 def _run(k, p: np.ndarray, *args) -> None:
     # p may be a non-contiguous view: update a contiguous copy and write it back
     if p.flags.c_contiguous:
-        _pick(k, p.size)(p.reshape(-1), *args)
+        pick(k, p.size)(p.reshape(-1), *args)
     else:
         q = np.ascontiguousarray(p)
-        _pick(k, p.size)(q.reshape(-1), *args)
+        pick(k, p.size)(q.reshape(-1), *args)
         p[...] = q
 
 
@@ -165,5 +158,5 @@ def grad_sq_norms(g, clip=np.inf) -> tuple[float, float]:
     g = np.ascontiguousarray(g).reshape(-1)
     if g.size == 0:
         return 0.0, 0.0
-    s, sc = _pick(_sq_norms, g.size)(g, g.dtype.type(clip))
+    s, sc = pick(_sq_norms, g.size)(g, g.dtype.type(clip))
     return float(s), float(sc)

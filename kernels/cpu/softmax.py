@@ -10,8 +10,7 @@ import math
 import numpy as np
 from numba import prange
 
-from ..jit import kernel
-from .activation import pick
+from ..jit import kernel, pick
 
 
 @kernel(parallel=True)

@@ -48,8 +48,10 @@ def dense(x, W, b, kind: str | None, alpha: float = 0.0, keep_z: bool = False):
     return y.reshape(shape), z.reshape(shape)
 
 
-def dense_grad(g, x, W, zy, y, kind: str | None, alpha: float = 0.0, bias: bool = True):
-    """``(dx, dW, db)`` of the dense op; ``zy`` is the kept pre-activation, or ``y``."""
+def dense_grad(g, x, W, zy, y, kind: str | None, alpha: float = 0.0, bias: bool = True,
+               need_dx: bool = True):
+    """``(dx, dW, db)`` of the dense op; ``zy`` is the kept pre-activation, or ``y``;
+    ``dx`` is None when ``need_dx`` is false (x is data: its GEMM is skipped)."""
     from . import asarray
     from .reduce import sum as rsum
 
@@ -57,7 +59,7 @@ def dense_grad(g, x, W, zy, y, kind: str | None, alpha: float = 0.0, bias: bool 
     g2 = _rows(g, n_out)
     dz = _act_grad_map(g2, _rows(zy, n_out), _rows(y, n_out), p=alpha, code=code_of(kind))
     x2 = _rows(x, n_in)
-    dx = matmul(dz, asarray(W), trans_b=True)
+    dx = matmul(dz, asarray(W), trans_b=True).reshape(tuple(x.shape)) if need_dx else None
     dW = matmul(x2, dz, trans_a=True)
     db = rsum(dz, (0,)) if bias else None
-    return dx.reshape(tuple(x.shape)), dW, db
+    return dx, dW, db

@@ -4,9 +4,9 @@ import math
 
 import numpy as np
 import pytest
-from graphnet.kernels.cpu.activation import CODES, _act_flat, activation, activation_grad, code_of
 
 import graphnet as gn
+from graphnet.kernels.cpu.activation import CODES, _act_flat, activation, activation_grad, code_of
 from graphnet.ops.activation import ACTIVATIONS, activate
 from graphnet.testing import check_gradients
 from tests.conftest import run_fn
@@ -105,6 +105,7 @@ def test_float_input_required():
             gn.relu(i)
 
 
+@pytest.mark.usefixtures("parallel_kernels")
 def test_parallel_twin_matches_serial(rng):
     # above the parallel threshold the prange twin runs; it must agree with the serial loop
     x = rng.normal(size=(300, 256)).astype(np.float32)

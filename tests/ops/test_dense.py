@@ -4,10 +4,10 @@ import math
 
 import numpy as np
 import pytest
-from graphnet.kernels.cpu.dense import dense as dense_kernel
-from graphnet.kernels.cpu.dense import dense_grad
 
 import graphnet as gn
+from graphnet.kernels.cpu.dense import dense as dense_kernel
+from graphnet.kernels.cpu.dense import dense_grad
 from graphnet.testing import check_gradients
 from tests.conftest import run_fn
 
@@ -96,6 +96,7 @@ def test_backward_formulas_against_numpy(rng):
     assert dense_grad(g, x, W, z, y, "tanh", bias=False)[2] is None
 
 
+@pytest.mark.usefixtures("parallel_kernels")
 def test_large_batch_runs_the_parallel_pass(rng):
     # 512 x 160 outputs: above the parallel threshold, bias + activation and the fused dZ/db
     # pass run their prange twins (db from per-thread partial sums)

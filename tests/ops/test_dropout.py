@@ -3,9 +3,9 @@
 
 import numpy as np
 import pytest
-from graphnet.kernels.cpu.dropout import dropout as dropout_kernel
 
 import graphnet as gn
+from graphnet.kernels.cpu.dropout import dropout as dropout_kernel
 from graphnet.testing import check_gradients
 
 pytestmark = pytest.mark.lecture1
@@ -67,6 +67,7 @@ def test_mask_is_the_same_in_float32_and_float64():
     assert not np.array_equal(m64, dropout_kernel(x, 0.3, 12) != 0)
 
 
+@pytest.mark.usefixtures("parallel_kernels")
 def test_parallel_twin_draws_the_serial_mask():
     # 2^17 elements run the prange twin; the mask must not depend on the thread split
     x = np.ones(1 << 17, np.float32)

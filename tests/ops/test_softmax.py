@@ -67,6 +67,7 @@ def test_scalar_and_bad_axis_are_build_errors():
             gn.log_softmax(x, axis=2)
 
 
+@pytest.mark.usefixtures("parallel_kernels")
 def test_parallel_rows_match_numpy(rng):
     # 1024 rows x 80 classes is above the parallel threshold: the prange twin runs
     x = rng.normal(size=(1024, 80)).astype(np.float32)
