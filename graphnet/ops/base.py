@@ -71,6 +71,10 @@ class Ctx:
         self._bufs: dict[Any, Any] = {}
 
     def buffer(self, slot, shape: tuple, dtype):
+        """A reusable output array for ``slot``, or None where the backend allocates its
+        own outputs (CUDA): then kernels allocate."""
+        if not self.be.reuses_buffers:
+            return None
         b = self._bufs.get(slot)
         if b is None or b.shape != shape or b.dtype != dtype:
             b = self._bufs[slot] = self.be.empty(shape, dtype)

@@ -48,14 +48,21 @@ class Dense(Op):
 
     def forward(self, ctx, x, W, *b):
         act = self.activation
+        keep_z = act in _NEEDS_Z
+        shape = x.shape[:-1] + (W.shape[1],)
+        z = ctx.buffer("z", shape, x.dtype)
+        out = None if z is None else (ctx.buffer("y", shape, x.dtype) if keep_z else z, z)
         y, ctx.z = ctx.be.dense(x, W, b[0] if b else None, act, _ALPHA.get(act, 0.0),
-                                keep_z=act in _NEEDS_Z)
+                                keep_z=keep_z, out=out)
         return y
 
     def backward(self, ctx, g, y, x, W, *b):
         act = self.activation
+        dz = ctx.buffer("dz", g.shape, g.dtype)
+        out = None if dz is None else (dz, ctx.buffer("dx", x.shape, x.dtype),
+                                       ctx.buffer("dW", W.shape, W.dtype))
         dx, dW, db = ctx.be.dense_grad(g, x, W, ctx.z, y, act, _ALPHA.get(act, 0.0),
-                                       bias=bool(b), need_dx=ctx.wants(0))
+                                       bias=bool(b), need_dx=ctx.wants(0), out=out)
         return (dx, dW, db) if b else (dx, dW)
 
 

@@ -48,6 +48,8 @@ from .shape import concatenate, getitem, getitem_grad, reshape, split, transpose
 from .softmax import softmax, softmax_grad
 
 name = "cpu"
+# whether ops may hand kernels reusable output buffers (Ctx.buffer)
+reuses_buffers = True
 badge = "njit"
 
 

@@ -1,11 +1,12 @@
 """Dense kernels: ``act(x @ W + b)`` as one BLAS GEMM plus one fused pass for bias and activation.
 
 Inputs of any rank are viewed as 2-D ``(rows, in)``. Forward and backward are each ONE
-compiled call (a small layer's step is dominated by call overhead, not arithmetic).
-Backward forms ``dZ = g * act'(z)`` in one pass that also accumulates the bias gradient
-(per-chunk partial column sums, so the parallel loop never writes one element from two
-threads), then two GEMMs: ``dx = dZ W^T`` and ``dW = x^T dZ``. The activation math is the
-shared family of ``activation.py``.
+compiled call (a small layer's step is dominated by call overhead, not arithmetic), and
+write into buffers the caller may reuse from step to step (``out``). Backward forms
+``dZ = g * act'(z)`` in one pass that also accumulates the bias gradient (per-chunk partial
+column sums, so the parallel loop never writes one element from two threads), then two
+GEMMs: ``dx = dZ W^T`` and ``dW = x^T dZ``. The activation math is the shared family of
+``activation.py``.
 """
 
 import numba
@@ -21,27 +22,25 @@ _THREADS = numba.config.NUMBA_NUM_THREADS
 
 
 @kernel(parallel=True)
-def _dense_fwd(x2, W, b, code, alpha, keep_z):
+def _dense_fwd(x2, W, b, code, alpha, y, z):
     # z = x W (BLAS sgemm/dgemm through np.dot), then z += b and y = act(z) in one pass;
     # an empty b means no bias, and y is z itself unless the backward pass needs z (gelu)
-    z = np.dot(x2, W)
-    y = np.empty_like(z) if keep_z else z
+    np.dot(x2, W, z)
     has_b = b.shape[0] > 0
     for i in prange(z.shape[0]):
         for j in range(z.shape[1]):
             v = z[i, j] + b[j] if has_b else z[i, j]
             z[i, j] = v
             y[i, j] = act(code, v, alpha)
-    return y, z
+    return y
 
 
 @kernel(parallel=True)
-def _dense_bwd(g2, x2, W, zy, y, code, alpha, threads, need_dx):
+def _dense_bwd(g2, x2, W, zy, y, code, alpha, threads, need_dx, dz, dx, dW):
     # dZ = g act'(z) with per-chunk column sums for db; dx = dZ W^T, dW = x^T dZ
     # (the transposes are free: BLAS reads them as F-ordered); dx is skipped for data
     n, m = g2.shape
     chunks = min(threads, max(n, 1))
-    dz = np.empty_like(g2)
     part = np.zeros((chunks, m), g2.dtype)
     for k in prange(chunks):
         for i in range(k * n // chunks, (k + 1) * n // chunks):
@@ -52,32 +51,47 @@ def _dense_bwd(g2, x2, W, zy, y, code, alpha, threads, need_dx):
     db = part[0].copy()
     for k in range(1, chunks):
         db += part[k]
-    dx = np.dot(dz, W.T) if need_dx else dz[:0, :0]
-    return dx, np.dot(x2.T, dz), db
+    if need_dx:
+        np.dot(dz, W.T, dx)
+    np.dot(x2.T, dz, dW)
+    return db
 
 
 def dense(x: np.ndarray, W: np.ndarray, b: np.ndarray | None, kind: str | None,
-          alpha: float = 0.0, keep_z: bool = False) -> tuple[np.ndarray, np.ndarray]:
+          alpha: float = 0.0, keep_z: bool = False,
+          out: tuple | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``(y, z)``: ``y = act(x @ W + b)`` and the pre-activation ``z`` (``y`` itself unless
-    ``keep_z``; only gelu's derivative needs ``z``, the others read it from ``y``)."""
+    ``keep_z``; only gelu's derivative needs ``z``, the others read it from ``y``).
+    ``out = (y, z)`` are arrays of the output's shape to write into (y may be z)."""
     n_in, n_out = W.shape
     bb = W[0, :0] if b is None else b  # an empty vector of W's dtype: no bias
     x2 = np.ascontiguousarray(x).reshape(-1, n_in)
-    # the parallel pass runs over the output: choose by its size, not x's
-    y, z = pick(_dense_fwd, x2.shape[0] * n_out)(x2, W, bb, code_of(kind),
-                                                  x.dtype.type(alpha), keep_z)
     shape = x.shape[:-1] + (n_out,)
-    return y.reshape(shape), z.reshape(shape)
+    if out is None:
+        z = np.empty(shape, x.dtype)
+        y = np.empty_like(z) if keep_z else z
+    else:
+        y, z = out
+    # the parallel pass runs over the output: choose by its size, not x's
+    pick(_dense_fwd, z.size)(x2, W, bb, code_of(kind), x.dtype.type(alpha),
+                             y.reshape(-1, n_out), z.reshape(-1, n_out))
+    return y, z
 
 
 def dense_grad(g: np.ndarray, x: np.ndarray, W: np.ndarray, zy: np.ndarray, y: np.ndarray,
                kind: str | None, alpha: float = 0.0, bias: bool = True,
-               need_dx: bool = True) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
+               need_dx: bool = True, out: tuple | None = None
+               ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
     """``(dx, dW, db)`` of the dense op; ``zy`` is the kept pre-activation, or ``y``;
-    ``dx`` is None when ``need_dx`` is false (x is data: its GEMM is skipped)."""
+    ``dx`` is None when ``need_dx`` is false (x is data: its GEMM is skipped).
+    ``out = (dz, dx, dW)`` are scratch and result arrays to write into."""
     n_in, n_out = W.shape
-    dx, dW, db = _dense_bwd(np.ascontiguousarray(g).reshape(-1, n_out),
-                            np.ascontiguousarray(x).reshape(-1, n_in), W,
-                            zy.reshape(-1, n_out), y.reshape(-1, n_out), code_of(kind),
-                            g.dtype.type(alpha), _THREADS, need_dx)
-    return dx.reshape(x.shape) if need_dx else None, dW, db if bias else None
+    g2 = np.ascontiguousarray(g).reshape(-1, n_out)
+    if out is None:
+        dz, dx, dW = np.empty_like(g2), np.empty(x.shape, x.dtype), np.empty_like(W)
+    else:
+        dz, dx, dW = out
+    db = _dense_bwd(g2, np.ascontiguousarray(x).reshape(-1, n_in), W, zy.reshape(-1, n_out),
+                    y.reshape(-1, n_out), code_of(kind), g.dtype.type(alpha), _THREADS,
+                    need_dx, dz.reshape(-1, n_out), dx.reshape(-1, n_in), dW)
+    return dx if need_dx else None, dW, db if bias else None

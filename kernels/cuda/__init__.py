@@ -57,6 +57,8 @@ from .shape import concatenate, getitem, getitem_grad, reshape, split, transpose
 from .softmax import softmax, softmax_grad
 
 name = "cuda"
+# whether ops may hand kernels reusable output buffers (Ctx.buffer)
+reuses_buffers = False
 badge = "cuda.jit"
 SIMULATOR = _base.SIM
 

@@ -20,7 +20,10 @@ try:  # numba-cuda (the out-of-tree target) keeps its own config
 except ImportError:  # pragma: no cover - numba's built-in numba.cuda
     from numba.core import config as _config
 
-SIM = bool(_config.ENABLE_CUDASIM)
+# Ask the numba.cuda module this process actually loaded, not the variable: numba reads
+# NUMBA_ENABLE_CUDASIM once, at its first import of numba.cuda, which may be long before
+# this module is imported (and the variable may have changed since).
+SIM = cuda.to_device.__module__.startswith("numba.cuda.simulator")
 # Small graphs launch small grids by design (a bias of 10 elements); Numba would warn on each.
 _config.CUDA_LOW_OCCUPANCY_WARNINGS = 0
 # Threads per block for 1-D launches and the grid cap (grid-stride loops cover the rest).

@@ -30,8 +30,9 @@ def _rows(x, n: int):
     return _base.rows(asarray(x), n)
 
 
-def dense(x, W, b, kind: str | None, alpha: float = 0.0, keep_z: bool = False):
-    """``(y, z)``: ``y = act(x @ W + b)`` and the pre-activation ``z`` (``y`` unless keep_z)."""
+def dense(x, W, b, kind: str | None, alpha: float = 0.0, keep_z: bool = False, out=None):
+    """``(y, z)``: ``y = act(x @ W + b)`` and the pre-activation ``z`` (``y`` unless keep_z).
+    ``out`` is the CPU's buffer hint; this backend allocates (``reuses_buffers = False``)."""
     from . import asarray
 
     n_in, n_out = W.shape
@@ -49,7 +50,7 @@ def dense(x, W, b, kind: str | None, alpha: float = 0.0, keep_z: bool = False):
 
 
 def dense_grad(g, x, W, zy, y, kind: str | None, alpha: float = 0.0, bias: bool = True,
-               need_dx: bool = True):
+               need_dx: bool = True, out=None):
     """``(dx, dW, db)`` of the dense op; ``zy`` is the kept pre-activation, or ``y``;
     ``dx`` is None when ``need_dx`` is false (x is data: its GEMM is skipped)."""
     from . import asarray

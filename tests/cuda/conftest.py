@@ -20,11 +20,8 @@ if not REAL_GPU:
 try:
     from numba import cuda
 
-    try:
-        from numba.cuda.core import config as _cfg
-    except ImportError:  # numba's built-in numba.cuda
-        from numba.core import config as _cfg
-    SIMULATED = bool(_cfg.ENABLE_CUDASIM)
+    # the module numba.cuda actually is in this process, whatever the variable says now
+    SIMULATED = cuda.to_device.__module__.startswith("numba.cuda.simulator")
     if REAL_GPU:
         USABLE = cuda.is_available() and not SIMULATED
         REASON = "GRAPHNET_REAL_GPU=1 but no CUDA GPU is visible"
