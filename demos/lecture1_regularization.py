@@ -32,6 +32,21 @@ def make_model(hidden: int, dropout: float, seed: int, lr: float = 3e-3) -> gn.S
     return model
 
 
+def draw(model: gn.Model, x: np.ndarray, y: np.ndarray, out: Path) -> list[str] | str:
+    """The network at layer level, training vs inference (dropout), and its gradient norms."""
+    import graphnet.visualize as viz
+    paths = [out / "model_layers.png", out / "model_train_vs_infer.png",
+             out / "model_gradients.png"]
+    try:
+        viz.render(model, paths[0], level="layer", show_shapes=True)
+        viz.render_modes(model, paths[1])
+        viz.render_gradients(model, (x, y), paths[2], level="layer",
+                             title="gradient norms of one batch (dropout on)")
+    except viz.GraphvizNotFound as e:  # the DOT sources are written; say how to get pictures
+        return f"no drawings: {e}"
+    return [str(p) for p in paths]
+
+
 def run(quick: bool, out: Path, seed: int) -> dict:
     (x_train, y_train), (x_test, y_test) = gn.datasets.digits()
     hidden, epochs, patience = (64, 12, 2) if quick else (512, 200, 20)
@@ -63,6 +78,8 @@ def run(quick: bool, out: Path, seed: int) -> dict:
         summary[label] = {"test_accuracy": test_acc, "test_loss": test_loss,
                           "best_epoch": best + 1, "epochs_run": len(loss),
                           "train_loss_at_best": loss[best], "val_loss_at_best": val[best]}
+        if rate:
+            summary["drawings"] = draw(model, x_train[:64], y_train[:64], out)
     axes[0].set_ylabel("cross-entropy")
     fig.suptitle(f"64-{hidden}-{hidden}-10 MLP on digits ({len(x_train)} training images, 20% of "
                  "them held out for validation), Adam 3e-3, EarlyStopping on val_loss")

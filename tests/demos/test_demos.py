@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+import shutil
+from pathlib import Path
 
 import pytest
 
@@ -61,6 +63,9 @@ def test_regularization(tmp_path):
         r = s[label]
         assert r["test_accuracy"] > 0.9
         assert 1 <= r["best_epoch"] <= r["epochs_run"]
+    if shutil.which("dot"):  # the network, its two modes and its gradients, drawn
+        assert len(s["drawings"]) == 3
+        assert all(Path(p).stat().st_size > 5000 for p in s["drawings"])
 
 
 def test_cli_runs_one_demo(tmp_path, capsys):
