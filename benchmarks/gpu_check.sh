@@ -53,6 +53,11 @@ timeout 150 "$PY" benchmarks/gpu.py --json "$OUT/gpu_bench.json" > "$OUT/gpu_ben
 rc_bench=$?
 cat "$OUT/gpu_bench.log" | tail -40
 
+# 4. the same benchmark with Numba's own allocator instead of graphnet's caching pool
+GRAPHNET_CUDA_POOL=0 timeout 100 "$PY" benchmarks/gpu.py > "$OUT/gpu_bench_nopool.log" 2>&1
+rc_nopool=$?
+grep -A 6 "^workload" "$OUT/gpu_bench_nopool.log" | sed 's/^/[no pool] /'
+
 set +x
-echo "== summary: install=$rc_install tests_cuda=$rc_tests gpu_bench=$rc_bench (logs in $OUT)" \
+echo "== summary: install=$rc_install tests_cuda=$rc_tests gpu_bench=$rc_bench nopool=$rc_nopool (logs in $OUT)" \
     | tee "$OUT/summary.txt"

@@ -24,6 +24,12 @@ except ImportError:  # pragma: no cover - numba's built-in numba.cuda
 # NUMBA_ENABLE_CUDASIM once, at its first import of numba.cuda, which may be long before
 # this module is imported (and the variable may have changed since).
 SIM = cuda.to_device.__module__.startswith("numba.cuda.simulator")
+if not SIM:  # the caching allocator (kernels/cuda/pool.py); before any context exists
+    from .pool import install as _install_pool
+
+    POOL = _install_pool()
+else:
+    POOL = False
 # Small graphs launch small grids by design (a bias of 10 elements); Numba would warn on each.
 _config.CUDA_LOW_OCCUPANCY_WARNINGS = 0
 # Threads per block for 1-D launches and the grid cap (grid-stride loops cover the rest).
