@@ -123,34 +123,48 @@ def _run(k, p: np.ndarray, *args) -> None:
         p[...] = q
 
 
-def sgd_update(p, g, m, lr, momentum, nesterov, scale=1.0, clip=np.inf, decay=0.0) -> None:
-    """SGD with optional (Nesterov) momentum; ``m`` may be None when momentum is 0."""
-    t = p.dtype.type
-    m = _unused(p) if m is None else _flat(m)
-    _run(_sgd, p, _grad(g, p), m, t(lr), t(momentum), bool(nesterov), t(scale), t(clip),
-         t(decay))
+def updates(run, flat, grad, unused, sgd, adam, rms) -> tuple:
+    """The three update entry points over one backend's kernels and array helpers.
+
+    Both backends share this argument handling: the settings are cast to the parameter's
+    dtype (a Python float would promote a float32 update to float64) and an empty array
+    stands in for a slot the optimizer does not keep. ``run(kernel, p, *args)`` launches.
+    """
+
+    def sgd_update(p, g, m, lr, momentum, nesterov, scale=1.0, clip=np.inf,
+                   decay=0.0) -> None:
+        """SGD with optional (Nesterov) momentum; ``m`` may be None when momentum is 0."""
+        t = p.dtype.type
+        m = unused(p) if m is None else flat(m)
+        run(sgd, p, grad(g, p), m, t(lr), t(momentum), bool(nesterov), t(scale), t(clip),
+            t(decay))
+
+    def adam_update(p, g, m, v, vhat, alpha, beta_1, beta_2, epsilon, scale=1.0,
+                    clip=np.inf, decay=0.0) -> None:
+        """Adam with the bias corrections folded into ``alpha``; AMSGrad when ``vhat`` is
+        given."""
+        t = p.dtype.type
+        ams = vhat is not None
+        vhat = flat(vhat) if ams else unused(p)
+        run(adam, p, grad(g, p), flat(m), flat(v), vhat, t(alpha), t(1 - beta_1),
+            t(1 - beta_2), t(epsilon), ams, t(scale), t(clip), t(decay))
+
+    def rms_update(p, g, v, mom, avg, lr, a, b, momentum, epsilon, scale=1.0, clip=np.inf,
+                   decay=0.0) -> None:
+        """``v <- a v + b g^2; p <- p - lr g / sqrt(v + eps)`` (RMSProp: a=rho, b=1-rho;
+        Adagrad: a=b=1), with optional momentum ``mom`` and centering ``avg`` (None when
+        unused)."""
+        t = p.dtype.type
+        centered = avg is not None
+        mom = unused(p) if mom is None else flat(mom)
+        avg = flat(avg) if centered else unused(p)
+        run(rms, p, grad(g, p), flat(v), mom, avg, t(lr), t(a), t(b), t(momentum),
+            t(epsilon), centered, t(scale), t(clip), t(decay))
+
+    return sgd_update, adam_update, rms_update
 
 
-def adam_update(p, g, m, v, vhat, alpha, beta_1, beta_2, epsilon, scale=1.0, clip=np.inf,
-                decay=0.0) -> None:
-    """Adam with the bias corrections folded into ``alpha``; AMSGrad when ``vhat`` is given."""
-    t = p.dtype.type
-    ams = vhat is not None
-    vhat = _flat(vhat) if ams else _unused(p)
-    _run(_adam, p, _grad(g, p), _flat(m), _flat(v), vhat, t(alpha), t(1 - beta_1),
-         t(1 - beta_2), t(epsilon), ams, t(scale), t(clip), t(decay))
-
-
-def rms_update(p, g, v, mom, avg, lr, a, b, momentum, epsilon, scale=1.0, clip=np.inf,
-               decay=0.0) -> None:
-    """``v <- a v + b g^2; p <- p - lr g / sqrt(v + eps)`` (RMSProp: a=rho, b=1-rho; Adagrad:
-    a=b=1), with optional momentum ``mom`` and centering ``avg`` (None when unused)."""
-    t = p.dtype.type
-    centered = avg is not None
-    mom = _unused(p) if mom is None else _flat(mom)
-    avg = _flat(avg) if centered else _unused(p)
-    _run(_rms, p, _grad(g, p), _flat(v), mom, avg, t(lr), t(a), t(b), t(momentum),
-         t(epsilon), centered, t(scale), t(clip), t(decay))
+sgd_update, adam_update, rms_update = updates(_run, _flat, _grad, _unused, _sgd, _adam, _rms)
 
 
 def grad_sq_norms(g, clip=np.inf) -> tuple[float, float]:

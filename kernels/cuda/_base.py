@@ -38,6 +38,17 @@ TPB = int(os.environ.get("GRAPHNET_CUDA_TPB", 32 if SIM else 256))
 MAX_BLOCKS = 2 if SIM else 65535
 
 
+@cuda.jit(device=True)
+def offset(i, shape, strides):
+    """The memory offset of flat index ``i`` (row-major over ``shape``) in a strided view."""
+    o = 0
+    for d in range(len(shape) - 1, -1, -1):
+        q = i % shape[d]
+        i //= shape[d]
+        o += q * strides[d]
+    return o
+
+
 def blocks(n: int, tpb: int = TPB) -> int:
     """Blocks for ``n`` work items at ``tpb`` threads each (at least one)."""
     return max(1, min(MAX_BLOCKS, (n + tpb - 1) // tpb))

@@ -27,14 +27,7 @@ TILE = T * R
 PAD = TILE + 1  # a shared-array shape must be a constant, not an expression
 
 
-@cuda.jit(device=True)
-def _offset(i, shape, strides):
-    o = 0
-    for d in range(len(shape) - 1, -1, -1):
-        q = i % shape[d]
-        i //= shape[d]
-        o += q * strides[d]
-    return o
+_offset = _base.offset  # the strided-view index helper
 
 
 _GEMM: dict = {}

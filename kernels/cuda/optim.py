@@ -13,6 +13,7 @@ import math
 import numpy as np
 from numba import cuda
 
+from ..cpu.optim import updates
 from . import _base
 
 
@@ -111,33 +112,8 @@ def _run(k, p, *args) -> None:
         k[_base.blocks(p.size), _base.TPB](_flat(p), *args)
 
 
-def sgd_update(p, g, m, lr, momentum, nesterov, scale=1.0, clip=np.inf, decay=0.0) -> None:
-    """SGD with optional (Nesterov) momentum; ``m`` may be None when momentum is 0."""
-    t = p.dtype.type
-    m = _unused(p) if m is None else _flat(m)
-    _run(_sgd, p, _grad(g, p), m, t(lr), t(momentum), bool(nesterov), t(scale), t(clip),
-         t(decay))
-
-
-def adam_update(p, g, m, v, vhat, alpha, beta_1, beta_2, epsilon, scale=1.0, clip=np.inf,
-                decay=0.0) -> None:
-    """Adam with the bias corrections folded into ``alpha``; AMSGrad when ``vhat`` is given."""
-    t = p.dtype.type
-    ams = vhat is not None
-    vhat = _flat(vhat) if ams else _unused(p)
-    _run(_adam, p, _grad(g, p), _flat(m), _flat(v), vhat, t(alpha), t(1 - beta_1),
-         t(1 - beta_2), t(epsilon), ams, t(scale), t(clip), t(decay))
-
-
-def rms_update(p, g, v, mom, avg, lr, a, b, momentum, epsilon, scale=1.0, clip=np.inf,
-               decay=0.0) -> None:
-    """``v <- a v + b g^2; p <- p - lr g / sqrt(v + eps)``, optional momentum and centering."""
-    t = p.dtype.type
-    centered = avg is not None
-    mom = _unused(p) if mom is None else _flat(mom)
-    avg = _flat(avg) if centered else _unused(p)
-    _run(_rms, p, _grad(g, p), _flat(v), mom, avg, t(lr), t(a), t(b), t(momentum),
-         t(epsilon), centered, t(scale), t(clip), t(decay))
+# the same argument handling as the CPU's, over these kernels
+sgd_update, adam_update, rms_update = updates(_run, _flat, _grad, _unused, _sgd, _adam, _rms)
 
 
 def grad_sq_norms(g, clip=np.inf) -> tuple[float, float]:

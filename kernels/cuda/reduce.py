@@ -20,15 +20,7 @@ BLOCK_MIN = 256    # use a block per output when at least this many elements red
 BLOCK_MAX_OUT = 2048  # ... into at most this many outputs
 
 
-@cuda.jit(device=True)
-def _offset(i, shape, strides):
-    # the memory offset of flat index i (row-major over shape)
-    o = 0
-    for d in range(len(shape) - 1, -1, -1):
-        q = i % shape[d]
-        i //= shape[d]
-        o += q * strides[d]
-    return o
+_offset = _base.offset  # the strided-view index helper
 
 
 @cuda.jit

@@ -14,15 +14,7 @@ from numba import cuda
 
 from . import _base
 
-
-@cuda.jit(device=True)
-def _offset(i, shape, strides):
-    o = 0
-    for d in range(len(shape) - 1, -1, -1):
-        q = i % shape[d]
-        i //= shape[d]
-        o += q * strides[d]
-    return o
+_offset = _base.offset  # the strided-view index helper
 
 
 @cuda.jit
