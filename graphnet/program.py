@@ -102,6 +102,7 @@ class Program:
         self._param_slots = [(t, index[id(t)]) for t in self.params]
         self._last: list = []
         self._last_grads: list = []
+        self._seed = None
 
     # -- run time -----------------------------------------------------------------------
     def _feed(self, feeds: Mapping[Any, Any]) -> list:
@@ -162,11 +163,12 @@ class Program:
         """
         vals = self._feed(feeds or {})
         step = None
+        check = self.check_numerics
         try:
             for step in self._fwd:
                 op, ctx, ins, o = step
                 vals[o] = op.forward(ctx, *[vals[i] for i in ins])
-                if self.check_numerics:
+                if check:
                     self._check(vals[o], o, "forward")
             grads = self._backward(vals) if self.wrt else None
         except (GraphError, FeedError):
@@ -184,10 +186,13 @@ class Program:
 
     def _backward(self, vals: list) -> list:
         be = self.be
+        check = self.check_numerics
         grads: list = [None] * len(vals)
         y = vals[self._loss_idx]
-        grads[self._loss_idx] = be.asarray(np.ones(np.shape(y), y.dtype)) if be.name != "cpu" \
-            else np.ones(y.shape, y.dtype)
+        seed = self._seed  # d loss / d loss = 1, kept between calls (nothing writes into it)
+        if seed is None or seed.shape != y.shape or seed.dtype != y.dtype:
+            seed = self._seed = be.asarray(np.ones(y.shape, y.dtype))
+        grads[self._loss_idx] = seed
         for step in self._bwd:
             op, ctx, ins, o, need = step
             g = grads[o]
@@ -203,7 +208,7 @@ class Program:
                 if nd and gi is not None:
                     # fan-out: a node read twice receives the sum of both gradients
                     grads[i] = gi if grads[i] is None else be.add(grads[i], gi)
-            if self.check_numerics:
+            if check:
                 for i, nd in zip(ins, need):
                     if nd and grads[i] is not None:
                         self._check(grads[i], o, "backward")

@@ -84,3 +84,11 @@ def test_float64_graph(graph):
     v, (g,) = gn.compile(w * w, wrt=[w])({})
     assert v.dtype == np.float64 and g.dtype == np.float64
     np.testing.assert_array_equal(g, [2.0, 4.0])
+
+
+def test_scalar_input_keeps_its_shape(graph):
+    # a 0-d feed must stay 0-d (np.ascontiguousarray would make it shape (1,))
+    t = gn.Input((), batch=False, name="temperature")
+    w = gn.Parameter(np.array(2.0), dtype="float32")
+    v, (g,) = gn.compile(t * w, wrt=[w])({t: np.float32(3.0)})
+    assert v.shape == () and float(v) == 6.0 and g.shape == () and float(g) == 3.0

@@ -62,7 +62,8 @@ def zeros(shape, dtype) -> np.ndarray:
 
 
 def asarray(x, dtype=None) -> np.ndarray:
-    return np.ascontiguousarray(x, dtype=dtype)
+    # np.asarray with order="C", not np.ascontiguousarray, which turns 0-d into shape (1,)
+    return np.asarray(x, dtype=dtype, order="C")
 
 
 def to_host(x) -> np.ndarray:
