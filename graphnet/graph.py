@@ -78,6 +78,22 @@ class Graph:
                 return n
         raise KeyError(f"no tensor named {name!r} in graph {self.name!r}")
 
+    def ancestors(self, outputs, stop=()) -> list[Tensor]:
+        """The outputs and every node they read, in build order (deterministic); the walk
+        does not go past the tensors in ``stop``."""
+        stop_ids = {id(t) for t in stop}
+        seen: dict[int, Tensor] = {}
+        todo = list(outputs)
+        while todo:
+            t = todo.pop()
+            if id(t) in seen:
+                continue
+            seen[id(t)] = t
+            if id(t) not in stop_ids:
+                todo.extend(t.inputs)
+        rank = {id(t): i for i, t in enumerate(self.nodes)}
+        return sorted(seen.values(), key=lambda t: rank.get(id(t), -1))
+
     def to_networkx(self) -> nx.DiGraph:
         """A networkx DiGraph keyed by node name, with op, shape, dtype and scope attributes.
 

@@ -33,22 +33,6 @@ from .tensor import Input, Parameter, Tensor, fmt_shape
 __all__ = ["Model", "Sequential", "load_model"]
 
 
-def _ancestors(outputs: Sequence[Tensor], stop: Sequence[Tensor] = ()) -> list[Tensor]:
-    """The nodes the outputs read (outputs included), in build order; stops at ``stop``."""
-    stop_ids = {id(t) for t in stop}
-    seen: dict[int, Tensor] = {}
-    todo = list(outputs)
-    while todo:
-        t = todo.pop()
-        if id(t) in seen:
-            continue
-        seen[id(t)] = t
-        if id(t) not in stop_ids:
-            todo.extend(t.inputs)
-    rank = {id(t): i for i, t in enumerate(outputs[0].graph.nodes)}
-    return sorted(seen.values(), key=lambda t: rank[id(t)])
-
-
 class Model:
     """A functional model: ``gn.Model(inputs, outputs)`` over Tensors built by layers or ops."""
 
@@ -93,7 +77,7 @@ class Model:
             if t.graph is not g:
                 raise GraphError(f"tensor {t.name!r} belongs to graph {t.graph.name!r}, not "
                                  f"{g.name!r}; a model lives in one graph")
-        nodes = _ancestors(outs, stop=ins)
+        nodes = outs[0].graph.ancestors(outs, stop=ins)
         ids = {id(t) for t in ins}
         stray = [t.name for t in nodes if t.kind == "input" and id(t) not in ids]
         if stray:

@@ -67,17 +67,7 @@ def _as_list(x) -> list:
 
 def ancestors(outputs: Sequence[Tensor]) -> list[Tensor]:
     """The outputs and everything they read, in build order (deterministic)."""
-    seen: dict[int, Tensor] = {}
-    stack = list(outputs)
-    while stack:
-        t = stack.pop()
-        if id(t) in seen:
-            continue
-        seen[id(t)] = t
-        stack.extend(t.inputs)
-    graph = outputs[0].graph
-    rank = {id(t): i for i, t in enumerate(graph.nodes)}
-    return sorted(seen.values(), key=lambda t: rank.get(id(t), -1))
+    return outputs[0].graph.ancestors(outputs)
 
 
 def collect(obj: Any) -> tuple[list[Tensor], list[Tensor], Any, Any]:
