@@ -42,6 +42,16 @@ ROWS: list[dict] = []
 PARITY: list[dict] = []
 
 
+def _torch_mlp(sizes):
+    """PyTorch's twin of the ReLU MLP, on the GPU."""
+    layers = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(torch.nn.Linear(a, b))
+        if i < len(sizes) - 2:
+            layers.append(torch.nn.ReLU())
+    return torch.nn.Sequential(*layers).cuda()
+
+
 def _sync() -> None:
     cuda.synchronize()
 
@@ -99,12 +109,7 @@ def bench_mlp(batch: int, sizes: tuple, repeat: int) -> None:
     t_gn = timeit(lambda: prog(feeds, to_host=False), _sync, repeat)
     t_th = None
     if HAVE_TORCH:
-        layers = []
-        for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
-            layers.append(torch.nn.Linear(a, b))
-            if i < len(sizes) - 2:
-                layers.append(torch.nn.ReLU())
-        net = torch.nn.Sequential(*layers).cuda()
+        net = _torch_mlp(sizes)
         xt, yt = torch.tensor(xb, device="cuda"), torch.tensor(yb, device="cuda")
 
         def step():
@@ -162,12 +167,7 @@ def bench_fit(n: int, batch: int, sizes: tuple) -> None:
     t_gn = time.perf_counter() - t0
     t_th = None
     if HAVE_TORCH:
-        layers = []
-        for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
-            layers.append(torch.nn.Linear(a, b))
-            if i < len(sizes) - 2:
-                layers.append(torch.nn.ReLU())
-        net = torch.nn.Sequential(*layers).cuda()
+        net = _torch_mlp(sizes)
         opt = torch.optim.Adam(net.parameters(), 1e-3)
 
         def epoch(m):
