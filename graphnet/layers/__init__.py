@@ -1,7 +1,10 @@
-"""Keras-style layers: each builds a subgraph under its own name scope and owns Parameters."""
+"""Keras-style layers: each builds a subgraph under its own name scope and owns Parameters.
 
+One module per layer family (``core``, ``conv``, ``recurrent``...), each listing its layers in
+``__all__``; they are imported by discovery, so a new family needs no registration here.
+"""
+
+from ..kernels import export_families
 from .base import LAYERS, Layer, deserialize, serialize
-from .core import Activation, Add, Concatenate, Dense, Dropout, Flatten, Reshape, get_activation
 
-__all__ = ["Layer", "LAYERS", "serialize", "deserialize", "Dense", "Activation", "Dropout",
-           "Flatten", "Reshape", "Concatenate", "Add", "get_activation"]
+__all__ = ["Layer", "LAYERS", "serialize", "deserialize", *export_families(globals())]

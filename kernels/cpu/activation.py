@@ -14,6 +14,8 @@ from numba import prange
 
 from ..jit import kernel, pick
 
+__all__ = ["activation", "activation_grad"]
+
 # The activation names the kernels know, and the integer code each loop branches on.
 CODES = {"linear": 0, "relu": 1, "sigmoid": 2, "tanh": 3, "leaky_relu": 4, "elu": 5, "gelu": 6}
 SIGMOID = CODES["sigmoid"]  # for other kernels (a global int is a compile-time constant)

@@ -16,6 +16,8 @@ from numba import prange
 from ..jit import kernel, pick
 from .activation import act, act_grad, code_of
 
+__all__ = ["dense", "dense_grad"]
+
 # chunks of the bias-gradient sum; read once, since numba.get_num_threads() inside a
 # kernel would make it uncacheable
 _THREADS = numba.config.NUMBA_NUM_THREADS

@@ -12,6 +12,8 @@ from numba import prange
 
 from ..jit import kernel, pick
 
+__all__ = ["dropout", "dropout_grad"]
+
 # splitmix64 (Steele, Lea, Flood 2014): the i-th output of the stream that starts at `seed`
 _GAMMA = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)

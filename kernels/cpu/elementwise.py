@@ -9,6 +9,11 @@ import numpy as np
 
 from ..jit import kernel
 
+__all__ = [
+    "add", "sub", "mul", "div", "power", "neg", "exp", "log", "sqrt", "absolute", "div_grad_b",
+    "power_grad_a", "power_grad_b", "sqrt_grad", "abs_grad",
+]
+
 
 @kernel(parallel=True, broadcasts=True)
 def add(a, b):

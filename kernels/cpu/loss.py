@@ -16,6 +16,11 @@ from numba import prange
 from ..jit import kernel, pick
 from .activation import SIGMOID, act
 
+__all__ = [
+    "pointwise_loss", "pointwise_loss_grad", "softmax_cross_entropy",
+    "softmax_cross_entropy_grad",
+]
+
 CODES = {"mse": 0, "mae": 1, "sigmoid_cross_entropy": 2, "binary_cross_entropy": 3}
 
 

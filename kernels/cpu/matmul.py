@@ -9,6 +9,8 @@ the fast path: the left operand's leading dimensions fold into the rows of one G
 
 import numpy as np
 
+__all__ = ["matmul", "matmul_at_sum"]
+
 
 def _t(x: np.ndarray) -> np.ndarray:
     # the transpose of the last two axes: a strided view BLAS reads directly

@@ -19,6 +19,8 @@ from numba import prange
 
 from ..jit import kernel, pick
 
+__all__ = ["sgd_update", "adam_update", "rms_update", "grad_sq_norms"]
+
 
 @kernel(parallel=True)
 def _sgd(p, g, m, lr, momentum, nesterov, scale, clip, decay):

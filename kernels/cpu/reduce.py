@@ -11,6 +11,8 @@ from numba import prange
 
 from ..jit import kernel
 
+__all__ = ["sum", "max", "sum_to", "mean", "broadcast_to", "max_grad"]
+
 
 @kernel(parallel=True)
 def _rowsum(x2, out):

@@ -8,6 +8,8 @@ index tuple (ints, slices, steps) as one argument type. Every result is C-contig
 
 import numpy as np
 
+__all__ = ["reshape", "transpose", "concatenate", "split", "getitem", "getitem_grad"]
+
 
 def _c(a) -> np.ndarray:
     # C order without copying what already is; unlike np.ascontiguousarray, 0-d stays 0-d

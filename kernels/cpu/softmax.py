@@ -12,6 +12,8 @@ from numba import prange
 
 from ..jit import kernel, pick
 
+__all__ = ["softmax", "softmax_grad"]
+
 
 @kernel(parallel=True)
 def _softmax_rows(x, out, log):

@@ -14,47 +14,13 @@ import math
 import numpy as np
 from numba import cuda
 
-from . import _base, elementwise, optim, reduce
-from .activation import activation, activation_grad
-from .dense import dense, dense_grad
-from .dropout import dropout, dropout_grad
-from .elementwise import (
-    abs_grad,
-    absolute,
-    add,
-    cast,
-    copy,
-    div,
-    div_grad_b,
-    exp,
-    log,
-    mul,
-    neg,
-    power,
-    power_grad_a,
-    power_grad_b,
-    sqrt,
-    sqrt_grad,
-    sub,
-)
-from .loss import (
-    pointwise_loss,
-    pointwise_loss_grad,
-    softmax_cross_entropy,
-    softmax_cross_entropy_grad,
-)
-from .matmul import matmul, matmul_at_sum
-from .optim import adam_update, grad_sq_norms, rms_update, sgd_update
-from .reduce import (  # noqa: A004 - the kernels carry NumPy's names
-    broadcast_to,
-    max,
-    max_grad,
-    mean,
-    sum,
-    sum_to,
-)
-from .shape import concatenate, getitem, getitem_grad, reshape, split, transpose
-from .softmax import softmax, softmax_grad
+from .. import export_families
+from . import _base
+from .elementwise import cast
+
+# every public module here is a node family; its __all__ lists its kernels (pool.py is the
+# allocator, not a family)
+KERNELS = export_families(globals(), skip=("pool",))
 
 name = "cuda"
 # whether ops may hand kernels reusable output buffers (Ctx.buffer)
@@ -133,28 +99,18 @@ def missing() -> list[str]:
     """Kernel names the CPU backend has and this one does not (yet)."""
     from .. import cpu
 
-    return sorted(n for n in cpu.__all__ if n not in globals())
+    return sorted(n for n in cpu.KERNELS if n not in globals())
 
 
 def __getattr__(attr: str):
     # A CPU kernel without a twin: say so by name rather than fail deep inside an op.
     from .. import cpu
 
-    if attr in getattr(cpu, "__all__", ()):
+    if attr in getattr(cpu, "KERNELS", ()):
         raise MissingKernel(f"kernel {attr!r} has no CUDA implementation yet in "
                             f"graphnet.kernels.cuda; compile with device='cpu'")
     raise AttributeError(f"module {__name__!r} has no attribute {attr!r}")
 
 
-__all__ = [
-    "elementwise", "reduce", "name", "badge", "empty", "zeros", "asarray", "to_host",
-    "is_finite", "add", "sub", "mul", "div", "power", "neg", "exp", "log", "sqrt", "absolute",
-    "div_grad_b", "power_grad_a", "power_grad_b", "sqrt_grad", "abs_grad", "sum", "max",
-    "sum_to", "copy", "cast", "MissingKernel", "SIMULATOR", "device_name", "missing",
-    "optim", "sgd_update", "adam_update", "rms_update", "grad_sq_norms",
-    "activation", "activation_grad", "dense", "dense_grad", "dropout", "dropout_grad",
-    "pointwise_loss", "pointwise_loss_grad", "softmax_cross_entropy",
-    "softmax_cross_entropy_grad", "softmax", "softmax_grad",
-    "broadcast_to", "mean", "max_grad", "reshape", "transpose", "concatenate", "split",
-    "getitem", "getitem_grad", "matmul", "matmul_at_sum",
-]
+__all__ = ["name", "badge", "reuses_buffers", "empty", "zeros", "asarray", "to_host",
+           "is_finite", "MissingKernel", "SIMULATOR", "device_name", "missing", *KERNELS]

@@ -8,12 +8,12 @@ run them through the elementwise template; ``dense.py`` calls them in its fused 
 
 from __future__ import annotations
 
-from ..cpu.activation import CODES, code_of
 from ..cpu.activation import act as _cpu_act
 from ..cpu.activation import act_grad as _cpu_act_grad
+from ..cpu.activation import code_of
 from . import _base, elementwise
 
-__all__ = ["CODES", "code_of", "act", "act_grad", "activation", "activation_grad"]
+__all__ = ["activation", "activation_grad"]
 
 
 # the CPU kernels' scalar functions, compiled for the device from the same source

@@ -14,6 +14,8 @@ from . import _base
 from .activation import _act_grad_map, act, code_of
 from .matmul import matmul
 
+__all__ = ["dense", "dense_grad"]
+
 
 @cuda.jit
 def _bias_act(z, b, y, n_out, has_bias, code, alpha):

@@ -12,6 +12,8 @@ from numba import cuda
 
 from . import _base
 
+__all__ = ["dropout", "dropout_grad"]
+
 _cpu = importlib.import_module("graphnet.kernels.cpu.dropout")  # the module, not the kernel
 
 keep = _base.twin(_cpu.keep)  # the CPU hash, compiled for the device from the same source

@@ -18,6 +18,11 @@ from numba import cuda
 
 from . import _base
 
+__all__ = [
+    "add", "sub", "mul", "div", "power", "neg", "exp", "log", "sqrt", "absolute", "div_grad_b",
+    "power_grad_a", "power_grad_b", "sqrt_grad", "abs_grad", "copy", "cast",
+]
+
 _KERNELS: dict = {}
 
 

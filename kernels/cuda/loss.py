@@ -19,6 +19,11 @@ from numba import cuda
 from . import _base
 from .activation import act
 
+__all__ = [
+    "pointwise_loss", "pointwise_loss_grad", "softmax_cross_entropy",
+    "softmax_cross_entropy_grad",
+]
+
 _cpu = importlib.import_module("graphnet.kernels.cpu.loss")
 
 _point = _base.twin(_cpu._point)

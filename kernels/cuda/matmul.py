@@ -16,6 +16,8 @@ from numba import cuda, from_dtype
 
 from . import _base
 
+__all__ = ["matmul", "matmul_at_sum"]
+
 # Threads per block side (T x T threads), outputs per thread side (R x R, in registers) and
 # the k-depth of a staged tile; a block computes a (T R) x (T R) tile of C. The simulator's
 # blocks stay small (every simulated thread is a Python thread).

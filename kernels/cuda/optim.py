@@ -16,6 +16,8 @@ from numba import cuda
 from ..cpu.optim import updates
 from . import _base
 
+__all__ = ["sgd_update", "adam_update", "rms_update", "grad_sq_norms"]
+
 
 @cuda.jit
 def _sgd(p, g, m, lr, momentum, nesterov, scale, clip, decay):

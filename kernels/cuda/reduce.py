@@ -16,6 +16,8 @@ from numba import cuda, from_dtype
 
 from . import _base
 
+__all__ = ["sum", "max", "sum_to", "mean", "broadcast_to", "max_grad"]
+
 BLOCK_MIN = 256    # use a block per output when at least this many elements reduce ...
 BLOCK_MAX_OUT = 2048  # ... into at most this many outputs
 

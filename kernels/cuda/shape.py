@@ -14,6 +14,8 @@ from numba import cuda
 
 from . import _base
 
+__all__ = ["reshape", "transpose", "concatenate", "split", "getitem", "getitem_grad"]
+
 _offset = _base.offset  # the strided-view index helper
 
 

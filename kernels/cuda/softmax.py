@@ -15,6 +15,8 @@ from numba import cuda
 from . import _base
 from .reduce import _offset
 
+__all__ = ["softmax", "softmax_grad"]
+
 
 @cuda.jit
 def _softmax_rows(x, out, nrows, kshape, kstr, n, stride, log):
