@@ -1,7 +1,8 @@
 """Datasets for the demos: scikit-learn's digits, MNIST (downloaded once, checked, cached) and
-small synthetic 2-D sets for drawing decision boundaries.
+small synthetic 2-D sets for drawing decision boundaries; and Lecture 2's Irish folk songs in
+ABC notation (shipped with the package).
 
-Every loader returns float32 features and int64 labels, and repeats exactly for a given seed.
+The array loaders return float32 features and int64 labels, and repeat exactly for a seed.
 MNIST is cached in ``~/.cache/graphnet`` (or the folder named by ``GRAPHNET_CACHE``).
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -16,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["digits", "mnist", "moons", "spirals", "xor", "linear", "cache_dir", "DatasetError",
-           "MNIST_URL", "MNIST_SHA256"]
+           "MNIST_URL", "MNIST_SHA256", "irish_songs"]
 
 MNIST_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.npz"
 MNIST_SHA256 = "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1"
@@ -176,3 +178,29 @@ def linear(n: int = 200, noise: float = 0.3, seed: int = 0) -> tuple[np.ndarray,
     wrong = d * sign < 0
     X[wrong] -= 2 * d[wrong, None] * w  # reflect across the boundary
     return _finish(X, y, rng)
+
+
+# -- text -----------------------------------------------------------------------------------
+
+def irish_songs() -> list[str]:
+    """The 804 Irish folk songs in ABC notation of the MIT Introduction to Deep Learning
+    Lecture 2 lab ("Music generation with RNNs"), shipped with graphnet (no download).
+
+    The corpus is the lab's ``irish.abc`` (MIT licence, (c) 2023 MIT Introduction to Deep
+    Learning, http://introtodeeplearning.com; the full text is beside it in
+    ``graphnet/datafiles/irish.abc.LICENSE``). Songs are separated by blank lines and each
+    starts with its ``X:`` header; they are returned stripped, in corpus order.
+    """
+    from importlib.resources import files
+
+    text = files("graphnet").joinpath("datafiles", "irish.abc").read_text(encoding="utf-8")
+    songs: list[str] = []
+    for chunk in re.split(r"\n[ \t]*\n", text.replace("\r\n", "\n")):
+        chunk = chunk.strip()
+        if not chunk:
+            continue
+        if songs and not chunk.startswith("X:"):
+            songs[-1] += "\n\n" + chunk  # a blank line inside a song, not a new song
+        else:
+            songs.append(chunk)
+    return songs

@@ -125,3 +125,24 @@ def test_cache_dir_defaults_to_home(monkeypatch):
     monkeypatch.delenv("GRAPHNET_CACHE", raising=False)
     assert str(D.cache_dir()).endswith(".cache/graphnet")
     assert gn.datasets is D
+
+
+# -- the Lecture 2 folk-song corpus (package data, no network) -------------------------------
+
+@pytest.mark.lecture2
+def test_irish_songs_load_from_package_data():
+    songs = D.irish_songs()
+    assert len(songs) == 804 and all(s.startswith("X:") for s in songs)
+    assert all("\nK:" in s and s == s.strip() for s in songs)
+    # two songs have a blank line between their header and tune: kept in one song
+    father = next(s for s in songs if "T:Father Dollard's" in s)
+    assert "A,C|D2 (3DDD DFAA|" in father
+    assert songs[0].splitlines()[:2] == ["X:1", "T:Alexander's"]
+    assert D.irish_songs() == songs
+
+
+@pytest.mark.lecture2
+def test_irish_songs_licence_ships_beside_the_corpus():
+    from importlib.resources import files
+    licence = files("graphnet").joinpath("datafiles", "irish.abc.LICENSE").read_text()
+    assert licence.startswith("MIT License") and "Introduction to Deep Learning" in licence
