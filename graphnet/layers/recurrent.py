@@ -1,0 +1,224 @@
+"""Recurrent layers: SimpleRNN and LSTM with Keras' arguments, layouts and return conventions.
+
+Weights in Keras' layouts: ``kernel (features, G units)``, ``recurrent_kernel (units, G
+units)``, ``bias (G units,)`` with G = 1 (SimpleRNN) or 4 (LSTM, gates i, f, c, o). To
+PyTorch's ``nn.RNN`` / ``nn.LSTM``: ``weight_ih = kernel.T``, ``weight_hh =
+recurrent_kernel.T``, ``bias_ih = bias``, ``bias_hh = 0`` (the gate orders agree).
+
+By default a layer is ONE fused node over the whole sequence (``gn.simple_rnn``,
+``gn.lstm``): fast. ``unroll=True`` builds the same cell from primitive ops, one name scope
+``t<k>`` per time step (``lstm/t3/...``), so drawings show the steps and
+``prog.gradients()`` shows the gradient reaching each step (vanishing or exploding).
+``layer(x, initial_state=[h0, c0])`` starts from given states; ``return_state=True`` returns
+``[output, h_T]`` (SimpleRNN) or ``[output, h_T, c_T]`` (LSTM), as Keras does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+
+from .. import ops
+from ..errors import GraphError
+from ..initializers import initialize
+from ..ops.activation import activate
+from ..ops.recurrent import RECURRENT_ACTIVATIONS
+from ..tensor import Tensor, fmt_shape
+from .base import Layer
+
+__all__ = ["SimpleRNN", "LSTM"]
+
+
+def _activation(layer: str, what: str, spec: str | None) -> str:
+    name = "linear" if spec is None else spec
+    if name not in RECURRENT_ACTIVATIONS:
+        raise GraphError(f"{layer} supports {what} in {list(RECURRENT_ACTIVATIONS)} (by name), "
+                         f"got {spec!r}")
+    return name
+
+
+def _init_name(i: Any) -> str:
+    if isinstance(i, str):
+        return i
+    raise GraphError(f"cannot save the custom initializer {i!r}; use an initializer name")
+
+
+class _Recurrent(Layer):
+    """What SimpleRNN and LSTM share: weights, input checks, initial states, outputs."""
+
+    GATES: ClassVar[int] = 1
+    STATES: ClassVar[tuple[str, ...]] = ("h",)
+
+    def __init__(self, units: int, activation: str | None = "tanh", use_bias: bool = True,
+                 kernel_initializer: Any = "glorot_uniform",
+                 recurrent_initializer: Any = "orthogonal", bias_initializer: Any = "zeros",
+                 return_sequences: bool = False, return_state: bool = False,
+                 unroll: bool = False, seed: int | None = None, **kw: Any) -> None:
+        super().__init__(**kw)
+        kind = type(self).__name__
+        if int(units) <= 0:
+            raise GraphError(f"{kind} needs a positive number of units, got {units!r}")
+        self.units = int(units)
+        self.activation = _activation(kind, "activation", activation)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = kernel_initializer
+        self.recurrent_initializer = recurrent_initializer
+        self.bias_initializer = bias_initializer
+        self.return_sequences = bool(return_sequences)
+        self.return_state = bool(return_state)
+        self.unroll = bool(unroll)
+        self.seed = seed
+
+    def __call__(self, inputs: Tensor | Sequence[Tensor],
+                 initial_state: Tensor | Sequence[Tensor] | None = None, **kw: Any) -> Any:
+        # the states become inputs of the call, so that saved models rebuild them
+        if initial_state is not None:
+            states = [initial_state] if isinstance(initial_state, Tensor) else list(initial_state)
+            inputs = [inputs, *states]
+        return super().__call__(inputs, **kw)
+
+    def _check_input(self, shape: tuple) -> None:
+        if len(shape) != 3 or shape[1] is None or shape[2] is None:
+            raise GraphError(f"{type(self).__name__} layer {self.name!r} needs inputs of shape "
+                             f"(batch, timesteps, features) with known timesteps and features; "
+                             f"got {fmt_shape(shape)}")
+
+    def build(self, input_shape: Any) -> None:
+        shape = input_shape[0] if isinstance(input_shape, list) else input_shape
+        self._check_input(shape)
+        n = self.GATES * self.units
+        self.kernel = self.add_weight("kernel", (shape[2], n), self.kernel_initializer,
+                                      seed=self.seed)
+        self.recurrent_kernel = self.add_weight(
+            "recurrent_kernel", (self.units, n), self.recurrent_initializer,
+            seed=None if self.seed is None else self.seed + 1)
+        self.bias = (self.add_weight("bias", (n,), self._bias_initializer())
+                     if self.use_bias else None)
+
+    def _bias_initializer(self) -> Any:
+        return self.bias_initializer
+
+    def call(self, inputs: Tensor | list[Tensor]) -> Any:
+        x, *states = inputs if isinstance(inputs, list) else [inputs]
+        self._check_input(x.shape)
+        if states and len(states) != len(self.STATES):
+            raise GraphError(f"{type(self).__name__} layer {self.name!r} takes initial_state "
+                             f"as a list of {len(self.STATES)} tensors "
+                             f"{[f'{s}0' for s in self.STATES]}, got {len(states)}")
+        for name, s in zip(self.STATES, states):
+            if s.ndim != 2 or s.shape[1] != self.units:
+                raise GraphError(f"{type(self).__name__} layer {self.name!r}: the initial state "
+                                 f"{name}0 must be (batch, {self.units}), got "
+                                 f"{fmt_shape(s.shape)}")
+        seq, finals = (self._unrolled if self.unroll else self._fused)(x, states or None)
+        out = seq if self.return_sequences else finals[0]
+        return [out, *finals] if self.return_state else out
+
+    def _unrolled(self, x: Tensor, states: list[Tensor] | None) -> tuple:
+        """The cell step by step from primitive ops, each step in the name scope ``t<k>``."""
+        g = x.graph
+        carry = states or [None] * len(self.STATES)
+        hs = []
+        for k in range(x.shape[1]):
+            with g.name_scope(f"t{k}", unique=False):
+                z = ops.dense(x[:, k, :], self.kernel, self.bias)  # x_t W + b
+                if carry[0] is not None:
+                    z = z + ops.matmul(carry[0], self.recurrent_kernel)  # + h_{t-1} U
+                carry = self._cell(z, carry)
+            hs.append(carry[0])
+        seq = None
+        if self.return_sequences:
+            u = self.units
+            seq = ops.concatenate([ops.reshape(h, (-1, 1, u)) for h in hs], axis=1)
+        return seq, carry
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "units": self.units, "activation": self.activation,
+                "use_bias": self.use_bias,
+                "kernel_initializer": _init_name(self.kernel_initializer),
+                "recurrent_initializer": _init_name(self.recurrent_initializer),
+                "bias_initializer": _init_name(self.bias_initializer),
+                "return_sequences": self.return_sequences, "return_state": self.return_state,
+                "unroll": self.unroll, "seed": self.seed}
+
+
+class SimpleRNN(_Recurrent):
+    """``h_t = activation(x_t kernel + h_{t-1} recurrent_kernel + bias)`` over ``(batch,
+    timesteps, features)``; the last ``h`` (or all of them with ``return_sequences``).
+
+    ``activation``: "tanh" (default), "relu", "sigmoid" or "linear"; ``recurrent_initializer=
+    "identity"`` with ReLU is the lecture's remedy for vanishing gradients.
+    """
+
+    def _fused(self, x: Tensor, states: list[Tensor] | None) -> tuple:
+        y = ops.simple_rnn(x, self.kernel, self.recurrent_kernel, self.bias,
+                           states[0] if states else None, activation=self.activation)
+        return y, [y[:, -1, :]]
+
+    def _cell(self, z: Tensor, carry: list) -> list:
+        return [activate(z, self.activation)]
+
+
+class LSTM(_Recurrent):
+    """Long short-term memory over ``(batch, timesteps, features)``, Keras' gates i, f, c, o:
+    ``c_t = f c_{t-1} + i c~``, ``h_t = o activation(c_t)``, the gates i, f, o through
+    ``recurrent_activation`` (sigmoid) and c~ through ``activation`` (tanh).
+
+    ``unit_forget_bias=True`` starts the forget gate's bias at 1 (Keras' default), so the
+    cell remembers by default early in training.
+    """
+
+    GATES = 4
+    STATES = ("h", "c")
+
+    def __init__(self, units: int, activation: str | None = "tanh",
+                 recurrent_activation: str | None = "sigmoid", use_bias: bool = True,
+                 kernel_initializer: Any = "glorot_uniform",
+                 recurrent_initializer: Any = "orthogonal", bias_initializer: Any = "zeros",
+                 unit_forget_bias: bool = True, return_sequences: bool = False,
+                 return_state: bool = False, unroll: bool = False, seed: int | None = None,
+                 **kw: Any) -> None:
+        super().__init__(units, activation, use_bias, kernel_initializer, recurrent_initializer,
+                         bias_initializer, return_sequences, return_state, unroll, seed, **kw)
+        self.recurrent_activation = _activation("LSTM", "recurrent_activation",
+                                                recurrent_activation)
+        self.unit_forget_bias = bool(unit_forget_bias)
+
+    def _bias_initializer(self) -> Any:
+        if not self.unit_forget_bias:
+            return self.bias_initializer
+        u, init = self.units, self.bias_initializer
+
+        def forget_ones(shape: tuple) -> np.ndarray:
+            part = (lambda s: np.asarray(init(s))) if callable(init) else \
+                (lambda s: initialize(init, s, dtype=self.dtype))
+            return np.concatenate([part((u,)), np.ones(u, self.dtype), part((2 * u,))])
+        return forget_ones
+
+    def _fused(self, x: Tensor, states: list[Tensor] | None) -> tuple:
+        u = self.units
+        h0, c0 = states if states else (None, None)
+        y = ops.lstm(x, self.kernel, self.recurrent_kernel, self.bias, h0, c0,
+                     activation=self.activation, recurrent_activation=self.recurrent_activation,
+                     return_cell=self.return_state)
+        if not self.return_state:
+            return y, [y[:, -1, :]]
+        # the node outputs [h | c] side by side: slice the sequence and the last states
+        seq = y[:, :, :u] if self.return_sequences else None
+        return seq, [y[:, -1, :u], y[:, -1, u:]]
+
+    def _cell(self, z: Tensor, carry: list) -> list:
+        u = self.units
+        i = activate(z[:, :u], self.recurrent_activation)
+        cc = activate(z[:, 2 * u:3 * u], self.activation)
+        c = i * cc
+        if carry[1] is not None:  # c_t = f c_{t-1} + i c~ (c_0 = 0 drops the first term)
+            c = activate(z[:, u:2 * u], self.recurrent_activation) * carry[1] + c
+        o = activate(z[:, 3 * u:], self.recurrent_activation)
+        return [o * activate(c, self.activation), c]
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "recurrent_activation": self.recurrent_activation,
+                "unit_forget_bias": self.unit_forget_bias}

@@ -1,0 +1,289 @@
+"""Recurrent kernels: a whole SimpleRNN or LSTM over time in one compiled call, and its BPTT.
+
+One driver serves both cells. Inside, everything is time-major (``xt`` is ``x`` as
+``(T, B, in)``), so that each step's state ``h_{t-1}`` is a contiguous ``(B, units)`` block
+BLAS can read. Forward: the input projection of every step is ONE GEMM (``(T B, in) @ W``),
+then per step one GEMM ``R = h_{t-1} U`` and one fused pass that adds ``R`` and the bias and
+applies the cell (``unit_forward``). Backward through time runs the steps in reverse: one
+fused pass per step forms the step's pre-activation gradients ``dZ_t`` (``unit_backward``)
+and one GEMM carries ``dh_{t-1} = dZ_t U^T`` back; after the loop ``dW = X^T dZ``,
+``dU = H_{t-1}^T dZ`` and ``dx = dZ W^T`` are one GEMM each over all steps, and ``db`` is
+the column sum of ``dZ``.
+
+The cell math is two scalar functions shared with the CUDA twins (``_base.twin``), built on
+``activation.py``'s ``act``/``act_grad``. Their derivatives are read from the outputs: the
+activations allowed here (linear, relu, sigmoid, tanh) are either functions of their output
+or, for relu, a sign test where the output has the input's sign, so the kept activations
+stand in for the pre-activations.
+"""
+
+import contextlib
+from collections.abc import Iterator
+
+import numpy as np
+
+from ..jit import kernel
+from .activation import act, act_grad, code_of
+
+__all__ = ["rnn_forward", "rnn_backward", "lstm_forward", "lstm_backward"]
+
+SIMPLE, LSTM = 0, 1  # the cells the driver knows
+GATES = (1, 4)  # pre-activations per unit: SimpleRNN z; LSTM i, f, c~, o (Keras' order)
+# activations whose derivative can be read from the output (see the module docstring)
+ALLOWED = ("linear", "relu", "sigmoid", "tanh")
+
+
+@kernel
+def unit_forward(cell, a, r, b, has_b, c_prev, n, j, code, rcode, zero):
+    """One unit's step: ``a[n]`` holds its ``x_t W`` row; adds ``r = h_{t-1} U`` and the
+    bias, writes the activations back into ``a`` and returns ``(h_t, c_t)``."""
+    if cell == SIMPLE:  # h = act(z)
+        z = a[n, j] + r[n, j]
+        if has_b:
+            z += b[j]
+        h = act(code, z, zero)
+        a[n, j] = h
+        return h, zero
+    u = a.shape[1] // 4
+    zi = a[n, j] + r[n, j]
+    zf = a[n, u + j] + r[n, u + j]
+    zc = a[n, 2 * u + j] + r[n, 2 * u + j]
+    zo = a[n, 3 * u + j] + r[n, 3 * u + j]
+    if has_b:
+        zi += b[j]
+        zf += b[u + j]
+        zc += b[2 * u + j]
+        zo += b[3 * u + j]
+    i = act(rcode, zi, zero)
+    f = act(rcode, zf, zero)
+    cc = act(code, zc, zero)
+    o = act(rcode, zo, zero)
+    a[n, j] = i
+    a[n, u + j] = f
+    a[n, 2 * u + j] = cc
+    a[n, 3 * u + j] = o
+    c = f * c_prev + i * cc  # c_t = f c_{t-1} + i c~
+    return o * act(code, c, zero), c  # h_t = o act(c_t)
+
+
+@kernel
+def unit_backward(cell, a, dz, c_prev, c, dh, dc, n, j, code, rcode, zero):
+    """The chain rule through one unit's step: writes its row of ``dZ_t`` from ``dh_t`` and
+    ``dc_t`` (the upstream gradients of its outputs) and returns ``dc_{t-1}``."""
+    if cell == SIMPLE:  # dz = dh act'(z)
+        h = a[n, j]
+        dz[n, j] = dh * act_grad(code, h, h, zero)
+        return zero
+    u = a.shape[1] // 4
+    i = a[n, j]
+    f = a[n, u + j]
+    cc = a[n, 2 * u + j]
+    o = a[n, 3 * u + j]
+    tc = act(code, c, zero)
+    dc = dc + dh * o * act_grad(code, c, tc, zero)  # h = o act(c): both paths into c
+    dz[n, j] = dc * cc * act_grad(rcode, i, i, zero)            # d/di of i c~
+    dz[n, u + j] = dc * c_prev * act_grad(rcode, f, f, zero)    # d/df of f c_{t-1}
+    dz[n, 2 * u + j] = dc * i * act_grad(code, cc, cc, zero)    # d/dc~
+    dz[n, 3 * u + j] = dh * tc * act_grad(rcode, o, o, zero)    # d/do of o act(c)
+    return dc * f
+
+
+@kernel
+def _seq_forward(cell, xt, W, U, b, has_b, H, C, A, R, y, code, rcode, zero):
+    # A <- X W for every step (one GEMM); H[0], C[0] hold the initial state
+    T, B, n_in = xt.shape
+    u = U.shape[0]
+    np.dot(xt.reshape(T * B, n_in), W, A.reshape(T * B, A.shape[2]))
+    lstm = cell == LSTM
+    cell_out = y.shape[2] > u  # y is [h | c] side by side
+    for t in range(T):
+        np.dot(H[t], U, R)  # h_{t-1} U
+        a = A[t]
+        for n in range(B):
+            for j in range(u):
+                cp = C[t, n, j] if lstm else zero
+                h, c = unit_forward(cell, a, R, b, has_b, cp, n, j, code, rcode, zero)
+                H[t + 1, n, j] = h
+                y[n, t, j] = h
+                if lstm:
+                    C[t + 1, n, j] = c
+                if cell_out:
+                    y[n, t, u + j] = c
+    return y
+
+
+@kernel
+def _seq_backward(cell, g, xt, W, U, H, C, A, code, rcode, zero, need_dx, need_h0,
+                  dZ, dh, dc, dW, dU, dxt):
+    # reverse over time: dZ_t from (g_t + dZ_{t+1} U^T) and the carried dc, then the
+    # weight gradients as GEMMs over all steps; dh and dc end as dh0 and dc0
+    T, B, n_in = xt.shape
+    u = U.shape[0]
+    G = dZ.shape[2]
+    lstm = cell == LSTM
+    cell_out = g.shape[2] > u
+    dh[:] = zero
+    dc[:] = zero
+    for t in range(T - 1, -1, -1):
+        a = A[t]
+        d = dZ[t]
+        for n in range(B):
+            for j in range(u):
+                dht = g[n, t, j] + dh[n, j]
+                dct = dc[n, j]
+                if cell_out:
+                    dct += g[n, t, u + j]
+                if lstm:
+                    dc[n, j] = unit_backward(cell, a, d, C[t, n, j], C[t + 1, n, j], dht, dct,
+                                             n, j, code, rcode, zero)
+                else:
+                    unit_backward(cell, a, d, zero, zero, dht, dct, n, j, code, rcode, zero)
+        if t > 0 or need_h0:
+            np.dot(d, U.T, dh)  # dh_{t-1} = dZ_t U^T
+    dZ2 = dZ.reshape(T * B, G)
+    np.dot(H[:T].reshape(T * B, u).T, dZ2, dU)
+    np.dot(xt.reshape(T * B, n_in).T, dZ2, dW)
+    if need_dx:
+        np.dot(dZ2, W.T, dxt.reshape(T * B, n_in))
+    db = np.zeros(G, dZ.dtype)
+    for k in range(T * B):
+        for m in range(G):
+            db[m] += dZ2[k, m]
+    return db
+
+
+_BLAS: list | None = None  # thread-count controllers of the process's BLAS libraries
+
+
+# OpenBLAS runs a GEMM on one thread anyway below m n k = 4 * 65536 (its
+# GEMM_MULTITHREAD_THRESHOLD): smaller steps skip the switch, which costs about 20 us
+_BLAS_THREADED = 4 * 65536
+
+
+@contextlib.contextmanager
+def one_blas_thread(step_work: int = _BLAS_THREADED) -> Iterator[None]:
+    """Run BLAS single-threaded inside: the time loop alternates small GEMMs with a fused pass,
+    and OpenBLAS's workers spin between GEMMs on the core the pass needs (on the 2-core
+    machine, under load, an LSTM step took 240-3500 ms with two BLAS threads, 60-160 ms with
+    one). ``step_work`` is m n k of one step's GEMM. Needs threadpoolctl (installed with
+    scikit-learn); without it nothing changes."""
+    global _BLAS
+    if step_work < _BLAS_THREADED:
+        yield
+        return
+    if _BLAS is None:
+        try:
+            import scipy.linalg.cython_blas  # noqa: F401 - loads the BLAS numba's np.dot calls
+            from threadpoolctl import ThreadpoolController
+            _BLAS = [c for c in ThreadpoolController().lib_controllers if c.user_api == "blas"]
+        except ImportError:
+            _BLAS = []
+    old = [c.get_num_threads() for c in _BLAS]
+    for c in _BLAS:
+        c.set_num_threads(1)
+    try:
+        yield
+    finally:
+        for c, n in zip(_BLAS, old):
+            c.set_num_threads(n)
+
+
+def codes(activation: str, recurrent_activation: str = "sigmoid") -> tuple[int, int]:
+    for a in (activation, recurrent_activation):
+        if a not in ALLOWED:
+            raise ValueError(f"recurrent kernels support the activations {list(ALLOWED)}, "
+                             f"got {a!r}")
+    return code_of(activation), code_of(recurrent_activation)
+
+
+def check_shapes(x, W, U, gates: int, states: tuple) -> tuple[int, int, int, int]:
+    if x.ndim != 3:
+        raise ValueError(f"x must be (batch, timesteps, features), got shape {x.shape}")
+    B, T, n_in = x.shape
+    u = U.shape[0]
+    if W.shape != (n_in, gates * u) or U.shape != (u, gates * u):
+        raise ValueError(f"kernel {W.shape} and recurrent_kernel {U.shape} do not fit x "
+                         f"{x.shape}: expected ({n_in}, {gates * u}) and ({u}, {gates * u})")
+    for s in states:
+        if s is not None and tuple(s.shape) != (B, u):
+            raise ValueError(f"an initial state of shape {tuple(s.shape)} does not fit a batch "
+                             f"of {B} and {u} units")
+    return B, T, n_in, u
+
+
+def _run_forward(cell: int, x, W, U, b, h0, c0, acts: tuple[int, int], cell_out: bool):
+    gates = GATES[cell]
+    B, T, n_in, u = check_shapes(x, W, U, gates, (h0, c0))
+    W, U = np.ascontiguousarray(W), np.ascontiguousarray(U)  # one layout: one compilation
+    dt = x.dtype
+    xt = np.ascontiguousarray(np.swapaxes(x, 0, 1))
+    H = np.empty((T + 1, B, u), dt)
+    H[0] = 0 if h0 is None else h0
+    if cell == LSTM:
+        C = np.empty((T + 1, B, u), dt)
+        C[0] = 0 if c0 is None else c0
+        A = np.empty((T, B, gates * u), dt)
+    else:  # SimpleRNN: the activations are the states, so A is H[1:]
+        C, A = H[:0], H[1:]
+    y = np.empty((B, T, 2 * u if cell_out else u), dt)
+    bb = W[0, :0] if b is None else np.ascontiguousarray(b)  # empty: no bias
+    with one_blas_thread(B * u * gates * u):
+        _seq_forward(cell, xt, W, U, bb, b is not None, H, C, A, np.empty((B, gates * u), dt),
+                     y, *acts, dt.type(0))
+    return y, (xt, H, C if cell == LSTM else None, A)
+
+
+def _run_backward(cell: int, g, state, W, U, acts, bias: bool, need_dx: bool, need_h0: bool):
+    xt, H, C, A = state
+    W, U = np.ascontiguousarray(W), np.ascontiguousarray(U)
+    T, B, n_in = xt.shape
+    u = U.shape[0]
+    dt = xt.dtype
+    dZ = np.empty(A.shape, dt)
+    dh, dc = np.empty((B, u), dt), np.empty((B, u), dt)
+    dW, dU = np.empty(W.shape, dt), np.empty(U.shape, dt)
+    dxt = np.empty(xt.shape, dt) if need_dx else xt[:0]
+    with one_blas_thread(B * u * A.shape[2]):
+        db = _seq_backward(cell, np.ascontiguousarray(g), xt, W, U, H,
+                           H[:0] if C is None else C, A, *acts, dt.type(0), need_dx, need_h0,
+                           dZ, dh, dc, dW, dU, dxt)
+    dx = np.ascontiguousarray(np.swapaxes(dxt, 0, 1)) if need_dx else None
+    return dx, dW, dU, db if bias else None, dh if need_h0 else None, dc
+
+
+def rnn_forward(x: np.ndarray, W: np.ndarray, U: np.ndarray, b: np.ndarray | None = None,
+                h0: np.ndarray | None = None, activation: str = "tanh") -> tuple:
+    """``(y, state)``: all hidden states ``y (B, T, u)`` of ``h_t = act(x_t W + h_{t-1} U + b)``
+    and what the backward pass reads (time-major inputs, states and activations)."""
+    return _run_forward(SIMPLE, x, W, U, b, h0, None, codes(activation), False)
+
+
+def rnn_backward(g: np.ndarray, state: tuple, W: np.ndarray, U: np.ndarray,
+                 activation: str = "tanh", bias: bool = True, need_dx: bool = True,
+                 need_h0: bool = False) -> tuple:
+    """``(dx, dW, dU, db, dh0)`` of ``rnn_forward`` given ``g = dL/dy``; ``dx``, ``db`` and
+    ``dh0`` are None when not asked for."""
+    return _run_backward(SIMPLE, g, state, W, U, codes(activation), bias, need_dx,
+                         need_h0)[:5]
+
+
+def lstm_forward(x: np.ndarray, W: np.ndarray, U: np.ndarray, b: np.ndarray | None = None,
+                 h0: np.ndarray | None = None, c0: np.ndarray | None = None,
+                 activation: str = "tanh", recurrent_activation: str = "sigmoid",
+                 return_cell: bool = False) -> tuple:
+    """``(y, state)``: the LSTM's hidden states ``y (B, T, u)``, or ``[h | c]`` side by side
+    ``(B, T, 2u)`` with ``return_cell``; Keras' layouts and gate order i, f, c, o."""
+    return _run_forward(LSTM, x, W, U, b, h0, c0, codes(activation, recurrent_activation),
+                        return_cell)
+
+
+def lstm_backward(g: np.ndarray, state: tuple, W: np.ndarray, U: np.ndarray,
+                  activation: str = "tanh", recurrent_activation: str = "sigmoid",
+                  bias: bool = True, need_dx: bool = True, need_h0: bool = False,
+                  need_c0: bool = False) -> tuple:
+    """``(dx, dW, dU, db, dh0, dc0)`` of ``lstm_forward`` given ``g = dL/dy`` (``(B, T, 2u)``
+    when the forward returned the cells); unrequested gradients are None."""
+    dx, dW, dU, db, dh0, dc0 = _run_backward(LSTM, g, state, W, U,
+                                             codes(activation, recurrent_activation), bias,
+                                             need_dx, need_h0)
+    return dx, dW, dU, db, dh0, dc0 if need_c0 else None

@@ -1,0 +1,160 @@
+"""Recurrent kernels on the GPU: the CPU family's driver as a host loop over time steps.
+
+Forward: the input projection of every step is one tiled GEMM (``(T B, in) @ W``); then per
+step the GEMM ``R = h_{t-1} U`` and one gate kernel, a thread per (batch row, unit), that
+adds ``R`` and the bias and runs the cell. Backward through time: per step one gate-gradient
+kernel forming ``dZ_t`` (and carrying ``dc``) and the GEMM ``dh_{t-1} = dZ_t U^T``; then
+``dW``, ``dU`` and ``dx`` as single GEMMs over all steps and ``db`` as one column sum. The
+cell math is the CPU kernels' own ``unit_forward`` / ``unit_backward``, compiled for the
+device (``_base.twin``), and the state layout (time-major) is the CPU's.
+"""
+
+from __future__ import annotations
+
+from numba import cuda
+
+from ..cpu import recurrent as _cpu
+from . import _base
+from .activation import act, act_grad
+from .matmul import matmul
+from .shape import transpose
+
+__all__ = ["rnn_forward", "rnn_backward", "lstm_forward", "lstm_backward"]
+
+LSTM = _cpu.LSTM
+unit_forward = _base.twin(_cpu.unit_forward, act=act)
+unit_backward = _base.twin(_cpu.unit_backward, act=act, act_grad=act_grad)
+
+
+@cuda.jit
+def _fill_state(dst, src, has_src, zero):
+    # the initial state: a copy of h0 (or c0), or zeros
+    for i in range(cuda.grid(1), dst.size, cuda.gridsize(1)):
+        dst[i] = src[i] if has_src else zero
+
+
+@cuda.jit
+def _step_forward(cell, a, r, b, has_b, H, C, y, t, code, rcode, zero):
+    # one thread per (row n, unit j): h_t, c_t from a = x_t W, r = h_{t-1} U and b
+    u = H.shape[2]
+    for k in range(cuda.grid(1), H.shape[1] * u, cuda.gridsize(1)):
+        n, j = k // u, k % u
+        cp = C[t, n, j] if cell == LSTM else zero
+        h, c = unit_forward(cell, a, r, b, has_b, cp, n, j, code, rcode, zero)
+        H[t + 1, n, j] = h
+        y[n, t, j] = h
+        if cell == LSTM:
+            C[t + 1, n, j] = c
+        if y.shape[2] > u:  # y is [h | c]
+            y[n, t, u + j] = c
+
+
+@cuda.jit
+def _step_backward(cell, a, d, g, dh, dc, C, t, code, rcode, zero):
+    # one thread per (row n, unit j): dZ_t's entries from g_t + dh (= dZ_{t+1} U^T) and dc
+    u = dh.shape[1]
+    for k in range(cuda.grid(1), dh.shape[0] * u, cuda.gridsize(1)):
+        n, j = k // u, k % u
+        dht = g[n, t, j] + dh[n, j]
+        dct = dc[n, j]
+        if g.shape[2] > u:
+            dct += g[n, t, u + j]
+        if cell == LSTM:
+            dc[n, j] = unit_backward(cell, a, d, C[t, n, j], C[t + 1, n, j], dht, dct, n, j,
+                                     code, rcode, zero)
+        else:
+            unit_backward(cell, a, d, zero, zero, dht, dct, n, j, code, rcode, zero)
+
+
+def _state(dst, src) -> None:
+    from . import asarray
+
+    s = _base.flat(asarray(src)) if src is not None else _base.flat(dst)
+    _fill_state[_base.blocks(dst.size), _base.TPB](_base.flat(dst), s, src is not None,
+                                                   dst.dtype.type(0))
+
+
+def _run_forward(cell: int, x, W, U, b, h0, c0, acts: tuple[int, int], cell_out: bool):
+    from . import asarray
+
+    x, W, U = asarray(x), asarray(W), asarray(U)
+    gates = _cpu.GATES[cell]
+    B, T, n_in, u = _cpu.check_shapes(x, W, U, gates, (h0, c0))
+    dt = x.dtype
+    xt = transpose(x, (1, 0, 2))
+    A = matmul(_base.rows(xt, n_in), W).reshape((T, B, gates * u))  # x_t W, every step
+    H = _base.empty((T + 1, B, u), dt)
+    _state(H[0], h0)
+    C = None
+    if cell == LSTM:
+        C = _base.empty((T + 1, B, u), dt)
+        _state(C[0], c0)
+    y = _base.empty((B, T, 2 * u if cell_out else u), dt)
+    bb = asarray(b) if b is not None else _base.flat(A)  # a stand-in for no bias (unread)
+    grid = _base.blocks(B * u)
+    for t in range(T):
+        r = matmul(H[t], U)
+        _step_forward[grid, _base.TPB](cell, A[t], r, bb, b is not None, H,
+                                       H if C is None else C, y, t, *acts, dt.type(0))
+    return y, (xt, H, C, A)
+
+
+def _run_backward(cell: int, g, state, W, U, acts, bias: bool, need_dx: bool, need_h0: bool):
+    from . import asarray, zeros
+    from .reduce import sum as rsum
+
+    xt, H, C, A = (None if s is None else asarray(s) for s in state)
+    g, W, U = asarray(g), asarray(W), asarray(U)
+    T, B, n_in = xt.shape
+    u = U.shape[0]
+    G = A.shape[2]
+    dt = xt.dtype
+    dZ = _base.empty(A.shape, dt)
+    dh, dc = zeros((B, u), dt), zeros((B, u), dt)
+    grid = _base.blocks(B * u)
+    for t in range(T - 1, -1, -1):
+        _step_backward[grid, _base.TPB](cell, A[t], dZ[t], g, dh, dc, H if C is None else C,
+                                        t, *acts, dt.type(0))
+        if t > 0 or need_h0:
+            dh = matmul(dZ[t], U, trans_b=True)  # dh_{t-1} = dZ_t U^T
+    dZ2 = _base.rows(dZ, G)
+    dU = matmul(_base.rows(H[:T], u), dZ2, trans_a=True)
+    dW = matmul(_base.rows(xt, n_in), dZ2, trans_a=True)
+    db = rsum(dZ2, (0,)) if bias else None
+    dx = None
+    if need_dx:
+        dx = transpose(matmul(dZ2, W, trans_b=True).reshape((T, B, n_in)), (1, 0, 2))
+    return dx, dW, dU, db, dh if need_h0 else None, dc
+
+
+def rnn_forward(x, W, U, b=None, h0=None, activation: str = "tanh") -> tuple:
+    """``(y, state)``: all hidden states ``y (B, T, u)`` of ``h_t = act(x_t W + h_{t-1} U + b)``
+    and what the backward pass reads (time-major inputs, states and activations)."""
+    return _run_forward(_cpu.SIMPLE, x, W, U, b, h0, None, _cpu.codes(activation), False)
+
+
+def rnn_backward(g, state, W, U, activation: str = "tanh", bias: bool = True,
+                 need_dx: bool = True, need_h0: bool = False) -> tuple:
+    """``(dx, dW, dU, db, dh0)`` of ``rnn_forward`` given ``g = dL/dy``; ``dx``, ``db`` and
+    ``dh0`` are None when not asked for."""
+    return _run_backward(_cpu.SIMPLE, g, state, W, U, _cpu.codes(activation), bias, need_dx,
+                         need_h0)[:5]
+
+
+def lstm_forward(x, W, U, b=None, h0=None, c0=None, activation: str = "tanh",
+                 recurrent_activation: str = "sigmoid", return_cell: bool = False) -> tuple:
+    """``(y, state)``: the LSTM's hidden states ``y (B, T, u)``, or ``[h | c]`` side by side
+    ``(B, T, 2u)`` with ``return_cell``; Keras' layouts and gate order i, f, c, o."""
+    return _run_forward(LSTM, x, W, U, b, h0, c0, _cpu.codes(activation, recurrent_activation),
+                        return_cell)
+
+
+def lstm_backward(g, state, W, U, activation: str = "tanh", recurrent_activation: str = "sigmoid",
+                  bias: bool = True, need_dx: bool = True, need_h0: bool = False,
+                  need_c0: bool = False) -> tuple:
+    """``(dx, dW, dU, db, dh0, dc0)`` of ``lstm_forward`` given ``g = dL/dy`` (``(B, T, 2u)``
+    when the forward returned the cells); unrequested gradients are None."""
+    dx, dW, dU, db, dh0, dc0 = _run_backward(LSTM, g, state, W, U,
+                                             _cpu.codes(activation, recurrent_activation),
+                                             bias, need_dx, need_h0)
+    return dx, dW, dU, db, dh0, dc0 if need_c0 else None
