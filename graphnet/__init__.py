@@ -4,7 +4,7 @@ Build a graph of Tensors (by functions, operators or Keras-style layers), ``gn.c
 into a Program, and run it for outputs and gradients. See docs/architecture.md.
 """
 
-from . import data, datasets, music, ops, optimizers, schedules, text
+from . import data, datasets, detection, music, ops, optimizers, schedules, text
 from .data import batches
 from .errors import FeedError, GraphError, NumericsError
 from .graph import Graph
@@ -19,7 +19,8 @@ __version__ = "0.1.0"
 __all__ = ["Graph", "Tensor", "Input", "Parameter", "constant", "compile", "Program",
            "GraphError", "FeedError", "NumericsError", "initialize", "ops",
            *[n for n in _ops_all if n not in ("OPS", "Op", "Ctx")]]
-__all__ += ["data", "datasets", "optimizers", "schedules", "batches", "text", "music"]
+__all__ += ["data", "datasets", "optimizers", "schedules", "batches", "text", "music",
+           "detection"]
 from . import callbacks, layers, losses, metrics, regularizers  # noqa: E402 - Keras-style API
 from .model import Model, Sequential, load_model  # noqa: E402
 from .saving import CheckpointError  # noqa: E402

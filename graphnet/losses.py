@@ -22,7 +22,7 @@ from . import ops
 from .errors import FeedError, GraphError
 from .tensor import Tensor, fmt_shape
 
-__all__ = ["Loss", "MeanSquaredError", "MeanAbsoluteError", "BinaryCrossentropy",
+__all__ = ["Loss", "MeanSquaredError", "MeanAbsoluteError", "Huber", "BinaryCrossentropy",
            "CategoricalCrossentropy", "SparseCategoricalCrossentropy", "LossFunctionWrapper",
            "get", "serialize", "deserialize"]
 
@@ -97,6 +97,23 @@ class MeanAbsoluteError(Loss):
 
     def call(self, y_true: Tensor, y_pred: Tensor) -> Tensor:
         return ops.mae(y_pred, y_true)
+
+
+class Huber(Loss):
+    """``mean(0.5 d^2 if |d| <= delta else delta (|d| - 0.5 delta))``, ``d = y_pred - y_true``
+    (graphnet's ``huber`` node; Keras' ``Huber``)."""
+
+    name = "huber_loss"
+
+    def __init__(self, delta: float = 1.0, name: str | None = None) -> None:
+        super().__init__(name)
+        self.delta = float(delta)
+
+    def call(self, y_true: Tensor, y_pred: Tensor) -> Tensor:
+        return ops.huber(y_pred, y_true, self.delta)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "delta": self.delta}
 
 
 class _CrossEntropy(Loss):
@@ -199,6 +216,7 @@ class LossFunctionWrapper(Loss):
 _NAMES: dict[str, Callable[[], Loss]] = {
     "mse": MeanSquaredError, "mean_squared_error": MeanSquaredError,
     "mae": MeanAbsoluteError, "mean_absolute_error": MeanAbsoluteError,
+    "huber": Huber, "huber_loss": Huber,
     "binary_crossentropy": BinaryCrossentropy,
     "binary_cross_entropy": BinaryCrossentropy,
     "sigmoid_cross_entropy": lambda: BinaryCrossentropy(from_logits=True),
@@ -208,10 +226,11 @@ _NAMES: dict[str, Callable[[], Loss]] = {
     "softmax_cross_entropy": lambda: SparseCategoricalCrossentropy(from_logits=True),
 }
 # graphnet's loss functions (pred, target) passed directly map to the matching Loss
-_OPS = {"mse": "mse", "mae": "mae", "sigmoid_cross_entropy": "sigmoid_cross_entropy",
+_OPS = {"mse": "mse", "mae": "mae", "huber": "huber",
+        "sigmoid_cross_entropy": "sigmoid_cross_entropy",
         "binary_cross_entropy": "binary_crossentropy",
         "softmax_cross_entropy": "softmax_cross_entropy"}
-_CLASSES = {c.__name__: c for c in (MeanSquaredError, MeanAbsoluteError, BinaryCrossentropy,
+_CLASSES = {c.__name__: c for c in (MeanSquaredError, MeanAbsoluteError, Huber, BinaryCrossentropy,
                                     CategoricalCrossentropy, SparseCategoricalCrossentropy)}
 
 

@@ -44,17 +44,23 @@ FAMILY_COLORS = {
     "attention": "#dcedc8",     # light green
     "conv": "#d7ccc8",          # brown
     "pool": "#cfd8dc",          # blue grey
+    "upsampling": "#b3e5fc",    # light blue: up-sampling, the way back up in segmentation
+    "detection": "#fff9c4",     # yellow: RoI align, NMS
     "embedding": "#e1bee7",
     "metric": "#f5f5f5",
 }
 OTHER_COLOR = "#f5f5f5"
 # Which family names a layer box, when a box holds several (most telling first).
-FAMILY_RANK = ["loss", "recurrent", "attention", "conv", "pool", "embedding", "nn", "dense",
+FAMILY_RANK = ["loss", "recurrent", "attention", "conv", "pool", "upsampling", "detection",
+               "embedding", "nn", "dense",
                "linear", "linalg", "normalization", "regularization", "dropout", "activation",
                "reduce", "shape", "math"]
 LAYER_FAMILIES = {"Dense": "dense", "Dropout": "regularization", "LSTM": "recurrent",
                   "SimpleRNN": "recurrent", "GRU": "recurrent", "Conv2D": "conv",
-                  "MaxPooling2D": "pool", "Embedding": "embedding", "Activation": "activation",
+                  "MaxPooling2D": "pool", "MaxPool2D": "pool", "AveragePooling2D": "pool",
+                  "AvgPool2D": "pool", "UpSampling2D": "upsampling",
+                  "Conv2DTranspose": "conv", "MultiHeadAttention": "attention",
+                  "Embedding": "embedding", "Activation": "activation",
                   "Flatten": "shape", "Reshape": "shape", "BatchNormalization": "normalization"}
 # Ops whose behaviour differs between training and inference (the mode difference drawn).
 MODE_OPS = ("dropout", "batch_norm", "batchnorm", "noise")

@@ -15,7 +15,7 @@ from ..errors import GraphError
 from ..tensor import Tensor, apply, constant, fmt_shape
 from .base import Op, same_float_dtype
 
-__all__ = ["mse", "mae", "sigmoid_cross_entropy", "binary_cross_entropy",
+__all__ = ["mse", "mae", "huber", "sigmoid_cross_entropy", "binary_cross_entropy",
            "softmax_cross_entropy"]
 
 
@@ -66,6 +66,18 @@ class MAE(_Pointwise):
     """L = mean |p - t|;  dp = g sign(p - t) / n (0 at the kink), dt = -dp."""
     name = "mae"
     target_grad = True
+
+
+class Huber(_Pointwise):
+    """d = p - t: L = mean (d^2 / 2 if |d| <= delta else delta (|d| - delta / 2));
+    dp = g clip(d, -delta, delta) / n, dt = -dp. Quadratic near 0, linear beyond delta: box
+    regression (smooth L1 at delta = 1) without the pull of outliers."""
+    name = "huber"
+    target_grad = True
+
+    @property
+    def eps(self) -> float:  # the pointwise kernels' parameter slot carries delta
+        return self.delta
 
 
 class SigmoidCrossEntropy(_Pointwise):
@@ -133,6 +145,13 @@ def mse(pred, target) -> Tensor:
 def mae(pred, target) -> Tensor:
     """Mean absolute error over all elements."""
     return apply(MAE(), [pred, target])
+
+
+def huber(pred, target, delta: float = 1.0) -> Tensor:
+    """Huber loss over all elements (Keras' ``Huber``; smooth L1 for ``delta=1``)."""
+    if not delta > 0:
+        raise GraphError(f"huber: delta must be > 0, got {delta}")
+    return apply(Huber(delta=float(delta)), [pred, target])
 
 
 def sigmoid_cross_entropy(logits, labels) -> Tensor:

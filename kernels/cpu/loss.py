@@ -1,7 +1,8 @@
 """Loss kernels: each reduces to a mean in one pass, and its gradient is one fused pass.
 
-Pointwise losses (mse, mae, sigmoid and binary cross-entropy) share one pair of scalar
-functions selected by a code, as the activations do. Softmax cross-entropy works row by row
+Pointwise losses (mse, mae, sigmoid and binary cross-entropy, huber) share one pair of scalar
+functions selected by a code, as the activations do; their parameter ``eps`` is binary
+cross-entropy's probability clip and huber's ``delta``. Softmax cross-entropy works row by row
 with a stable log-sum-exp (``lse = m + log sum exp(z - m)``, m the row maximum) and keeps
 ``m`` and ``log sum exp(z - m)`` per row for the backward pass ``(softmax - onehot) / N``;
 differences are taken against ``m`` first, so logits of 1e4 lose no digits to rounding.
@@ -21,7 +22,9 @@ __all__ = [
     "softmax_cross_entropy_grad",
 ]
 
-CODES = {"mse": 0, "mae": 1, "sigmoid_cross_entropy": 2, "binary_cross_entropy": 3}
+CODES = {"mse": 0, "mae": 1, "sigmoid_cross_entropy": 2, "binary_cross_entropy": 3, "huber": 4}
+# losses of the difference p - t, whose target gradient is -dp
+DIFFERENCE = (0, 1, 4)
 
 
 @kernel
@@ -34,6 +37,10 @@ def _point(code, p, t, eps):
         return abs(p - t)
     if code == 2:  # logits: max(z, 0) - z y + log(1 + e^-|z|), never exp of a large number
         return (p if p > zero else zero) - p * t + math.log1p(math.exp(-abs(p)))
+    if code == 4:  # huber, eps = delta: d^2 / 2 for |d| <= delta, else delta (|d| - delta / 2)
+        d = abs(p - t)
+        half = type(p)(0.5)
+        return half * d * d if d <= eps else eps * (d - half * eps)
     one = type(p)(1)  # probabilities clipped to [eps, 1 - eps]
     q = min(max(p, eps), one - eps)
     return -(t * math.log(q) + (one - t) * math.log(one - q))
@@ -50,6 +57,8 @@ def _point_grad(code, p, t, eps):
         return one if p > t else (-one if p < t else zero)
     if code == 2:  # sigmoid(z) - y
         return act(SIGMOID, p, zero) - t
+    if code == 4:  # huber: p - t clipped to [-delta, delta]
+        return min(max(p - t, -eps), eps)
     # (p - y) / (p (1 - p)) inside the clip, 0 where the clip holds
     if p < eps or p > one - eps:
         return zero
@@ -144,15 +153,15 @@ def pointwise_loss(p: np.ndarray, t: np.ndarray, kind: str, eps: float = 0.0) ->
 
 def pointwise_loss_grad(g: np.ndarray, p: np.ndarray, t: np.ndarray, kind: str,
                         eps: float = 0.0) -> tuple[np.ndarray, np.ndarray | None]:
-    """``(dp, dt)``: the loss gradient scaled by ``g / size``; ``dt = -dp`` for mse and mae,
-    None for the cross-entropies (labels are data)."""
+    """``(dp, dt)``: the loss gradient scaled by ``g / size``; ``dt = -dp`` for mse, mae and
+    huber, None for the cross-entropies (labels are data)."""
     dt = p.dtype.type
     dp = np.empty(p.shape, p.dtype)
     code = CODES[kind]
     pick(_point_grad_flat, p.size)(_flat(p), _flat(t).astype(p.dtype, copy=False),
                                    dp.reshape(-1), code, dt(eps),
                                    dt(float(g) / max(p.size, 1)))
-    return dp, ((-dp).reshape(t.shape) if code < 2 else None)
+    return dp, ((-dp).reshape(t.shape) if code in DIFFERENCE else None)
 
 
 def _rows(z: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

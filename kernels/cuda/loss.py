@@ -129,8 +129,8 @@ def pointwise_loss(p, t, kind: str, eps: float = 0.0):
 
 
 def pointwise_loss_grad(g, p, t, kind: str, eps: float = 0.0):
-    """``(dp, dt)``: the loss gradient scaled by ``g / size``; ``dt = -dp`` for mse and mae,
-    None for the cross-entropies (labels are data)."""
+    """``(dp, dt)``: the loss gradient scaled by ``g / size``; ``dt = -dp`` for mse, mae and
+    huber, None for the cross-entropies (labels are data)."""
     from . import asarray
     from .elementwise import neg
 
@@ -142,7 +142,7 @@ def pointwise_loss_grad(g, p, t, kind: str, eps: float = 0.0):
         _point_grads[_base.blocks(p.size), _base.TPB](
             _base.flat(p), _base.flat(tt), _base.flat(asarray(g, p.dtype)), _base.flat(dp),
             code, p.dtype.type(eps), max(p.size, 1))
-    return dp, (neg(dp).reshape(tuple(t.shape)) if code < 2 else None)
+    return dp, (neg(dp).reshape(tuple(t.shape)) if code in _cpu.DIFFERENCE else None)
 
 
 def _rows(z, labels):

@@ -18,6 +18,11 @@ _prev = os.environ.get("NUMBA_ENABLE_CUDASIM")
 if not REAL_GPU:
     os.environ["NUMBA_ENABLE_CUDASIM"] = "1"
 try:
+    import numba.core.config
+
+    # numba read its environment when it was first imported (tests/conftest.py imports
+    # graphnet, hence numba, earlier): read it again so that numba.cuda sees the variable
+    numba.core.config.reload_config()
     from numba import cuda
 
     # the module numba.cuda actually is in this process, whatever the variable says now

@@ -138,9 +138,12 @@ def test_softmax_any_axis(K, C, r, log):
 def test_losses(K, C, r):
     p, t = f32(r, 2, 3, lo=0.05, hi=0.95), f32(r, 2, 3, lo=0, hi=1)
     g = np.array(0.5, np.float32)
-    for kind in ["mse", "mae", "sigmoid_cross_entropy", "binary_cross_entropy"]:
+    for kind in ["mse", "mae", "sigmoid_cross_entropy", "binary_cross_entropy", "huber"]:
         check(K, C, "pointwise_loss", p, t, kind, 1e-7)
         check(K, C, "pointwise_loss_grad", g, p, t, kind, 1e-7)
+    # huber's eps is delta: 0.3 puts elements on both sides of |p - t| = delta
+    check(K, C, "pointwise_loss", p, t, "huber", 0.3)
+    check(K, C, "pointwise_loss_grad", g, p, t, "huber", 0.3)
     z = f32(r, 3, 4, lo=-3, hi=3)
     labels = np.array([0, 3, 1])
     _, lse = check(K, C, "softmax_cross_entropy", z, labels)

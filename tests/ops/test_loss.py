@@ -33,6 +33,11 @@ def np_bce(p, y, eps=1e-7):
     return np.mean(-(y * np.log(p) + (1 - y) * np.log(1 - p)))
 
 
+def np_huber(p, t, delta=1.0):
+    d = np.abs(p - t)
+    return np.mean(np.where(d <= delta, 0.5 * d**2, delta * d - 0.5 * delta**2))
+
+
 def np_softmax_ce(z, labels):
     logp = z - z.max(-1, keepdims=True)
     logp = logp - np.log(np.exp(logp).sum(-1, keepdims=True))
@@ -59,6 +64,9 @@ def test_forward_matches_numpy(data):
     cases = [
         (gn.mse, (d["pred"], d["target"]), np.mean((d["pred"] - d["target"]) ** 2)),
         (gn.mae, (d["pred"], d["target"]), np.mean(np.abs(d["pred"] - d["target"]))),
+        (gn.huber, (d["pred"], d["target"]), np_huber(d["pred"], d["target"])),
+        (lambda p, t: gn.huber(p, t, delta=0.5), (d["pred"], d["target"]),
+         np_huber(d["pred"], d["target"], 0.5)),
         (gn.sigmoid_cross_entropy, (d["pred"], d["soft"]), np_sigmoid_ce(d["pred"], d["soft"])),
         (gn.binary_cross_entropy, (d["probs"], d["bits"]), np_bce(d["probs"], d["bits"])),
         (gn.softmax_cross_entropy, (d["pred"], d["ids"]), np_softmax_ce(d["pred"], d["ids"])),
@@ -74,6 +82,8 @@ def test_gradients(data):
     d = data
     check_gradients(gn.mse, d["pred"], d["target"])  # target too: mse and mae differentiate both
     check_gradients(gn.mae, d["pred"], d["target"])
+    check_gradients(gn.huber, d["pred"], d["target"])  # both sides of |p - t| = 1
+    check_gradients(lambda p, t: gn.huber(p, t, delta=0.5), d["pred"], d["target"])
     check_gradients(gn.sigmoid_cross_entropy, d["pred"], d["soft"], wrt=[0])
     check_gradients(gn.binary_cross_entropy, d["probs"], d["bits"], wrt=[0])
     check_gradients(gn.softmax_cross_entropy, d["pred"], d["ids"])
@@ -192,6 +202,7 @@ def test_matches_torch(data):
     cases = [
         (gn.mse, F.mse_loss, d["pred"], d["target"]),
         (gn.mae, F.l1_loss, d["pred"], d["target"]),
+        (gn.huber, F.huber_loss, d["pred"], d["target"]),
         (gn.sigmoid_cross_entropy, F.binary_cross_entropy_with_logits, d["pred"], d["soft"]),
         (gn.binary_cross_entropy, F.binary_cross_entropy, d["probs"], d["bits"]),
         (gn.softmax_cross_entropy, F.cross_entropy, d["pred"], d["ids"]),
@@ -209,3 +220,15 @@ def test_matches_torch(data):
         np.testing.assert_allclose(v, ref.item(), rtol=1e-12, err_msg=fn.__name__)
         np.testing.assert_allclose(g, ta.grad.numpy(), rtol=1e-10, atol=1e-14,
                                    err_msg=fn.__name__)
+
+
+def test_huber_by_keras_names():
+    with gn.Graph():
+        p, t = gn.Input((3,)), gn.Input((3,))
+        assert gn.losses.get("huber")(t, p).op.delta == 1.0
+        loss = gn.losses.Huber(delta=0.5)
+        assert gn.losses.get(gn.huber).name == "huber"
+        again = gn.losses.deserialize(gn.losses.serialize(loss))
+        assert isinstance(again, gn.losses.Huber) and again(t, p).op.delta == 0.5
+        with pytest.raises(gn.GraphError, match="delta must be > 0"):
+            gn.huber(p, t, delta=0.0)

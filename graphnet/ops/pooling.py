@@ -1,0 +1,109 @@
+"""2-D pooling (channels-last NHWC, Keras semantics): ``max_pool2d`` and ``avg_pool2d``.
+
+Windows of ``pool_size`` move by ``strides`` (default: the pool size). ``padding="valid"``
+keeps only whole windows; ``"same"`` gives ``ceil(size / stride)`` outputs per axis and pads
+as TensorFlow does (the odd cell after, not before). Padded cells are never read: they never
+win a max and an average divides by the count of real cells only.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import GraphError
+from ..tensor import Tensor, apply, fmt_shape
+from .base import Op, same_float_dtype
+
+__all__ = ["max_pool2d", "avg_pool2d"]
+
+PADDINGS = ("valid", "same")
+
+
+def pair(v, what: str) -> tuple[int, int]:
+    """An int or a pair of ints as a pair of positive ints (Keras' ``pool_size=2``)."""
+    try:
+        p = (v, v) if isinstance(v, (int, np.integer)) else tuple(v)
+    except TypeError:
+        p = ()
+    if len(p) != 2 or not all(isinstance(a, (int, np.integer)) and a >= 1 for a in p):
+        raise GraphError(f"{what} must be a positive int or a pair of them, got {v!r}")
+    return int(p[0]), int(p[1])
+
+
+def spatial(x, op: str) -> tuple[int, int]:
+    """The static (height, width) of a channels-last 4-D input, or a GraphError."""
+    if x.ndim != 4:
+        raise GraphError(f"{op} expects channels-last (batch, height, width, channels) "
+                         f"input, got {fmt_shape(x.shape)}")
+    if x.shape[1] is None or x.shape[2] is None:
+        raise GraphError(f"{op} needs a known height and width, got {fmt_shape(x.shape)}")
+    return x.shape[1], x.shape[2]
+
+
+def _axis(n: int, k: int, s: int, padding: str) -> tuple[int, int, int]:
+    """(outputs, pad before, pad after) along one axis of size n, window k, stride s."""
+    if padding == "valid":
+        return (n - k) // s + 1, 0, 0
+    out = -(-n // s)  # ceil(n / s)
+    total = max((out - 1) * s + k - n, 0)  # TensorFlow: the extra cell goes after
+    return out, total // 2, total - total // 2
+
+
+class MaxPool2D(Op):
+    """y[n, i, j, c] = max of x[n, i*sh - top + a, j*sw - left + b, c] over the window's
+    real cells; dx = g routed to each window's first maximum (argmax saved by forward),
+    summed where overlapping windows share a winner."""
+
+    name = "max_pool2d"
+    family = "pool"  # the drawings' colour class (visualize/dot.py)
+    kind = "max"
+
+    def infer(self, x):
+        dt = same_float_dtype(x)
+        H, W = spatial(x, self.name)
+        if self.padding not in PADDINGS:
+            raise GraphError(f"padding must be 'valid' or 'same', got {self.padding!r}")
+        (ph, pw), (sh, sw) = self.pool_size, self.strides
+        if self.padding == "valid" and (H < ph or W < pw):
+            raise GraphError(f"pool_size {self.pool_size} does not fit the input's {H}x{W} "
+                             f"spatial size with padding='valid'; use padding='same' or a "
+                             f"smaller pool")
+        (oh, top, bottom), (ow, left, right) = _axis(H, ph, sh, self.padding), \
+            _axis(W, pw, sw, self.padding)
+        self.pads = (top, bottom, left, right)
+        return (x.shape[0], oh, ow, x.shape[3]), dt
+
+    def forward(self, ctx, x):
+        y, ctx.arg = ctx.be.pool2d(x, self.pool_size, self.strides, self.pads, self.kind)
+        return y
+
+    def backward(self, ctx, g, y, x):
+        return (ctx.be.pool2d_grad(g, ctx.arg, x.shape, self.pool_size, self.strides,
+                                   self.pads, self.kind),)
+
+
+class AvgPool2D(MaxPool2D):
+    """y[n, i, j, c] = mean of x over the window's real cells (count excludes padding);
+    dx = g[n, i, j, c] / count added to every real cell of the window."""
+
+    name = "avg_pool2d"
+    kind = "avg"
+
+
+def _pool(cls, x, pool_size, strides, padding) -> Tensor:
+    size = pair(pool_size, "pool_size")
+    step = size if strides is None else pair(strides, "strides")
+    return apply(cls(pool_size=size, strides=step, padding=str(padding).lower()), [x])
+
+
+def max_pool2d(x, pool_size=2, strides=None, padding: str = "valid") -> Tensor:
+    """Max over ``pool_size`` windows of NHWC ``x`` moved by ``strides`` (default: the pool
+    size); ``padding`` "valid" or "same" (TensorFlow's). Gradient ties go to the first
+    maximum in scan order (rows, then columns)."""
+    return _pool(MaxPool2D, x, pool_size, strides, padding)
+
+
+def avg_pool2d(x, pool_size=2, strides=None, padding: str = "valid") -> Tensor:
+    """Mean over ``pool_size`` windows of NHWC ``x``; with "same" padding each window divides
+    by its count of real cells, as TensorFlow does."""
+    return _pool(AvgPool2D, x, pool_size, strides, padding)

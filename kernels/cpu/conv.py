@@ -1,0 +1,252 @@
+"""Convolution kernels: conv2d and its adjoint conv2d_transpose, as im2col / col2im around GEMMs.
+
+Channels-last (NHWC) images, kernels ``(kh, kw, in, out)``. ``im2col`` copies every output
+pixel's receptive field into one row of ``cols (B*OH*OW, kh*kw*C)``, so that the convolution
+is ONE GEMM ``cols @ kernel.reshape(kh*kw*C, out)``; the bias and activation ride on the
+dense kernels' fused epilogue (``dense.py``) and so does backward (``dZ = g act'(z)`` with the
+bias sums, ``dkernel = cols^T dZ``, ``dcols = dZ kernel^T``). ``col2im`` is im2col's adjoint:
+it sums each ``dcols`` entry back onto the pixel it was copied from. It gathers (one output
+pixel sums the entries that read it) instead of scattering, so the parallel loop over image
+rows never writes one element from two threads, and it can apply a bias and an activation on
+the way out, which makes it the forward pass of conv2d_transpose.
+
+Geometry is always ``(input shape, ksize, strides, dilation, pads)`` with ``pads = (top,
+bottom, left, right)``; output pixel ``(oh, ow)`` tap ``(i, j)`` reads input pixel
+``(oh*sh - top + i*dh, ow*sw - left + j*dw)``, zero outside the image.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import prange
+
+from ..jit import kernel, pick
+from .activation import act, activation_grad, code_of
+from .dense import dense, dense_grad
+
+__all__ = ["im2col", "col2im", "conv2d", "conv2d_grad", "conv2d_transpose",
+           "conv2d_transpose_grad"]
+
+
+@kernel(parallel=True)
+def _im2col(x, kh, kw, sh, sw, dh, dw, pt, pl, cols):
+    # cols[n, oh, ow, i, j, :] = x[n, oh*sh - pt + i*dh, ow*sw - pl + j*dw, :] (0 off the image);
+    # one iteration per (image, output row): the rows' columns never overlap
+    B, H, W, C = x.shape
+    OH, OW = cols.shape[1], cols.shape[2]
+    for r in prange(B * OH):
+        n = r // OH
+        oh = r - n * OH
+        for ow in range(OW):
+            for i in range(kh):
+                h = oh * sh - pt + i * dh
+                for j in range(kw):
+                    w = ow * sw - pl + j * dw
+                    if 0 <= h < H and 0 <= w < W:
+                        for c in range(C):
+                            cols[n, oh, ow, i, j, c] = x[n, h, w, c]
+                    else:
+                        for c in range(C):
+                            cols[n, oh, ow, i, j, c] = 0
+    return cols
+
+
+@kernel(parallel=True)
+def _col2im(cols, kh, kw, sh, sw, dh, dw, pt, pl, b, code, alpha, z, y):
+    # z[n, h, w, :] = b + sum of cols[n, oh, ow, i, j, :] over the taps that read pixel (h, w),
+    # i.e. h = oh*sh - pt + i*dh: oh = (h + pt - i*dh) / sh when that divides and lands in
+    # range (the same for w); then y = act(z). One iteration per (image, input row).
+    B, H, W, C = z.shape
+    OH, OW = cols.shape[1], cols.shape[2]
+    has_b = b.shape[0] > 0
+    zero = type(alpha)(0)
+    for r in prange(B * H):
+        n = r // H
+        h = r - n * H
+        for w in range(W):
+            for c in range(C):
+                z[n, h, w, c] = b[c] if has_b else zero
+            for i in range(kh):
+                t = h + pt - i * dh
+                if t < 0 or t % sh != 0 or t // sh >= OH:
+                    continue
+                oh = t // sh
+                for j in range(kw):
+                    u = w + pl - j * dw
+                    if u < 0 or u % sw != 0 or u // sw >= OW:
+                        continue
+                    ow = u // sw
+                    for c in range(C):
+                        z[n, h, w, c] += cols[n, oh, ow, i, j, c]
+            for c in range(C):
+                y[n, h, w, c] = act(code, z[n, h, w, c], alpha)
+    return y
+
+
+def out_hw(x_shape: tuple, ksize: tuple, strides: tuple, dilation: tuple,
+           pads: tuple) -> tuple[int, int]:
+    """``(OH, OW)`` of a convolution of an ``(B, H, W, C)`` image; ValueError when the (padded)
+    image is smaller than the dilated kernel or an argument is malformed."""
+    if len(x_shape) != 4:
+        raise ValueError(f"conv expects a channels-last (batch, height, width, channels) "
+                         f"image, got shape {tuple(x_shape)}")
+    if min(strides) < 1 or min(dilation) < 1 or min(ksize) < 1 or min(pads) < 0:
+        raise ValueError(f"conv needs positive kernel sizes, strides and dilations and "
+                         f"non-negative pads; got ksize={ksize}, strides={strides}, "
+                         f"dilation={dilation}, pads={pads}")
+    out = []
+    for n, k, s, d, p in zip(x_shape[1:3], ksize, strides, dilation, (pads[:2], pads[2:])):
+        ek = (k - 1) * d + 1
+        if n + p[0] + p[1] < ek:
+            raise ValueError(f"the {ksize[0]}x{ksize[1]} kernel (dilation {dilation}) spans "
+                             f"{ek} pixels, more than the padded image's {n + p[0] + p[1]} "
+                             f"(image {tuple(x_shape)}, pads {pads})")
+        out.append((n + p[0] + p[1] - ek) // s + 1)
+    return out[0], out[1]
+
+
+def _pointwise(ksize: tuple, strides: tuple, pads: tuple) -> bool:
+    # a 1x1 kernel, stride 1, no padding: im2col is the image itself, seen as rows
+    return tuple(ksize) == (1, 1) and tuple(strides) == (1, 1) and not any(pads)
+
+
+def im2col(x: np.ndarray, ksize: tuple, strides: tuple, dilation: tuple, pads: tuple,
+           out: np.ndarray | None = None) -> np.ndarray:
+    """``cols (B*OH*OW, kh*kw*C)``: row ``(n, oh, ow)`` holds output pixel ``(oh, ow)``'s
+    receptive field in ``(i, j, c)`` order (the kernel's), zero where it overhangs the image."""
+    OH, OW = out_hw(x.shape, ksize, strides, dilation, pads)
+    B, _, _, C = x.shape
+    kh, kw = ksize
+    if _pointwise(ksize, strides, pads):
+        return np.ascontiguousarray(x).reshape(-1, C)
+    cols = np.empty((B * OH * OW, kh * kw * C), x.dtype) if out is None else out
+    pick(_im2col, cols.size)(np.ascontiguousarray(x), kh, kw, strides[0], strides[1],
+                             dilation[0], dilation[1], pads[0], pads[2],
+                             cols.reshape(B, OH, OW, kh, kw, C))
+    return cols
+
+
+def _gather(cols: np.ndarray, x_shape: tuple, ksize: tuple, strides: tuple, dilation: tuple,
+            pads: tuple, bias: np.ndarray | None, kind: str | None, alpha: float,
+            keep_z: bool, out: tuple | None) -> tuple[np.ndarray, np.ndarray]:
+    """``(y, z)``: ``z = col2im(cols) + bias``, ``y = act(z)`` (y is z unless keep_z)."""
+    OH, OW = out_hw(x_shape, ksize, strides, dilation, pads)
+    B, _, _, C = x_shape
+    kh, kw = ksize
+    if cols.shape != (B * OH * OW, kh * kw * C):
+        raise ValueError(f"col2im: cols of shape {cols.shape} do not match the image "
+                         f"{tuple(x_shape)} ({B * OH * OW} rows of {kh * kw * C} expected)")
+    if out is None:
+        z = np.empty(x_shape, cols.dtype)
+        y = np.empty_like(z) if keep_z else z
+    else:
+        y, z = out
+    bb = cols[0, :0] if bias is None else bias  # an empty vector of cols' dtype: no bias
+    pick(_col2im, z.size)(np.ascontiguousarray(cols).reshape(B, OH, OW, kh, kw, C), kh, kw,
+                          strides[0], strides[1], dilation[0], dilation[1], pads[0], pads[2],
+                          bb, code_of(kind), cols.dtype.type(alpha), z, y)
+    return y, z
+
+
+def col2im(cols: np.ndarray, x_shape: tuple, ksize: tuple, strides: tuple, dilation: tuple,
+           pads: tuple, out: np.ndarray | None = None) -> np.ndarray:
+    """The adjoint of ``im2col``: an image of ``x_shape`` where each pixel is the sum of the
+    ``cols`` entries that im2col copied from it."""
+    return _gather(cols, tuple(x_shape), ksize, strides, dilation, pads, None, None, 0.0,
+                   False, None if out is None else (out, out))[0]
+
+
+def _check_channels(x: np.ndarray, c: int, what: str) -> None:
+    if x.ndim != 4 or x.shape[3] != c:
+        raise ValueError(f"{what}: the image {x.shape} must be (batch, height, width, {c})")
+
+
+def conv2d(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None, strides: tuple,
+           dilation: tuple, pads: tuple, kind: str | None, alpha: float = 0.0,
+           keep_z: bool = False, out: tuple | None = None
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(y, z, cols)``: ``y = act(conv(x, kernel) + bias)`` of shape ``(B, OH, OW, out)``,
+    its pre-activation ``z`` (y itself unless keep_z) and the im2col rows backward reuses.
+    ``out = (y, z, cols)`` are arrays to write into."""
+    kh, kw, cin, cout = kernel.shape
+    _check_channels(x, cin, "conv2d")
+    OH, OW = out_hw(x.shape, (kh, kw), strides, dilation, pads)
+    cols = im2col(x, (kh, kw), strides, dilation, pads, out=None if out is None else out[2])
+    k2 = np.ascontiguousarray(kernel).reshape(kh * kw * cin, cout)
+    rows = None if out is None else (out[0].reshape(-1, cout), out[1].reshape(-1, cout))
+    y, z = dense(cols, k2, bias, kind, alpha, keep_z, out=rows)
+    shape = (x.shape[0], OH, OW, cout)
+    return y.reshape(shape), z.reshape(shape), cols
+
+
+def conv2d_grad(g: np.ndarray, x: np.ndarray, cols: np.ndarray, kernel: np.ndarray,
+                zy: np.ndarray, y: np.ndarray, strides: tuple, dilation: tuple, pads: tuple,
+                kind: str | None, alpha: float = 0.0, bias: bool = True,
+                need_dx: bool = True, out: tuple | None = None
+                ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
+    """``(dx, dkernel, dbias)`` of conv2d: ``dZ = g act'(z)``, ``dbias`` its column sums,
+    ``dkernel = cols^T dZ``, ``dx = col2im(dZ kernel^T)`` (skipped unless ``need_dx``).
+    ``out = (dz, dcols, dkernel, dx)`` are scratch and result arrays to write into."""
+    kh, kw, cin, cout = kernel.shape
+    k2 = np.ascontiguousarray(kernel).reshape(kh * kw * cin, cout)
+    if out is None:
+        dz = np.empty((cols.shape[0], cout), g.dtype)
+        dcols = np.empty(cols.shape, g.dtype) if need_dx else None
+        dk, dx = np.empty(kernel.shape, kernel.dtype), None
+    else:
+        dz, dcols, dk, dx = out
+        dz = dz.reshape(-1, cout)
+    if not need_dx:
+        dcols = cols[:0]  # dense_grad leaves its dx alone: nothing is read or written
+    dcols, dk2, db = dense_grad(g, cols, k2, zy, y, kind, alpha, bias, need_dx,
+                                out=(dz, dcols, dk.reshape(k2.shape)))
+    if need_dx:
+        dx = col2im(dcols, x.shape, (kh, kw), strides, dilation, pads, out=dx)
+    return dx, dk2.reshape(kernel.shape), db
+
+
+def conv2d_transpose(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None,
+                     strides: tuple, dilation: tuple, pads: tuple, out_size: tuple,
+                     kind: str | None, alpha: float = 0.0, keep_z: bool = False,
+                     out: tuple | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``(y, z)``: the adjoint of conv2d applied to ``x``, ``y = act(col2im(x kernel^T) +
+    bias)`` of shape ``(B, *out_size, out)`` with kernel ``(kh, kw, out, in)``; the conv2d of
+    such a ``y`` (same strides, dilation, pads) has ``x``'s height and width.
+    ``out = (y, z, cols)`` are arrays to write into."""
+    kh, kw, cout, cin = kernel.shape
+    _check_channels(x, cin, "conv2d_transpose")
+    y_shape = (x.shape[0], int(out_size[0]), int(out_size[1]), cout)
+    if out_hw(y_shape, (kh, kw), strides, dilation, pads) != x.shape[1:3]:
+        raise ValueError(f"conv2d_transpose: an output of {tuple(out_size)} pixels does not "
+                         f"convolve back to the input's {x.shape[1:3]} with strides {strides}, "
+                         f"dilation {dilation} and pads {pads}")
+    k2 = np.ascontiguousarray(kernel).reshape(kh * kw * cout, cin)
+    cols = np.empty((x.size // cin, k2.shape[0]), x.dtype) if out is None else out[2]
+    np.dot(np.ascontiguousarray(x).reshape(-1, cin), k2.T, out=cols)
+    return _gather(cols, y_shape, (kh, kw), strides, dilation, pads, bias, kind, alpha, keep_z,
+                   None if out is None else out[:2])
+
+
+def conv2d_transpose_grad(g: np.ndarray, x: np.ndarray, kernel: np.ndarray, zy: np.ndarray,
+                          y: np.ndarray, strides: tuple, dilation: tuple, pads: tuple,
+                          kind: str | None, alpha: float = 0.0, bias: bool = True,
+                          need_dx: bool = True, out: tuple | None = None
+                          ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
+    """``(dx, dkernel, dbias)`` of conv2d_transpose: ``dZ = g act'(z)``, ``dbias`` its sums,
+    ``dx = im2col(dZ) kernel`` (conv2d's forward, skipped unless ``need_dx``) and
+    ``dkernel = im2col(dZ)^T x``. ``out = (dcols, dkernel, dx)`` are arrays to write into."""
+    kh, kw, cout, cin = kernel.shape
+    dz = g if code_of(kind) == 0 else activation_grad(g, zy, y, kind, alpha)
+    db = dz.reshape(-1, cout).sum(0) if bias else None
+    dcols = im2col(dz, (kh, kw), strides, dilation, pads, out=None if out is None else out[0])
+    if dcols.shape[0] != x.size // cin:
+        raise ValueError(f"conv2d_transpose_grad: the gradient {g.shape} does not convolve "
+                         f"back to the input {x.shape}")
+    k2 = np.ascontiguousarray(kernel).reshape(kh * kw * cout, cin)
+    dk = np.empty(kernel.shape, kernel.dtype) if out is None else out[1]
+    np.dot(dcols.T, np.ascontiguousarray(x).reshape(-1, cin), out=dk.reshape(k2.shape))
+    dx = None
+    if need_dx:
+        dx = np.empty(x.shape, x.dtype) if out is None else out[2]
+        np.dot(dcols, k2, out=dx.reshape(-1, cin))
+    return dx, dk, db

@@ -1,0 +1,295 @@
+"""conv2d and conv2d_transpose: forward against naive NumPy loops and PyTorch, float64 gradient
+checks (strides, padding, dilation, activations), the im2col/col2im adjoint pair, errors."""
+
+import math
+
+import numpy as np
+import pytest
+
+import graphnet as gn
+from graphnet.kernels.cpu.conv import col2im, im2col
+from graphnet.testing import check_gradients
+from tests.conftest import run_fn
+
+pytestmark = pytest.mark.lecture3
+
+
+# -- independent references -----------------------------------------------------------------
+
+def tf_pads(n, k, s, d, padding):
+    """TensorFlow's padding of one axis: (before, after)."""
+    if padding == "valid":
+        return 0, 0
+    ek = (k - 1) * d + 1
+    total = max((math.ceil(n / s) - 1) * s + ek - n, 0)
+    return total // 2, total - total // 2
+
+
+def ref_conv2d(x, k, b, s, d, padding, act=lambda z: z):
+    """Naive loops over the zero-padded input xp:
+    out[oh, ow] = sum over i, j of xp[oh s + i d, ow s + j d] @ k[i, j]."""
+    (sh, sw), (dh, dw) = s, d
+    kh, kw = k.shape[:2]
+    ph, pw = tf_pads(x.shape[1], kh, sh, dh, padding), tf_pads(x.shape[2], kw, sw, dw, padding)
+    xp = np.pad(x, ((0, 0), ph, pw, (0, 0)))
+    oh = (xp.shape[1] - (kh - 1) * dh - 1) // sh + 1
+    ow = (xp.shape[2] - (kw - 1) * dw - 1) // sw + 1
+    out = np.zeros((x.shape[0], oh, ow, k.shape[3]))
+    for r in range(oh):
+        for c in range(ow):
+            for i in range(kh):
+                for j in range(kw):
+                    out[:, r, c] += xp[:, r * sh + i * dh, c * sw + j * dw] @ k[i, j]
+    return act(out + (0 if b is None else b))
+
+
+def ref_conv2d_transpose(x, k, b, s, d, padding):
+    """Scatter every input pixel through the kernel (k: (kh, kw, out, in)) onto a canvas, then
+    crop Keras' output: valid H s + max(k_eff - s, 0) rows, same H s rows after (k_eff - s)//2."""
+    (sh, sw), (dh, dw) = s, d
+    kh, kw = k.shape[:2]
+    sizes, before = [], []
+    for n, kk, st, dd in ((x.shape[1], kh, sh, dh), (x.shape[2], kw, sw, dw)):
+        ek = (kk - 1) * dd + 1
+        if padding == "valid":
+            sizes.append(n * st + max(ek - st, 0))
+            before.append(0)
+        else:
+            sizes.append(n * st)
+            before.append(max(ek - st, 0) // 2)
+    canvas = np.zeros((x.shape[0], (x.shape[1] - 1) * sh + (kh - 1) * dh + 1 + sizes[0],
+                       (x.shape[2] - 1) * sw + (kw - 1) * dw + 1 + sizes[1], k.shape[2]))
+    for r in range(x.shape[1]):
+        for c in range(x.shape[2]):
+            for i in range(kh):
+                for j in range(kw):
+                    canvas[:, r * sh + i * dh, c * sw + j * dw] += x[:, r, c] @ k[i, j].T
+    out = canvas[:, before[0]:before[0] + sizes[0], before[1]:before[1] + sizes[1]]
+    return out + (0 if b is None else b)
+
+
+# (input H, W), (kh, kw), strides, dilation, padding: square and rectangular, TF's asymmetric
+# "same" (even kernels with strides), dilation, and a stride larger than the kernel
+CASES = [
+    ((6, 7), (3, 3), (1, 1), (1, 1), "valid"),
+    ((6, 7), (3, 3), (1, 1), (1, 1), "same"),
+    ((7, 6), (3, 2), (2, 2), (1, 1), "same"),
+    ((8, 8), (4, 4), (2, 3), (1, 1), "same"),
+    ((7, 7), (3, 3), (1, 1), (2, 2), "same"),
+    ((9, 8), (3, 2), (2, 1), (2, 1), "valid"),
+    ((5, 5), (1, 1), (1, 1), (1, 1), "valid"),
+    ((7, 6), (2, 2), (3, 3), (1, 1), "valid"),
+]
+
+
+def _case_data(rng, hw, ksize, cin=2, cout=3, transpose=False):
+    x = rng.normal(size=(2, *hw, cin))
+    k = rng.normal(size=(*ksize, cout, cin) if transpose else (*ksize, cin, cout))
+    return x, k / np.sqrt(k[..., 0].size), rng.normal(size=cout)
+
+
+@pytest.mark.parametrize("hw,ksize,strides,dilation,padding", CASES)
+def test_conv2d_forward_matches_numpy_loops(hw, ksize, strides, dilation, padding, rng):
+    x, k, b = _case_data(rng, hw, ksize)
+    out = run_fn(lambda x, k, b: gn.conv2d(x, k, b, strides=strides, padding=padding,
+                                           dilation_rate=dilation, activation="relu"), x, k, b)
+    x32, k32, b32 = (a.astype(np.float32).astype(np.float64) for a in (x, k, b))
+    want = ref_conv2d(x32, k32, b32, strides, dilation, padding, lambda z: np.maximum(z, 0))
+    assert out.dtype == np.float32 and out.shape == want.shape
+    if padding == "same":
+        assert out.shape[1:3] == tuple(math.ceil(n / s) for n, s in zip(hw, strides))
+    np.testing.assert_allclose(out, want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("hw,ksize,strides,dilation,padding", CASES)
+def test_conv2d_transpose_forward_matches_numpy_loops(hw, ksize, strides, dilation, padding,
+                                                      rng):
+    x, k, b = _case_data(rng, hw, ksize, transpose=True)
+    out = run_fn(lambda x, k, b: gn.conv2d_transpose(x, k, b, strides=strides, padding=padding,
+                                                     dilation_rate=dilation), x, k, b)
+    x32, k32, b32 = (a.astype(np.float32).astype(np.float64) for a in (x, k, b))
+    want = ref_conv2d_transpose(x32, k32, b32, strides, dilation, padding)
+    assert out.shape == want.shape
+    np.testing.assert_allclose(out, want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("hw,ksize,strides,dilation,padding", CASES)
+def test_against_pytorch(hw, ksize, strides, dilation, padding, rng):
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    x, k, b = _case_data(rng, hw, ksize)
+    # conv2d: NCHW, weight (out, in, kh, kw); TF's asymmetric "same" as an explicit F.pad
+    (pt, pb), (pl, pr) = (tf_pads(n, kk, s, d, padding)
+                          for n, kk, s, d in zip(hw, ksize, strides, dilation))
+    xt = F.pad(torch.tensor(x).permute(0, 3, 1, 2), (pl, pr, pt, pb))
+    want = F.conv2d(xt, torch.tensor(k).permute(3, 2, 0, 1), torch.tensor(b), stride=strides,
+                    dilation=dilation).permute(0, 2, 3, 1).numpy()
+    got = run_fn(lambda x, k, b: gn.conv2d(x, k, b, strides=strides, padding=padding,
+                                           dilation_rate=dilation), x, k, b, dtype="float64")
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
+    # conv_transpose2d: weight (in, out, kh, kw); its unpadded output, cropped (or extended
+    # with bias-only rows) to Keras' size
+    xT, kT, bT = _case_data(rng, hw, ksize, transpose=True)
+    full = F.conv_transpose2d(torch.tensor(xT).permute(0, 3, 1, 2),
+                              torch.tensor(kT).permute(3, 2, 0, 1), stride=strides,
+                              dilation=dilation).permute(0, 2, 3, 1).numpy()
+    got = run_fn(lambda x, k, b: gn.conv2d_transpose(x, k, b, strides=strides, padding=padding,
+                                                     dilation_rate=dilation),
+                 xT, kT, bT, dtype="float64")
+    canvas = np.zeros((2, full.shape[1] + got.shape[1], full.shape[2] + got.shape[2], 3))
+    canvas[:, :full.shape[1], :full.shape[2]] = full
+    # "same": the conv that the transpose undoes pads k_eff - s in all, half of it before
+    top, left = (max((kk - 1) * d + 1 - s, 0) // 2 if padding == "same" else 0
+                 for kk, s, d in zip(ksize, strides, dilation))
+    want = canvas[:, top:top + got.shape[1], left:left + got.shape[2]] + bT
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
+
+
+# -- gradients ------------------------------------------------------------------------------
+
+GRAD_CASES = [
+    ((5, 6), (3, 3), (1, 1), (1, 1), "valid", "tanh"),
+    ((5, 6), (3, 3), (2, 2), (1, 1), "same", "gelu"),
+    ((6, 5), (2, 2), (2, 2), (1, 1), "same", None),
+    ((7, 7), (3, 3), (1, 1), (2, 2), "same", "elu"),
+    ((7, 6), (3, 2), (2, 1), (2, 1), "valid", "sigmoid"),
+]
+
+
+@pytest.mark.parametrize("hw,ksize,strides,dilation,padding,act", GRAD_CASES)
+def test_conv2d_gradients(hw, ksize, strides, dilation, padding, act, rng):
+    x, k, b = _case_data(rng, hw, ksize)
+    kw = dict(strides=strides, padding=padding, dilation_rate=dilation, activation=act)
+    check_gradients(lambda x, k, b: gn.conv2d(x, k, b, **kw), x, k, b)
+
+
+@pytest.mark.parametrize("hw,ksize,strides,dilation,padding,act", GRAD_CASES)
+def test_conv2d_transpose_gradients(hw, ksize, strides, dilation, padding, act, rng):
+    x, k, b = _case_data(rng, (3, 4), ksize, transpose=True)
+    kw = dict(strides=strides, padding=padding, dilation_rate=dilation, activation=act)
+    check_gradients(lambda x, k, b: gn.conv2d_transpose(x, k, b, **kw), x, k, b)
+
+
+def test_gradients_without_bias_and_kernel_smaller_than_stride(rng):
+    x, k, _ = _case_data(rng, (4, 5), (2, 1))
+    check_gradients(lambda x, k: gn.conv2d(x, k, strides=3), x, k)
+    xT, kT, _ = _case_data(rng, (3, 2), (2, 1), transpose=True)
+    check_gradients(lambda x, k: gn.conv2d_transpose(x, k, strides=3, activation="tanh"),
+                    xT, kT)
+
+
+def test_relu_gradient_away_from_the_kink(rng):
+    # relu's derivative is a step: shift the bias so no pre-activation sits near zero
+    x, k, b = _case_data(rng, (5, 5), (3, 3))
+    z = ref_conv2d(x, k, None, (1, 1), (1, 1), "same")
+    b = b - np.median(z, axis=(0, 1, 2))
+    assert np.abs(z + b).min() > 1e-3
+    check_gradients(lambda x, k, b: gn.conv2d(x, k, b, padding="same", activation="relu"),
+                    x, k, b)
+
+
+@pytest.mark.parametrize("op", ["conv2d", "conv2d_transpose"])
+def test_data_input_skips_dx_and_runs_repeat(op, rng):
+    # x is fed data (no gradient wanted): dx is skipped; the kernel's gradient is unchanged,
+    # a second run repeats it, and a new batch size resizes the reused buffers
+    x, k, b = _case_data(rng, (6, 6), (3, 3), transpose=op == "conv2d_transpose")
+    fn = getattr(gn, op)
+    with gn.Graph():
+        xi = gn.Input((6, 6, 2), dtype="float64")
+        kp, bp = gn.Parameter(k, dtype="float64"), gn.Parameter(b, dtype="float64")
+        loss = gn.sum(fn(xi, kp, bp, strides=2, padding="same", activation="tanh") ** 2)
+        xp = gn.Parameter(x, dtype="float64")
+        loss_p = gn.sum(fn(xp, kp, bp, strides=2, padding="same", activation="tanh") ** 2)
+    prog = gn.compile(loss, wrt=[kp, bp])
+    _, (dk, db) = prog({xi: x})
+    _, (dk2, db2) = prog({xi: x})
+    _, (dk3, db3, dx) = gn.compile(loss_p, wrt=[kp, bp, xp])({})
+    for a, c in [(dk, dk2), (dk, dk3), (db, db2), (db, db3)]:
+        np.testing.assert_allclose(a, c, rtol=1e-12)
+    assert dx.shape == x.shape and np.abs(dx).sum() > 0
+    _, (dk1, _) = prog({xi: x[:1]})
+    assert dk1.shape == k.shape and not np.allclose(dk1, dk)
+
+
+# -- the kernels ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("hw,ksize,strides,dilation,padding", CASES)
+def test_col2im_is_the_adjoint_of_im2col(hw, ksize, strides, dilation, padding, rng):
+    # <im2col(x), c> = <x, col2im(c)> for every x and c: col2im is im2col's transpose
+    x = rng.normal(size=(2, *hw, 3))
+    pads = sum((tf_pads(n, kk, s, d, padding) for n, kk, s, d in
+                zip(hw, ksize, strides, dilation)), ())
+    cols = im2col(x, ksize, strides, dilation, pads)
+    c = rng.normal(size=cols.shape)
+    back = col2im(c, x.shape, ksize, strides, dilation, pads)
+    assert back.shape == x.shape
+    np.testing.assert_allclose(np.sum(cols * c), np.sum(x * back), rtol=1e-12)
+
+
+@pytest.mark.usefixtures("parallel_kernels")
+def test_parallel_im2col_and_col2im_match_loops(rng):
+    # 4 x 16 x 16 x 8 with a 3x3 kernel: above the lowered threshold, the prange twins run
+    x = rng.normal(size=(4, 16, 16, 8)).astype(np.float32)
+    k = (rng.normal(size=(3, 3, 8, 4)) / 8).astype(np.float32)
+    pads = (1, 1, 1, 1)
+    cols = im2col(x, (3, 3), (1, 1), (1, 1), pads)
+    assert cols.size >= 1 << 16
+    xp = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    np.testing.assert_array_equal(cols.reshape(4, 16, 16, 3, 3, 8)[:, :, :, 1, 2],
+                                  xp[:, 1:17, 2:18])
+    out = run_fn(lambda x, k: gn.conv2d(x, k, padding="same"), x, k)
+    np.testing.assert_allclose(out, ref_conv2d(x.astype(np.float64), k, None, (1, 1), (1, 1),
+                                               "same"), rtol=1e-4, atol=1e-4)
+    back = col2im(cols, x.shape, (3, 3), (1, 1), (1, 1), pads)
+    # interior pixels are read by all 9 taps, corners by 4
+    np.testing.assert_allclose(back[:, 5, 5], 9 * x[:, 5, 5], rtol=1e-5)
+    np.testing.assert_allclose(back[:, 0, 0], 4 * x[:, 0, 0], rtol=1e-5)
+
+
+def test_kernel_errors_are_value_errors(rng):
+    x = rng.normal(size=(1, 3, 3, 2))
+    with pytest.raises(ValueError, match="spans 5 pixels"):
+        im2col(x, (3, 3), (1, 1), (2, 2), (0, 0, 0, 0))
+    with pytest.raises(ValueError, match="do not match the image"):
+        col2im(np.zeros((4, 18)), x.shape, (3, 3), (1, 1), (1, 1), (0, 0, 0, 0))
+
+
+# -- build-time errors ----------------------------------------------------------------------
+
+def test_build_errors_name_the_shapes():
+    with gn.Graph():
+        x = gn.Input((5, 5, 3), name="x")
+        k = gn.Parameter(np.zeros((3, 3, 2, 4), np.float32), name="k")
+        with pytest.raises(gn.GraphError, match=r"conv2d node 'conv2d'.*x \(None, 5, 5, 3\) has "
+                                                r"3 channels but the kernel \(3, 3, 2, 4\)"):
+            gn.conv2d(x, k)
+        flat = gn.Input((75,), name="flat")
+        with pytest.raises(gn.GraphError, match=r"expects channels-last \(batch, height, width, "
+                                                r"channels\) input, got x \(None, 75\)"):
+            gn.conv2d(flat, k)
+        big = gn.Parameter(np.zeros((7, 3, 3, 4), np.float32))
+        with pytest.raises(gn.GraphError, match=r"7x3 kernel is larger than the 5x5 input "
+                                                r"with padding='valid'"):
+            gn.conv2d(x, big)
+        with pytest.raises(gn.GraphError, match="dilated to 7 pixels"):
+            gn.conv2d(x, gn.Parameter(np.zeros((3, 3, 3, 4), np.float32)), dilation_rate=3)
+        k3 = gn.Parameter(np.zeros((3, 3, 3, 4), np.float32))
+        assert gn.conv2d(x, big, padding="same").shape == (None, 5, 5, 4)
+        with pytest.raises(gn.GraphError, match=r"bias must have shape \(4,\)"):
+            gn.conv2d(x, k3, gn.Parameter(np.zeros(3, np.float32)))
+        with pytest.raises(gn.GraphError, match="padding must be 'valid' or 'same'"):
+            gn.conv2d(x, k3, padding="full")
+        with pytest.raises(gn.GraphError, match="strides must be a positive int"):
+            gn.conv2d(x, k3, strides=(2, 0))
+        with pytest.raises(gn.GraphError, match="the kernel must be 4-D"):
+            gn.conv2d(x, gn.Parameter(np.zeros((3, 3, 4), np.float32)))
+        with pytest.raises(gn.GraphError, match="unknown activation 'swish'"):
+            gn.conv2d(x, k3, activation="swish")
+        # the transpose's kernel is (kh, kw, filters, in): in must match x's channels
+        with pytest.raises(gn.GraphError, match=r"has 3 channels but the kernel \(3, 3, 2, 4\) "
+                                                r"\(kernel_height, kernel_width, filters, "
+                                                r"in_channels\) expects 4"):
+            gn.conv2d_transpose(x, k)
+        assert gn.conv2d_transpose(x, gn.Parameter(np.zeros((3, 3, 2, 3), np.float32)),
+                                   strides=2).shape == (None, 11, 11, 2)
+        assert gn.conv2d(x, k3, padding="SAME", strides=[2, 1]).shape == (None, 3, 5, 4)
