@@ -4,10 +4,11 @@
     python benchmarks/gpu.py --smoke    # tiny sizes, runs on the simulator (NUMBA_ENABLE_CUDASIM=1)
 
 Workloads: a 784-256-256-10 ReLU MLP forward + backward at batch 128 through
-``gn.compile(device="cuda")``, a large elementwise add, a 1024^3 GEMM, and ``model.fit``
-throughput. Times are medians of synchronized repeats after a warm-up call (which pays
-Numba's compilation). Each section reports its own failure and the next one still runs;
-with ``--json PATH`` the figures are also written as JSON.
+``gn.compile(device="cuda")``, a large elementwise add, a 1024^3 GEMM, ``model.fit``
+throughput, and one graph per Lecture 2/3 family (a conv-pool-conv stack, a fused LSTM,
+causal attention), each beside its PyTorch twin. Times are medians of synchronized repeats
+after a warm-up call (which pays Numba's compilation). Each section reports its own failure
+and the next one still runs; with ``--json PATH`` the figures are also written as JSON.
 """
 
 from __future__ import annotations
@@ -189,6 +190,99 @@ def bench_fit(n: int, batch: int, sizes: tuple) -> None:
     row(f"model.fit 1 epoch, {n} samples, batch {batch} (Adam)", "samples/s", t_gn, t_th, n)
 
 
+def bench_graph(label: str, build, torch_step, repeat: int) -> None:
+    """One node family's forward + backward through ``gn.compile(device="cuda")`` beside
+    ``torch_step`` (PyTorch's twin, or None). ``build()`` returns ``(loss, params, feeds)``."""
+    with gn.Graph(label):
+        loss, params, feeds = build()
+    prog = gn.compile(loss, wrt=params, device="cuda")
+    dev = {k: prog.be.asarray(v) for k, v in feeds.items()}  # data already on the device
+    t_gn = timeit(lambda: prog(dev, to_host=False), _sync, repeat)
+    t_th = timeit(torch_step, _torch_sync, repeat) if HAVE_TORCH and torch_step else None
+    batch = next(iter(feeds.values())).shape[0]
+    row(label, "samples/s", t_gn, t_th, batch)
+
+
+def _param(rng, *shape):
+    return gn.Parameter((rng.normal(size=shape) / np.sqrt(np.prod(shape[:-1]))).astype(np.float32))
+
+
+def _torch_params(*arrays):
+    return [torch.tensor(a, device="cuda", requires_grad=True) for a in arrays]
+
+
+def bench_cnn(batch: int, hw: int, c1: int, c2: int, repeat: int) -> None:
+    """conv 3x3 same + relu, max-pool 2, conv 3x3 same + relu: a LeNet-like feature stack."""
+    rng = np.random.default_rng(0)
+    xb = rng.normal(size=(batch, hw, hw, 1)).astype(np.float32)
+
+    def build():
+        x = gn.Input((hw, hw, 1), name="x")
+        k1, k2 = _param(rng, 3, 3, 1, c1), _param(rng, 3, 3, c1, c2)
+        h = gn.max_pool2d(gn.conv2d(x, k1, padding="same", activation="relu"), 2)
+        y = gn.conv2d(h, k2, padding="same", activation="relu")
+        return gn.mean(y), [k1, k2], {x: xb}
+
+    step = None
+    if HAVE_TORCH:
+        F = torch.nn.functional
+        w1, w2 = _torch_params(rng.normal(size=(c1, 1, 3, 3)).astype(np.float32),
+                               rng.normal(size=(c2, c1, 3, 3)).astype(np.float32))
+        xt = torch.tensor(xb.transpose(0, 3, 1, 2).copy(), device="cuda")
+
+        def step():
+            h = F.max_pool2d(F.relu(F.conv2d(xt, w1, padding=1)), 2)
+            F.relu(F.conv2d(h, w2, padding=1)).mean().backward()
+
+    bench_graph(f"CNN conv{c1}-pool-conv{c2} {hw}x{hw}, batch {batch}", build, step, repeat)
+
+
+def bench_lstm(batch: int, steps: int, n_in: int, units: int, repeat: int) -> None:
+    """A fused LSTM over the whole sequence (one node), forward + backward through time."""
+    rng = np.random.default_rng(0)
+    xb = rng.normal(size=(batch, steps, n_in)).astype(np.float32)
+
+    def build():
+        x = gn.Input((steps, n_in), name="x")
+        W, U = _param(rng, n_in, 4 * units), _param(rng, units, 4 * units)
+        b = gn.Parameter(np.zeros(4 * units, np.float32))
+        return gn.mean(gn.lstm(x, W, U, b)), [W, U, b], {x: xb}
+
+    step = None
+    if HAVE_TORCH:
+        net = torch.nn.LSTM(n_in, units, batch_first=True).cuda()
+        xt = torch.tensor(xb, device="cuda")
+
+        def step():
+            net.zero_grad(set_to_none=True)
+            net(xt)[0].mean().backward()
+
+    bench_graph(f"LSTM T={steps} in={n_in} units={units}, batch {batch}", build, step, repeat)
+
+
+def bench_attention(batch: int, heads: int, steps: int, depth: int, repeat: int) -> None:
+    """Fused causal scaled dot-product attention, gradients for q, k and v."""
+    rng = np.random.default_rng(0)
+    shape = (batch, heads, steps, depth)
+    qkv = [rng.normal(size=shape).astype(np.float32) for _ in range(3)]
+
+    def build():
+        q, k, v = (gn.Parameter(a, name=n) for a, n in zip(qkv, "qkv"))
+        x = gn.Input((), name="scale")  # a fed scalar, so the batch size can be reported
+        return gn.mean(gn.attention(q, k, v, causal=True)) * gn.mean(x), [q, k, v], \
+            {x: np.ones(batch, np.float32)}
+
+    step = None
+    if HAVE_TORCH:
+        q, k, v = _torch_params(*qkv)
+
+        def step():
+            torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True) \
+                .mean().backward()
+
+    bench_graph(f"attention B={batch} heads={heads} T={steps} d={depth}", build, step, repeat)
+
+
 # -- parity on the real device -----------------------------------------------------------
 
 def parity() -> None:
@@ -273,6 +367,13 @@ def main() -> int:
         ("gemm", lambda: bench_gemm(8 if small else 1024, 1 if small else 20)),
         ("fit", lambda: bench_fit(16 if small else 12800, 4 if small else 128,
                                   (6, 5, 3) if small else (784, 256, 256, 10))),
+        ("cnn", lambda: bench_cnn(2 if small else 64, 6 if small else 28, 2 if small else 32,
+                                  3 if small else 64, 1 if small else 20)),
+        ("lstm", lambda: bench_lstm(2 if small else 32, 3 if small else 50, 2 if small else 64,
+                                    3 if small else 128, 1 if small else 10)),
+        ("attention", lambda: bench_attention(2 if small else 32, 1 if small else 4,
+                                              3 if small else 64, 2 if small else 32,
+                                              1 if small else 20)),
         ("parity", parity),
     ]
     for name, fn in sections:
