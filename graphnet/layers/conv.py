@@ -15,20 +15,12 @@ from typing import Any
 from .. import ops
 from .. import regularizers as _regularizers
 from ..errors import GraphError
+from ..ops.base import pair
 from ..tensor import Tensor, fmt_shape
 from .base import Layer
 from .core import _FUSED, _activation_name, get_activation
 
 __all__ = ["Conv2D", "Conv2DTranspose"]
-
-
-def _pair(v: Any, what: str, layer: str) -> tuple[int, int]:
-    """Keras' int-or-pair arguments (kernel_size, strides, dilation_rate) as a pair."""
-    pair = (v, v) if isinstance(v, Integral) else tuple(v) if isinstance(v, (tuple, list)) \
-        else ()
-    if len(pair) != 2 or not all(isinstance(p, Integral) and p >= 1 for p in pair):
-        raise GraphError(f"{layer} {what} must be a positive int or a pair of them, got {v!r}")
-    return int(pair[0]), int(pair[1])
 
 
 def _init_name(i: Any) -> Any:
@@ -57,10 +49,10 @@ class Conv2D(Layer):
         if str(padding).lower() not in ("valid", "same"):
             raise GraphError(f"{cls} padding must be 'valid' or 'same', got {padding!r}")
         self.filters = int(filters)
-        self.kernel_size = _pair(kernel_size, "kernel_size", cls)
-        self.strides = _pair(strides, "strides", cls)
+        self.kernel_size = pair(kernel_size, f"{cls} kernel_size")
+        self.strides = pair(strides, f"{cls} strides")
         self.padding = str(padding).lower()
-        self.dilation_rate = _pair(dilation_rate, "dilation_rate", cls)
+        self.dilation_rate = pair(dilation_rate, f"{cls} dilation_rate")
         self.activation = activation
         self._act = get_activation(activation)
         self.use_bias = use_bias

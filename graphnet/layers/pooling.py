@@ -7,7 +7,8 @@ from typing import Any
 
 from .. import ops
 from ..errors import GraphError
-from ..ops.pooling import PADDINGS, pair
+from ..ops.base import pair
+from ..ops.pooling import PADDINGS
 from ..tensor import Tensor, fmt_shape
 from .base import Layer
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from .. import ops
 from ..errors import GraphError
-from ..ops.pooling import pair
+from ..ops.base import pair
 from ..ops.upsampling import INTERPOLATIONS
 from ..tensor import Tensor
 from .base import Layer

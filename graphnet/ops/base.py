@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..errors import GraphError
+from ..tensor import fmt_shape
 
 OPS: dict[str, type[Op]] = {}
 
@@ -132,3 +133,24 @@ def norm_axes(axis, ndim: int) -> tuple:
             raise GraphError(f"axis {a} is out of range for {ndim} dimensions")
         out.append(int(a) % ndim)
     return tuple(sorted(set(out)))
+
+
+def pair(v, what: str) -> tuple[int, int]:
+    """An int or a pair of ints as a pair of positive ints (Keras' ``pool_size=2``)."""
+    try:
+        p = (v, v) if isinstance(v, (int, np.integer)) else tuple(v)
+    except TypeError:
+        p = ()
+    if len(p) != 2 or not all(isinstance(a, (int, np.integer)) and a >= 1 for a in p):
+        raise GraphError(f"{what} must be a positive int or a pair of them, got {v!r}")
+    return int(p[0]), int(p[1])
+
+
+def spatial(x, op: str) -> tuple[int, int]:
+    """The static (height, width) of a channels-last 4-D input, or a GraphError."""
+    if x.ndim != 4:
+        raise GraphError(f"{op} expects channels-last (batch, height, width, channels) "
+                         f"input, got {fmt_shape(x.shape)}")
+    if x.shape[1] is None or x.shape[2] is None:
+        raise GraphError(f"{op} needs a known height and width, got {fmt_shape(x.shape)}")
+    return x.shape[1], x.shape[2]

@@ -8,13 +8,10 @@ conv and the transpose that undoes its shapes). ``padding="same"`` pads as Tenso
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from numbers import Integral
-
 from ..errors import GraphError
 from ..tensor import Tensor, apply, fmt_shape
 from .activation import ACTIVATIONS
-from .base import Op, same_float_dtype
+from .base import Op, pair, same_float_dtype
 from .dense import _ALPHA, _NEEDS_Z
 
 __all__ = ["conv2d", "conv2d_transpose"]
@@ -182,18 +179,10 @@ class Conv2DTranspose(_Conv):
         return (dx, dk, db) if b else (dx, dk)
 
 
-def _pair(v, what: str) -> tuple[int, int]:
-    """An int or a pair of ints, as Keras takes strides and dilation rates."""
-    pair = (v, v) if isinstance(v, Integral) else tuple(v) if isinstance(v, Iterable) else ()
-    if len(pair) != 2 or not all(isinstance(p, Integral) and p >= 1 for p in pair):
-        raise GraphError(f"{what} must be a positive int or a pair of them, got {v!r}")
-    return int(pair[0]), int(pair[1])
-
-
 def _attrs(strides, padding, dilation_rate, activation) -> dict:
-    return dict(padding=str(padding).lower(), strides=_pair(strides, "strides"),
+    return dict(padding=str(padding).lower(), strides=pair(strides, "strides"),
                 activation="linear" if activation is None else activation,
-                dilation_rate=_pair(dilation_rate, "dilation_rate"))
+                dilation_rate=pair(dilation_rate, "dilation_rate"))
 
 
 def conv2d(x, kernel, bias=None, strides: int | tuple = 1, padding: str = "valid",

@@ -11,7 +11,7 @@ import numpy as np
 
 from ..errors import GraphError
 from ..tensor import Tensor, apply, constant, fmt_shape
-from .base import Op, same_float_dtype
+from .base import Op, pair, same_float_dtype
 
 __all__ = ["roi_align"]
 
@@ -60,13 +60,6 @@ class RoIAlign(Op):
         return d, None, None
 
 
-def _pair(v, what: str) -> tuple[int, int]:
-    t = (v, v) if isinstance(v, int) else tuple(v)
-    if len(t) != 2 or not all(isinstance(d, int) and d >= 1 for d in t):
-        raise GraphError(f"roi_align: {what} must be a positive int or a pair of them, got {v!r}")
-    return int(t[0]), int(t[1])
-
-
 def roi_align(features, boxes, box_indices, output_size=(7, 7), sampling_ratio: int = 2,
               spatial_scale: float = 1.0) -> Tensor:
     """RoI Align: features NHWC (B, H, W, C), boxes (R, 4) ``(y1, x1, y2, x2)`` in image
@@ -74,7 +67,7 @@ def roi_align(features, boxes, box_indices, output_size=(7, 7), sampling_ratio: 
     box_indices (R,) int -> (R, oh, ow, C). Each bin averages ``sampling_ratio`` squared
     bilinear samples (``<= 0``: ceil(bin size), adaptive), with torchvision's ``aligned=True``
     half-pixel convention: feature element (i, j) is centred at (i + 0.5, j + 0.5)."""
-    oh, ow = _pair(output_size, "output_size")
+    oh, ow = pair(output_size, "output_size")
     if isinstance(box_indices, Tensor):
         idx = box_indices
     else:  # arrays stay integer constants (apply would make them floats)

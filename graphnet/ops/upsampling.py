@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from ..errors import GraphError
 from ..tensor import Tensor, apply
-from .base import Op, same_float_dtype
-from .pooling import pair, spatial
+from .base import Op, pair, same_float_dtype, spatial
 
 __all__ = ["upsample2d"]
 
