@@ -561,7 +561,8 @@ class Model:
                            for t in self.inputs],
                 "layers": [_serialize_layer(la) for la in layers],
                 "calls": [{"layer": la.name, "args": [ref(t) for t in xs],
-                           "single": la.call_single[c]}
+                           "single": la.call_single[c],
+                           **({"kwargs": la.call_kwargs[c]} if la.call_kwargs[c] else {})}
                           for _, la, c, xs in calls],
                 "outputs": [ref(t) for t in self.outputs],
                 "single_output": getattr(self, "_single_output", len(self.outputs) == 1)}
@@ -582,7 +583,7 @@ class Model:
             for c in config["calls"]:
                 la = layers[c["layer"]]
                 args = [get(r) for r in c["args"]]
-                out = la(args[0] if c["single"] else args)
+                out = la(args[0] if c["single"] else args, **c.get("kwargs", {}))
                 made[c["layer"]].append([out] if isinstance(out, Tensor) else list(out))
             outs = [get(r) for r in config["outputs"]]
         return cls(inputs, outs[0] if config.get("single_output") and len(outs) == 1 else outs,

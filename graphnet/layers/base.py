@@ -60,6 +60,7 @@ class Layer:
         # one entry per call: (input Tensors, output Tensors); functional models read these
         self.calls: list[tuple[list[Tensor], list[Tensor]]] = []
         self.call_single: list[bool] = []  # whether each call took one Tensor (not a list)
+        self.call_kwargs: list[dict[str, Any]] = []  # each call's keyword options (saved)
 
     # -- naming ---------------------------------------------------------------------------
     @property
@@ -99,6 +100,7 @@ class Layer:
             self.output_shape = out.shape if isinstance(out, Tensor) else [o.shape for o in outs]
         self.calls.append((xs, outs))
         self.call_single.append(isinstance(inputs, Tensor))
+        self.call_kwargs.append(dict(kwargs))
         return out
 
     def _claim_name(self, g: Graph) -> None:

@@ -1,0 +1,65 @@
+"""Scaled dot-product attention ``softmax(Q K^T / sqrt(d)) V`` as one fused node.
+
+One node instead of five (matmul, scale, mask, softmax, matmul) keeps the attention weights
+in one place for backward and draws as one box; ``gn.matmul`` and ``gn.softmax`` compose the
+same thing step by step (MultiHeadAttention does so for the scores it returns).
+"""
+
+from __future__ import annotations
+
+from ..errors import GraphError
+from ..tensor import Tensor, apply, fmt_shape
+from .base import Op, same_float_dtype
+
+__all__ = ["attention"]
+
+
+class Attention(Op):
+    """A = softmax(scale Q K^T) (keys j > i masked when causal), y = A V, for
+    q (..., Tq, d), k (..., Tk, d), v (..., Tk, dv) -> (..., Tq, dv).
+
+    Backward: dV = A^T g, dA = g V^T, dS = A (dA - rowsum(dA A)), dQ = scale dS K,
+    dK = scale dS^T Q.
+    """
+
+    name = "attention"
+    family = "attention"
+
+    def infer(self, q, k, v):
+        dt = same_float_dtype(q, k, v)
+        fq, fk, fv = (fmt_shape(t.shape) for t in (q, k, v))
+        if q.ndim < 2 or k.ndim != q.ndim or v.ndim != q.ndim:
+            raise GraphError(f"queries {fq}, keys {fk} and values {fv} need one rank, at "
+                             "least 2: (..., time, features)")
+        if k.shape[:-2] != q.shape[:-2] or v.shape[:-2] != q.shape[:-2]:
+            raise GraphError(f"queries {fq}, keys {fk} and values {fv} must agree on the "
+                             "leading (batch, heads) dimensions")
+        if q.shape[-1] != k.shape[-1]:
+            raise GraphError(f"queries {fq} have depth {q.shape[-1]} but keys {fk} have depth "
+                             f"{k.shape[-1]}; Q K^T needs the same depth")
+        if k.shape[-2] != v.shape[-2]:
+            raise GraphError(f"keys {fk} and values {fv} need the same length (one value per "
+                             f"key), got {k.shape[-2]} and {v.shape[-2]}")
+        if self.scale is not None and not float(self.scale) > 0:
+            raise GraphError(f"scale must be positive, got {self.scale}")
+        return tuple(q.shape[:-1]) + (v.shape[-1],), dt
+
+    def forward(self, ctx, q, k, v):
+        shape = tuple(q.shape)[:-1] + (tuple(v.shape)[-1],)  # tuples: device shapes too
+        out = (ctx.buffer("y", shape, q.dtype),
+               ctx.buffer("a", shape[:-1] + (tuple(k.shape)[-2],), q.dtype))
+        y, ctx.a = ctx.be.attention(q, k, v, self.causal, self.scale,
+                                    out=None if out[0] is None else out)
+        return y
+
+    def backward(self, ctx, g, y, q, k, v):
+        return ctx.be.attention_grad(g, q, k, v, ctx.a, self.scale,
+                                     need=(ctx.wants(0), ctx.wants(1), ctx.wants(2)))
+
+
+def attention(q, k, v, causal: bool = False, scale: float | None = None) -> Tensor:
+    """``softmax(scale q k^T) v`` over the last two axes, ``scale`` 1/sqrt(depth) by default;
+    ``causal=True`` lets query i see keys 0..i only (top-left aligned, as PyTorch's
+    ``is_causal``)."""
+    return apply(Attention(causal=bool(causal),
+                           scale=None if scale is None else float(scale)), [q, k, v])

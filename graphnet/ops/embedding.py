@@ -1,0 +1,94 @@
+"""Indexing ops of Lecture 2: learned embeddings (a row lookup), one-hot codes, and the
+sinusoidal positional encoding of Vaswani et al. (a constant, computed on the host).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..dtypes import as_dtype
+from ..errors import GraphError
+from ..tensor import Tensor, apply, fmt_shape
+from .base import Op
+
+__all__ = ["embedding", "one_hot", "positional_encoding"]
+
+
+def _int_ids(ids, what: str) -> None:
+    if ids.dtype.kind not in "iu":
+        raise GraphError(f"{what} must be integer ids, got {ids.dtype} {fmt_shape(ids.shape)}; "
+                         "feed token ids as an int Input (gn.Input(..., dtype='int64'))")
+
+
+class Embedding(Op):
+    """y[..., :] = table[ids[...], :] for ids (...) and table (vocab, dim) -> (..., dim).
+
+    Backward: d table[r] = sum of g[i] over every position i with ids[i] = r (a scatter-add,
+    so repeated ids accumulate); ids get no gradient.
+    """
+
+    name = "embedding"
+    family = "embedding"
+
+    def infer(self, ids, table):
+        _int_ids(ids, "the first input (ids)")
+        if table.ndim != 2 or None in table.shape or table.dtype.kind != "f":
+            raise GraphError(f"the table must be a 2-D float array (vocab, dim), got "
+                             f"{fmt_shape(table.shape)} {table.dtype}")
+        return tuple(ids.shape) + (table.shape[1],), table.dtype
+
+    def forward(self, ctx, ids, table):
+        shape = tuple(ids.shape) + (tuple(table.shape)[1],)
+        return ctx.be.embedding(ids, table, out=ctx.buffer("y", shape, table.dtype))
+
+    def backward(self, ctx, g, y, ids, table):
+        dt = ctx.buffer("dtable", tuple(table.shape), table.dtype)
+        return None, ctx.be.embedding_grad(g, ids, table.shape[0], out=dt)
+
+
+class OneHot(Op):
+    """y[..., j] = 1 if ids[...] == j else 0, for j < depth; no gradient (ids are data)."""
+
+    name = "one_hot"
+    family = "embedding"
+
+    def infer(self, ids):
+        _int_ids(ids, "one_hot's input")
+        if int(self.depth) <= 0:
+            raise GraphError(f"depth must be positive, got {self.depth}")
+        return tuple(ids.shape) + (int(self.depth),), as_dtype(self.dtype)
+
+    def forward(self, ctx, ids):
+        return ctx.be.one_hot(ids, int(self.depth), self.dtype)
+
+    def backward(self, ctx, g, y, ids):
+        return (None,)
+
+
+def embedding(ids, table) -> Tensor:
+    """Rows of ``table (vocab, dim)`` picked by the integer ``ids``: shape ``ids + (dim,)``.
+    An id outside ``[0, vocab)`` stops the run with an error naming it."""
+    return apply(Embedding(), [ids, table])
+
+
+def one_hot(ids, depth: int, dtype: str = "float32") -> Tensor:
+    """One-hot codes of the integer ``ids``: shape ``ids + (depth,)``, ids in ``[0, depth)``."""
+    return apply(OneHot(depth=int(depth), dtype=np.dtype(dtype).name), [ids])
+
+
+def positional_encoding(length: int, depth: int, dtype: str = "float32") -> np.ndarray:
+    """The sinusoidal encoding ``(length, depth)`` of "Attention is all you need":
+
+    PE[p, 2i] = sin(p / 10000^(2i/depth)),  PE[p, 2i+1] = cos(p / 10000^(2i/depth)),
+
+    so each pair of features turns at its own frequency and ``PE[p + k]`` is a fixed rotation
+    of ``PE[p]``: relative positions are linear in it. A NumPy array (add it as a constant).
+    """
+    if int(length) < 0 or int(depth) <= 0:
+        raise ValueError(f"positional_encoding needs length >= 0 and depth > 0, got "
+                         f"{length} and {depth}")
+    p = np.arange(int(length), dtype=np.float64)[:, None]
+    i2 = (np.arange(int(depth)) // 2 * 2).astype(np.float64)  # 2i for features 2i and 2i+1
+    angle = p / np.power(10000.0, i2 / int(depth))
+    pe = np.where(np.arange(int(depth)) % 2 == 0, np.sin(angle), np.cos(angle))
+    return pe.astype(np.dtype(dtype))

@@ -1,0 +1,149 @@
+"""Fused scaled dot-product attention: ``softmax(mask(scale Q K^T)) V``, one call each way.
+
+Inputs of any rank are viewed as slices ``(S, T, d)`` (S = batch x heads). Per slice the
+forward pass is a BLAS GEMM ``Q K^T``, one fused pass that scales, masks and takes the row
+softmax in place (stable: the row maximum comes out first; masked weights are exactly 0;
+one ``exp`` per weight, which is most of the pass's time), and a GEMM with V. The weights
+``A`` are returned for backward:
+
+    dV = A^T g,  dA = g V^T,  dS = A (dA - rowsum(dA A))  (softmax.py's backward, in place),
+    dQ = scale dS K,  dK = scale dS^T Q.
+
+Masked entries need no mask in backward: A is 0 there, so dS is too. Slices run in parallel
+(each thread its own slices and its own dA scratch) when the GEMM work is large.
+"""
+
+import math
+
+import numba
+import numpy as np
+from numba import prange
+
+from ..jit import kernel, pick
+from .softmax import _softmax_grad_rows
+
+__all__ = ["attention", "attention_grad"]
+
+# softmax.py's serial backward row kernel, called on one slice's (Tq, Tk) matrix at a time
+_softmax_grad = pick(_softmax_grad_rows, 0)
+# slice chunks of the parallel backward (read once: keeps the kernel cacheable)
+_THREADS = numba.config.NUMBA_NUM_THREADS
+# OpenBLAS runs a GEMM of m n k multiply-adds on one thread below 65536 x 4 (its
+# GEMM_MULTITHREAD_THRESHOLD): smaller per-slice GEMMs are left to our parallel loop
+_BLAS_THREADED = 1 << 18
+
+
+@kernel
+def masked_softmax_row(s, i, scale, causal):
+    """Row i of s <- softmax(scale s[i]), keys j > i given weight 0 when ``causal``.
+
+    One exp per weight: e = exp(scale (s - m)) is kept and divided by the row sum after
+    (m the row maximum; scale > 0 keeps it the maximum). Shared with the CUDA twin."""
+    zero = type(scale)(0)
+    n = min(i + 1, s.shape[1]) if causal else s.shape[1]
+    m = s[i, 0]
+    for j in range(1, n):
+        m = max(m, s[i, j])
+    total = zero
+    for j in range(n):
+        e = math.exp((s[i, j] - m) * scale)
+        s[i, j] = e
+        total += e
+    inv = type(scale)(1) / total
+    for j in range(n):
+        s[i, j] *= inv
+    for j in range(n, s.shape[1]):
+        s[i, j] = zero
+
+
+@kernel(parallel=True)
+def _attn_fwd(q, k, v, scale, causal, a, y):
+    for s in prange(q.shape[0]):
+        np.dot(q[s], k[s].T, a[s])  # scores Q K^T
+        for i in range(a.shape[1]):  # A = softmax(mask(scale S)), in place
+            masked_softmax_row(a[s], i, scale, causal)
+        np.dot(a[s], v[s], y[s])  # Y = A V
+    return y
+
+
+@kernel(parallel=True)
+def _attn_bwd(g, q, k, v, a, scale, chunks, need_q, need_k, need_v, dq, dk, dv):
+    n = q.shape[0]
+    for c in prange(chunks):
+        da = np.empty((a.shape[1], a.shape[2]), a.dtype)  # this thread's dA, then dS
+        for s in range(c * n // chunks, (c + 1) * n // chunks):
+            if need_v:
+                np.dot(a[s].T, g[s], dv[s])  # dV = A^T g
+            if need_q or need_k:
+                np.dot(g[s], v[s].T, da)  # dA = g V^T
+                _softmax_grad(da, a[s], da, False)  # dS = A (dA - rowsum(dA A))
+                da *= scale
+                if need_q:
+                    np.dot(da, k[s], dq[s])  # dQ = scale dS K
+                if need_k:
+                    np.dot(da.T, q[s], dk[s])  # dK = scale dS^T Q
+    return dq
+
+
+def _slices(x: np.ndarray) -> np.ndarray:
+    """``x (..., T, d)`` as contiguous ``(S, T, d)``."""
+    return np.ascontiguousarray(x).reshape((-1,) + x.shape[-2:])
+
+
+def check_shapes(q, k, v) -> None:
+    """A ValueError unless q (..., Tq, d), k (..., Tk, d), v (..., Tk, dv) fit together."""
+    sq, sk, sv = tuple(q.shape), tuple(k.shape), tuple(v.shape)
+    if len(sq) < 2 or len(sk) != len(sq) or len(sv) != len(sq):
+        raise ValueError(f"attention needs q, k, v of one rank >= 2, got shapes {sq}, {sk}, "
+                         f"{sv}")
+    n = len(sq)
+    if sk[:n - 2] != sq[:n - 2] or sv[:n - 2] != sq[:n - 2]:
+        raise ValueError(f"attention: leading dimensions differ: q {sq}, k {sk}, v {sv}")
+    if sk[n - 1] != sq[n - 1]:
+        raise ValueError(f"attention: queries have depth {sq[n - 1]} but keys {sk[n - 1]}")
+    if sv[n - 2] != sk[n - 2] or sk[n - 2] == 0:
+        raise ValueError(f"attention: {sk[n - 2]} keys but {sv[n - 2]} values "
+                         "(need as many values as keys, at least one)")
+
+
+def _work(q: np.ndarray, k: np.ndarray, v: np.ndarray) -> int:
+    """Multiply-adds of the GEMMs, for ``pick``: 0 (serial loop) for a single slice, or for
+    slices whose GEMMs are big enough for BLAS to thread them itself (threads inside threads
+    would fight over the cores)."""
+    n = q.size // max(q.shape[-1] * q.shape[-2], 1)
+    per = q.shape[-2] * k.shape[-2] * max(q.shape[-1], v.shape[-1])
+    return n * q.shape[-2] * k.shape[-2] * (q.shape[-1] + v.shape[-1]) \
+        if n > 1 and per < _BLAS_THREADED else 0
+
+
+def attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, causal: bool = False,
+              scale: float | None = None, out: tuple | None = None
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """``(y, a)``: ``y = a v`` of shape ``(..., Tq, dv)`` and the weights
+    ``a = softmax(scale q k^T)`` ``(..., Tq, Tk)``, keys after the query masked when
+    ``causal``; ``scale`` defaults to ``1/sqrt(d)``. ``out = (y, a)`` arrays to write into."""
+    check_shapes(q, k, v)
+    lead, tq, tk = q.shape[:-2], q.shape[-2], k.shape[-2]
+    sc = q.dtype.type(1.0 / math.sqrt(q.shape[-1]) if scale is None else scale)
+    if out is None:
+        y, a = np.empty(lead + (tq, v.shape[-1]), q.dtype), np.empty(lead + (tq, tk), q.dtype)
+    else:
+        y, a = out
+    pick(_attn_fwd, _work(q, k, v))(_slices(q), _slices(k), _slices(v), sc, bool(causal),
+                                    _slices(a), _slices(y))
+    return y, a
+
+
+def attention_grad(g: np.ndarray, q: np.ndarray, k: np.ndarray, v: np.ndarray, a: np.ndarray,
+                   scale: float | None = None, need: tuple = (True, True, True)
+                   ) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+    """``(dq, dk, dv)`` of attention from the forward pass's weights ``a``; an entry is None
+    where ``need`` says nobody wants it (its GEMMs are skipped)."""
+    sc = q.dtype.type(1.0 / math.sqrt(q.shape[-1]) if scale is None else scale)
+    dq, dk, dv = np.empty_like(q), np.empty_like(k), np.empty_like(v)
+    k_ = pick(_attn_bwd, _work(q, k, v))
+    n = _slices(q).shape[0]
+    chunks = max(1, min(_THREADS, n)) if k_ is getattr(_attn_bwd, "parallel", None) else 1
+    k_(_slices(g), _slices(q), _slices(k), _slices(v), _slices(a), sc, chunks,
+       bool(need[0]), bool(need[1]), bool(need[2]), _slices(dq), _slices(dk), _slices(dv))
+    return tuple(d if w else None for d, w in zip((dq, dk, dv), need))

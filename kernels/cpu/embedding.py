@@ -1,0 +1,106 @@
+"""Embedding kernels: a row gather from a table, its scatter-add gradient, and one-hot codes.
+
+``y[i] = table[ids[i]]`` copies one row per id (parallel over ids: each thread writes its own
+rows). The gradient adds ``g[i]`` into row ``ids[i]`` of a zero table; repeated ids must
+accumulate, so two threads may never own the same row: the parallel twin splits the table's
+*columns* among threads instead, each thread walking every id for its own column block.
+Ids are checked before anything runs: an id outside ``[0, vocab)`` is a ValueError naming it.
+"""
+
+import numba
+import numpy as np
+from numba import prange
+
+from ..jit import kernel, pick
+
+__all__ = ["embedding", "embedding_grad", "one_hot"]
+
+# column blocks of the parallel scatter (read once: numba.get_num_threads() in a kernel
+# would make it uncacheable)
+_THREADS = numba.config.NUMBA_NUM_THREADS
+
+
+@kernel(parallel=True)
+def _gather(ids, table, out):
+    # out[i, :] = table[ids[i], :]
+    for i in prange(ids.shape[0]):
+        r = ids[i]
+        for j in range(table.shape[1]):
+            out[i, j] = table[r, j]
+    return out
+
+
+@kernel(parallel=True)
+def _scatter_add(g, ids, chunks, dtable):
+    # dtable[ids[i], :] += g[i, :]; chunk c owns columns [c m / chunks, (c + 1) m / chunks)
+    m = g.shape[1]
+    for c in prange(chunks):
+        lo, hi = c * m // chunks, (c + 1) * m // chunks
+        for i in range(ids.shape[0]):
+            r = ids[i]
+            for j in range(lo, hi):
+                dtable[r, j] += g[i, j]
+    return dtable
+
+
+@kernel(parallel=True)
+def _one_hot(ids, out, one):
+    # out[i, :] = 0 except out[i, ids[i]] = 1 (``one`` is a 1 of out's dtype)
+    zero = one - one
+    for i in prange(ids.shape[0]):
+        for j in range(out.shape[1]):
+            out[i, j] = zero
+        out[i, ids[i]] = one
+    return out
+
+
+def range_error(bad: int, n: int, what: str = "vocabulary size") -> ValueError:
+    """The error for an id outside ``[0, n)`` (both backends raise it)."""
+    return ValueError(f"id {bad} is out of range for {what} {n} (valid ids are 0..{n - 1})")
+
+
+def check_ids(ids: np.ndarray, n: int, what: str = "vocabulary size") -> np.ndarray:
+    """``ids`` flattened (contiguous); a ValueError names the first id outside ``[0, n)``."""
+    if ids.dtype.kind not in "iu":
+        raise ValueError(f"ids must be integers, got dtype {ids.dtype}")
+    flat = np.ascontiguousarray(ids).reshape(-1)
+    if flat.size and (flat.min() < 0 or flat.max() >= n):
+        raise range_error(int(flat[(flat < 0) | (flat >= n)][0]), n, what)
+    return flat
+
+
+def embedding(ids: np.ndarray, table: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """``table[ids]``: one row of ``table (vocab, dim)`` per id, shape ``ids.shape + (dim,)``;
+    ``out`` is an array of that shape to write into."""
+    vocab, dim = table.shape
+    flat = check_ids(ids, vocab)
+    if out is None:
+        out = np.empty(ids.shape + (dim,), table.dtype)
+    pick(_gather, out.size)(flat, table, out.reshape(-1, dim))
+    return out
+
+
+def embedding_grad(g: np.ndarray, ids: np.ndarray, vocab: int,
+                   out: np.ndarray | None = None) -> np.ndarray:
+    """The table's gradient ``(vocab, dim)``: the rows of ``g`` summed into the rows their ids
+    name (an id seen twice gets both rows). ``out`` is a ``(vocab, dim)`` array to zero and
+    fill (a reused one is faster than fresh zeros, whose pages fault in on first touch)."""
+    dim = g.shape[-1]
+    flat = check_ids(ids, vocab)
+    if out is None:
+        dtable = np.zeros((vocab, dim), g.dtype)
+    else:
+        dtable = out
+        dtable.fill(0)
+    k = pick(_scatter_add, g.size)
+    chunks = min(_THREADS, dim) if k is getattr(_scatter_add, "parallel", None) else 1
+    k(np.ascontiguousarray(g).reshape(-1, dim), flat, max(chunks, 1), dtable)
+    return dtable
+
+
+def one_hot(ids: np.ndarray, depth: int, dtype="float32") -> np.ndarray:
+    """``ids.shape + (depth,)``: 1 at each id's position, 0 elsewhere; ids in ``[0, depth)``."""
+    flat = check_ids(ids, depth, "depth")
+    out = np.empty(ids.shape + (depth,), np.dtype(dtype))
+    pick(_one_hot, out.size)(flat, out.reshape(-1, depth), out.dtype.type(1))
+    return out

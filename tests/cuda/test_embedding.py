@@ -1,0 +1,60 @@
+"""Embedding, scatter-add and one-hot kernels on the GPU against their CPU twins (tiny shapes,
+simulated unless GRAPHNET_REAL_GPU=1), and one embedding program on device="cuda"."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import graphnet as gn
+from tests.cuda.parity import check, f32
+
+pytestmark = [pytest.mark.cuda, pytest.mark.lecture2]
+
+
+@pytest.fixture
+def r():
+    return np.random.default_rng(0)
+
+
+def test_gather_and_scatter_add_with_repeats(K, C, r):
+    table = f32(r, 5, 3)  # vocab 5, dim 3
+    ids = np.array([[4, 1, 1], [0, 4, 4]], np.int64)  # repeats must accumulate
+    y = check(K, C, "embedding", ids, table, exact=True)
+    assert y.shape == (2, 3, 3)
+    check(K, C, "embedding_grad", f32(r, 2, 3, 3), ids, 5)
+    check(K, C, "embedding", np.array([2, 3], np.int32), table, exact=True)
+
+
+def test_one_hot(K, C):
+    ids = np.array([[2, 0], [1, 2]], np.int64)
+    check(K, C, "one_hot", ids, 3, exact=True)
+    check(K, C, "one_hot", ids, 4, "float64", exact=True)
+
+
+def test_out_of_range_ids_name_the_id(K):
+    table = K.asarray(np.zeros((5, 3), np.float32))
+    with pytest.raises(ValueError, match=r"id 7 is out of range for vocabulary size 5"):
+        K.embedding(K.asarray(np.array([1, 7], np.int64)), table)
+    with pytest.raises(ValueError, match=r"id -1 is out of range for depth 3"):
+        K.one_hot(K.asarray(np.array([-1, 0], np.int64)), 3)
+
+
+def _embedding_graph(rng):
+    with gn.Graph("emb"):
+        ids = gn.Input((3,), dtype="int64", name="ids")
+        table = gn.Parameter(rng.normal(size=(5, 5)).astype(np.float32), name="table")
+        h = gn.embedding(ids, table) * (gn.one_hot(ids, 5) + 1.0)
+        loss = gn.mean(h * h)
+    return loss, table, ids
+
+
+def test_program_on_cuda_matches_cpu():
+    loss, table, ids = _embedding_graph(np.random.default_rng(1))
+    feeds = {ids: np.array([[4, 1, 1], [0, 2, 4]])}
+    want, (dw,) = gn.compile(loss, wrt=[table])(feeds)
+    got, (dg,) = gn.compile(loss, wrt=[table], device="cuda")(feeds)
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+    np.testing.assert_allclose(dg, dw, rtol=1e-5, atol=1e-7)
+    with pytest.raises(gn.GraphError, match=r"embedding.*id 9 is out of range"):
+        gn.compile(loss, device="cuda")({ids: np.array([[9, 0, 0]])})
