@@ -18,6 +18,14 @@ class _Binary(Op):
     def infer(self, a, b):
         return broadcast_shapes(a.shape, b.shape), same_float_dtype(a, b)
 
+    @staticmethod
+    def grads(ctx, a, b, da, db) -> tuple:
+        """``(da(), db())`` each summed back to its input's shape; an input whose gradient
+        nobody wants is skipped (the constant 2 of ``x ** 2`` costs nothing)."""
+        be = ctx.be
+        return (be.sum_to(da(), a.shape) if ctx.wants(0) else None,
+                be.sum_to(db(), b.shape) if ctx.wants(1) else None)
+
 
 class Add(_Binary):
     """y = a + b;  da = g, db = g (each summed back to its own shape)."""
@@ -27,7 +35,7 @@ class Add(_Binary):
         return ctx.be.add(a, b)
 
     def backward(self, ctx, g, y, a, b):
-        return ctx.be.sum_to(g, a.shape), ctx.be.sum_to(g, b.shape)
+        return self.grads(ctx, a, b, lambda: g, lambda: g)
 
 
 class Sub(_Binary):
@@ -38,7 +46,7 @@ class Sub(_Binary):
         return ctx.be.sub(a, b)
 
     def backward(self, ctx, g, y, a, b):
-        return ctx.be.sum_to(g, a.shape), ctx.be.sum_to(ctx.be.neg(g), b.shape)
+        return self.grads(ctx, a, b, lambda: g, lambda: ctx.be.neg(g))
 
 
 class Mul(_Binary):
@@ -50,7 +58,7 @@ class Mul(_Binary):
 
     def backward(self, ctx, g, y, a, b):
         be = ctx.be
-        return be.sum_to(be.mul(g, b), a.shape), be.sum_to(be.mul(g, a), b.shape)
+        return self.grads(ctx, a, b, lambda: be.mul(g, b), lambda: be.mul(g, a))
 
 
 class Div(_Binary):
@@ -62,7 +70,7 @@ class Div(_Binary):
 
     def backward(self, ctx, g, y, a, b):
         be = ctx.be
-        return be.sum_to(be.div(g, b), a.shape), be.sum_to(be.div_grad_b(g, a, b), b.shape)
+        return self.grads(ctx, a, b, lambda: be.div(g, b), lambda: be.div_grad_b(g, a, b))
 
 
 class Pow(_Binary):
@@ -74,8 +82,8 @@ class Pow(_Binary):
 
     def backward(self, ctx, g, y, a, b):
         be = ctx.be
-        return (be.sum_to(be.power_grad_a(g, a, b, y), a.shape),
-                be.sum_to(be.power_grad_b(g, a, y), b.shape))
+        return self.grads(ctx, a, b, lambda: be.power_grad_a(g, a, b, y),
+                          lambda: be.power_grad_b(g, a, y))
 
 
 class _Unary(Op):
