@@ -42,8 +42,10 @@ if ! "$PY" -c "import graphnet.kernels.cuda" >> "$OUT/install.log" 2>&1; then
 fi
 tail -5 "$OUT/install.log"
 
-# 2. the CUDA tests on the real GPU (no simulator), 300 s at most
-GRAPHNET_REAL_GPU=1 timeout 300 "$PY" -m pytest -q -p no:cacheprovider tests/cuda \
+# 2. the CUDA tests on the real GPU (no simulator), 300 s at most; NVVM compiles on the CPU,
+# so several pytest workers share the GPU when pytest-xdist is there
+XDIST=$("$PY" -c "import xdist" 2>/dev/null && echo "-n 8")
+GRAPHNET_REAL_GPU=1 timeout 300 "$PY" -m pytest -q -p no:cacheprovider $XDIST tests/cuda \
     tests/test_model.py::test_fit_on_cuda_matches_cpu \
     -W ignore::DeprecationWarning > "$OUT/tests_cuda.log" 2>&1
 rc_tests=$?
