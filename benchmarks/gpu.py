@@ -41,6 +41,7 @@ except Exception:  # pragma: no cover - torch is optional
 
 ROWS: list[dict] = []
 PARITY: list[dict] = []
+PROGRAMS: list[tuple] = []  # (label, program, device feeds) for --profile
 
 
 def _torch_mlp(sizes):
@@ -198,6 +199,7 @@ def bench_graph(label: str, build, torch_step, repeat: int) -> None:
     prog = gn.compile(loss, wrt=params, device="cuda")
     dev = {k: prog.be.asarray(v) for k, v in feeds.items()}  # data already on the device
     t_gn = timeit(lambda: prog(dev, to_host=False), _sync, repeat)
+    PROGRAMS.append((label, prog, dev))
     t_th = timeit(torch_step, _torch_sync, repeat) if HAVE_TORCH and torch_step else None
     batch = next(iter(feeds.values())).shape[0]
     row(label, "samples/s", t_gn, t_th, batch)
@@ -350,6 +352,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--smoke", action="store_true", help="tiny sizes (simulator smoke test)")
     ap.add_argument("--json", help="also write the figures to this JSON file")
+    ap.add_argument("--profile", action="store_true",
+                    help="also time every node of the family graphs (benchmarks/node_profile.py)")
     args = ap.parse_args()
     from graphnet.kernels import cuda as K
 
@@ -386,6 +390,12 @@ def main() -> int:
         print(f"[{name}] done in {time.perf_counter() - t0:.1f} s", flush=True)
     text = report(device, torch_device)
     print(text)
+    if args.profile:
+        from node_profile import profile, table
+
+        for label, prog, dev in PROGRAMS:
+            print(f"\n== per node: {label}")
+            print(table(profile(prog, dev, _sync, 3 if small else 5), top=8))
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"device": device, "torch_device": torch_device, "rows": ROWS,

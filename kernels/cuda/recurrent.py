@@ -1,10 +1,12 @@
 """Recurrent kernels on the GPU: the CPU family's driver as a host loop over time steps.
 
-Forward: the input projection of every step is one tiled GEMM (``(T B, in) @ W``); then per
-step the GEMM ``R = h_{t-1} U`` and one gate kernel, a thread per (batch row, unit), that
-adds ``R`` and the bias and runs the cell. Backward through time: per step one gate-gradient
-kernel forming ``dZ_t`` (and carrying ``dc``) and the GEMM ``dh_{t-1} = dZ_t U^T``; then
-``dW``, ``dU`` and ``dx`` as single GEMMs over all steps and ``db`` as one column sum. The
+Forward: the input projection of every step is one tiled GEMM (``(T B, in) @ W``); then ONE
+launch per step, a thread per (batch row, unit), that forms its entries of ``h_{t-1} U``,
+adds the bias and runs the cell. Backward through time: one launch per step that forms
+``dh_t = g_t + dZ_{t+1} U^T`` and ``dZ_t`` (carrying ``dc``); then ``dW``, ``dU`` and ``dx``
+as single GEMMs over all steps and ``db`` as one column sum. A step is latency-bound (a
+GEMM launch and its host-side set-up cost more than the small product), so fusing the
+recurrent product into the cell halves the launches and drops the per-step allocations. The
 cell math is the CPU kernels' own ``unit_forward`` / ``unit_backward``, compiled for the
 device (``_base.twin``), and the state layout (time-major) is the CPU's.
 """
@@ -34,13 +36,20 @@ def _fill_state(dst, src, has_src, zero):
 
 
 @cuda.jit
-def _step_forward(cell, a, r, b, has_b, H, C, y, t, code, rcode, zero):
-    # one thread per (row n, unit j): h_t, c_t from a = x_t W, r = h_{t-1} U and b
+def _step_forward(cell, a, R, U, H, b, has_b, C, y, t, code, rcode, zero):
+    # one thread per (row n, unit j): its G entries of R = h_{t-1} U (a dot product each;
+    # consecutive threads read consecutive columns of U), then the cell on a = x_t W, R, b
     u = H.shape[2]
+    G = U.shape[1]
     for k in range(cuda.grid(1), H.shape[1] * u, cuda.gridsize(1)):
         n, j = k // u, k % u
+        for m in range(j, G, u):
+            s = zero
+            for q in range(u):
+                s += H[t, n, q] * U[q, m]
+            R[n, m] = s
         cp = C[t, n, j] if cell == LSTM else zero
-        h, c = unit_forward(cell, a, r, b, has_b, cp, n, j, code, rcode, zero)
+        h, c = unit_forward(cell, a, R, b, has_b, cp, n, j, code, rcode, zero)
         H[t + 1, n, j] = h
         y[n, t, j] = h
         if cell == LSTM:
@@ -50,12 +59,17 @@ def _step_forward(cell, a, r, b, has_b, H, C, y, t, code, rcode, zero):
 
 
 @cuda.jit
-def _step_backward(cell, a, d, g, dh, dc, C, t, code, rcode, zero):
-    # one thread per (row n, unit j): dZ_t's entries from g_t + dh (= dZ_{t+1} U^T) and dc
-    u = dh.shape[1]
-    for k in range(cuda.grid(1), dh.shape[0] * u, cuda.gridsize(1)):
+def _step_backward(cell, a, d, d_next, UT, g, dc, C, t, code, rcode, zero):
+    # one thread per (row n, unit j): dh_t = g_t + (dZ_{t+1} U^T)[n, j] (a dot product with
+    # row n of the next step's dZ; UT = U^T so that consecutive threads read consecutive
+    # memory), then the cell's chain rule writes dZ_t's entries and carries dc
+    u = dc.shape[1]
+    for k in range(cuda.grid(1), dc.shape[0] * u, cuda.gridsize(1)):
         n, j = k // u, k % u
-        dht = g[n, t, j] + dh[n, j]
+        dht = g[n, t, j]
+        if t + 1 < g.shape[1]:
+            for m in range(UT.shape[0]):
+                dht += d_next[n, m] * UT[m, j]
         dct = dc[n, j]
         if g.shape[2] > u:
             dct += g[n, t, u + j]
@@ -91,10 +105,10 @@ def _run_forward(cell: int, x, W, U, b, h0, c0, acts: tuple[int, int], cell_out:
         _state(C[0], c0)
     y = _base.empty((B, T, 2 * u if cell_out else u), dt)
     bb = asarray(b) if b is not None else _base.flat(A)  # a stand-in for no bias (unread)
+    R = _base.empty((B, gates * u), dt)  # h_{t-1} U, one step at a time
     grid = _base.blocks(B * u)
-    for t in range(T):
-        r = matmul(H[t], U)
-        _step_forward[grid, _base.TPB](cell, A[t], r, bb, b is not None, H,
+    for t in range(T):  # one launch per step: the recurrent product is fused into the cell
+        _step_forward[grid, _base.TPB](cell, A[t], R, U, H, bb, b is not None,
                                        H if C is None else C, y, t, *acts, dt.type(0))
     return y, (xt, H, C, A)
 
@@ -110,13 +124,13 @@ def _run_backward(cell: int, g, state, W, U, acts, bias: bool, need_dx: bool, ne
     G = A.shape[2]
     dt = xt.dtype
     dZ = _base.empty(A.shape, dt)
-    dh, dc = zeros((B, u), dt), zeros((B, u), dt)
+    dc = zeros((B, u), dt)
+    UT = transpose(U, (1, 0))
     grid = _base.blocks(B * u)
-    for t in range(T - 1, -1, -1):
-        _step_backward[grid, _base.TPB](cell, A[t], dZ[t], g, dh, dc, H if C is None else C,
-                                        t, *acts, dt.type(0))
-        if t > 0 or need_h0:
-            dh = matmul(dZ[t], U, trans_b=True)  # dh_{t-1} = dZ_t U^T
+    for t in range(T - 1, -1, -1):  # one launch per step (dZ_{t+1} U^T fused in)
+        _step_backward[grid, _base.TPB](cell, A[t], dZ[t], dZ[min(t + 1, T - 1)], UT, g, dc,
+                                        H if C is None else C, t, *acts, dt.type(0))
+    dh = matmul(dZ[0], U, trans_b=True) if need_h0 else None  # dh0 = dZ_0 U^T
     dZ2 = _base.rows(dZ, G)
     dU = matmul(_base.rows(H[:T], u), dZ2, trans_a=True)
     dW = matmul(_base.rows(xt, n_in), dZ2, trans_a=True)
