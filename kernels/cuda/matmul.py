@@ -44,9 +44,12 @@ def _gemm_kernel(dtype: np.dtype):
     NT = T * T
 
     @cuda.jit
-    def gemm(A, B, C, M, N, K, asi, ask, bsk, bsj, nbatch, bshape, abst, bbst, zero):
+    def gemm(A, B, C, M, N, K, asi, ask, bsk, bsj, nbatch, bshape, abst, bbst, ksplit, kchunk,
+             zero):
         # As[kk, m] = op(A)[row0 + m, k0 + kk], Bs[kk, n] = op(B)[k0 + kk, col0 + n]; one
-        # column of padding keeps a column-wise store free of shared-memory bank conflicts
+        # column of padding keeps a column-wise store free of shared-memory bank conflicts.
+        # z walks (batch, k-slice) pairs: slice s sums k in [s kchunk, (s + 1) kchunk) into
+        # its own C[z] (split-K: the host adds the slices)
         As = cuda.shared.array((BK, PAD), nbt)
         Bs = cuda.shared.array((BK, PAD), nbt)
         acc = cuda.local.array((R, R), nbt)
@@ -57,13 +60,15 @@ def _gemm_kernel(dtype: np.dtype):
         tid = ty * T + tx
         row0 = cuda.blockIdx.y * TILE
         col0 = cuda.blockIdx.x * TILE
-        for z in range(cuda.blockIdx.z, nbatch, cuda.gridDim.z):
-            ao = _offset(z, bshape, abst)
-            bo = _offset(z, bshape, bbst)
+        for z in range(cuda.blockIdx.z, nbatch * ksplit, cuda.gridDim.z):
+            ao = _offset(z // ksplit, bshape, abst)
+            bo = _offset(z // ksplit, bshape, bbst)
+            kbeg = (z % ksplit) * kchunk
+            kend = min(K, kbeg + kchunk)
             for i in range(R):
                 for j in range(R):
                     acc[i, j] = zero
-            for k0 in range(0, K, BK):
+            for k0 in range(kbeg, kend, BK):
                 # stage the tiles; neighbouring threads take neighbouring addresses in memory
                 for e in range(tid, TILE * BK, NT):
                     if ask == 1:
@@ -71,13 +76,13 @@ def _gemm_kernel(dtype: np.dtype):
                     else:
                         kk, m = e // TILE, e % TILE
                     r, c = row0 + m, k0 + kk
-                    As[kk, m] = A[ao + r * asi + c * ask] if r < M and c < K else zero
+                    As[kk, m] = A[ao + r * asi + c * ask] if r < M and c < kend else zero
                     if bsj == 1:
                         kk, n = e // TILE, e % TILE
                     else:
                         n, kk = e // BK, e % BK
                     r, c = k0 + kk, col0 + n
-                    Bs[kk, n] = B[bo + r * bsk + c * bsj] if r < K and c < N else zero
+                    Bs[kk, n] = B[bo + r * bsk + c * bsj] if r < kend and c < N else zero
                 cuda.syncthreads()
                 # an outer product per k step: R values of A times R of B into R x R sums
                 for kk in range(BK):
@@ -137,22 +142,45 @@ def matmul(a, b, trans_a: bool = False, trans_b: bool = False):
         return _base.empty(out_shape, dt)
     if K == 0:
         return zeros(out_shape, dt)
-    out = _base.empty(out_shape, dt)
     # batch strides in elements: one matrix per step, 0 where an operand is broadcast
     ast = tuple(s * sa[-2] * sa[-1] for s in _base.bcast_strides(sa[:-2], batch))
     bst = tuple(s * sb[-2] * sb[-1] for s in _base.bcast_strides(sb[:-2], batch))
     bshape, (ast, bst) = _base.coalesce(batch, [ast, bst])
     nbatch = _base.size(batch)
+    tiles = ((N + TILE - 1) // TILE) * ((M + TILE - 1) // TILE)
+    ksplit = split_k(tiles * nbatch, K)
+    kchunk = -(-K // ksplit // BK) * BK  # a whole number of staged k-tiles per slice
+    ksplit = -(-K // kchunk)
+    out = _base.empty(((ksplit,) if ksplit > 1 else ()) + out_shape, dt)
     grid = ((N + TILE - 1) // TILE, (M + TILE - 1) // TILE,
-            max(1, min(nbatch, _base.MAX_BLOCKS if _base.SIM else 65535)))
+            max(1, min(nbatch * ksplit, _base.MAX_BLOCKS if _base.SIM else 65535)))
     if a.dtype != dt:
         a = asarray(a, dt)
     if b.dtype != dt:
         b = asarray(b, dt)
     _gemm_kernel(dt)[grid, (T, T)](_base.flat(a), _base.flat(b), _base.flat(out), M, N,
                                          K, asi, ask, bsk, bsj, nbatch, bshape, ast, bst,
-                                         dt.type(0))
+                                         ksplit, kchunk, dt.type(0))
+    if ksplit > 1:
+        from .reduce import sum as rsum
+
+        out = rsum(out, (0,))
     return out
+
+
+# Split-K: a product with few output tiles and a long inner dimension (a weight gradient
+# x^T dZ: (in, out) from thousands of rows) would run on a handful of blocks, one k after
+# another; below SPLIT_TILES blocks, the k range is cut into slices of at least
+# SPLIT_MIN_K, each on its own blocks, and the slices' partial products are summed.
+SPLIT_TILES = 128 if not _base.SIM else 2
+SPLIT_MIN_K = 1024 if not _base.SIM else 8
+
+
+def split_k(blocks: int, K: int) -> int:
+    """How many k-slices a GEMM of ``blocks`` output tiles and inner size ``K`` runs as."""
+    if blocks >= SPLIT_TILES or K < 2 * SPLIT_MIN_K:
+        return 1
+    return max(1, min(K // SPLIT_MIN_K, SPLIT_TILES // blocks))
 
 
 def matmul_at_sum(a, g):

@@ -36,9 +36,11 @@ def _fill_state(dst, src, has_src, zero):
 
 
 @cuda.jit
-def _step_forward(cell, a, R, U, H, b, has_b, C, y, t, code, rcode, zero):
+def _step_forward(cell, A, R, U, H, b, has_b, C, y, t, code, rcode, zero):
     # one thread per (row n, unit j): its G entries of R = h_{t-1} U (a dot product each;
     # consecutive threads read consecutive columns of U), then the cell on a = x_t W, R, b
+    # (step t's views are taken here: a device-array slice on the host costs more than the step)
+    a = A[t]
     u = H.shape[2]
     G = U.shape[1]
     for k in range(cuda.grid(1), H.shape[1] * u, cuda.gridsize(1)):
@@ -59,10 +61,11 @@ def _step_forward(cell, a, R, U, H, b, has_b, C, y, t, code, rcode, zero):
 
 
 @cuda.jit
-def _step_backward(cell, a, d, d_next, UT, g, dc, C, t, code, rcode, zero):
+def _step_backward(cell, A, dZ, UT, g, dc, C, t, code, rcode, zero):
     # one thread per (row n, unit j): dh_t = g_t + (dZ_{t+1} U^T)[n, j] (a dot product with
     # row n of the next step's dZ; UT = U^T so that consecutive threads read consecutive
     # memory), then the cell's chain rule writes dZ_t's entries and carries dc
+    a, d, d_next = A[t], dZ[t], dZ[min(t + 1, dZ.shape[0] - 1)]
     u = dc.shape[1]
     for k in range(cuda.grid(1), dc.shape[0] * u, cuda.gridsize(1)):
         n, j = k // u, k % u
@@ -106,10 +109,10 @@ def _run_forward(cell: int, x, W, U, b, h0, c0, acts: tuple[int, int], cell_out:
     y = _base.empty((B, T, 2 * u if cell_out else u), dt)
     bb = asarray(b) if b is not None else _base.flat(A)  # a stand-in for no bias (unread)
     R = _base.empty((B, gates * u), dt)  # h_{t-1} U, one step at a time
-    grid = _base.blocks(B * u)
+    step = _step_forward[_base.blocks(B * u), _base.TPB]
     for t in range(T):  # one launch per step: the recurrent product is fused into the cell
-        _step_forward[grid, _base.TPB](cell, A[t], R, U, H, bb, b is not None,
-                                       H if C is None else C, y, t, *acts, dt.type(0))
+        step(cell, A, R, U, H, bb, b is not None, H if C is None else C, y, t, *acts,
+             dt.type(0))
     return y, (xt, H, C, A)
 
 
@@ -126,10 +129,9 @@ def _run_backward(cell: int, g, state, W, U, acts, bias: bool, need_dx: bool, ne
     dZ = _base.empty(A.shape, dt)
     dc = zeros((B, u), dt)
     UT = transpose(U, (1, 0))
-    grid = _base.blocks(B * u)
+    step = _step_backward[_base.blocks(B * u), _base.TPB]
     for t in range(T - 1, -1, -1):  # one launch per step (dZ_{t+1} U^T fused in)
-        _step_backward[grid, _base.TPB](cell, A[t], dZ[t], dZ[min(t + 1, T - 1)], UT, g, dc,
-                                        H if C is None else C, t, *acts, dt.type(0))
+        step(cell, A, dZ, UT, g, dc, H if C is None else C, t, *acts, dt.type(0))
     dh = matmul(dZ[0], U, trans_b=True) if need_h0 else None  # dh0 = dZ_0 U^T
     dZ2 = _base.rows(dZ, G)
     dU = matmul(_base.rows(H[:T], u), dZ2, trans_a=True)

@@ -203,3 +203,16 @@ def test_array_helpers_and_coverage(K, C):
     # every CPU kernel has a CUDA twin; a missing one would raise MissingKernel by name
     assert K.missing() == []
     assert not hasattr(K, "no_such_kernel")
+
+
+def test_split_k_gemm_matches(K, C, r, monkeypatch):
+    # a long inner dimension and one output tile: the k range runs as slices summed after
+    import importlib
+
+    mm = importlib.import_module("graphnet.kernels.cuda.matmul")  # the module, not the kernel
+    monkeypatch.setattr(mm, "SPLIT_MIN_K", 8)  # slices this small on the GPU too
+    assert mm.split_k(1, 64) > 1
+    a, g = f32(r, 64, 3), f32(r, 64, 5)
+    check(K, C, "matmul", a.T.copy(), g)
+    check(K, C, "matmul", a, g, trans_a=True)
+    check(K, C, "matmul_at_sum", f32(r, 2, 40, 3), f32(r, 2, 40, 2))
