@@ -34,16 +34,19 @@ def _map(rule):
     @cuda.jit
     def k(out, shape, x0, s0, x1, s1, x2, s2, x3, s3, p, q, code):
         for i in range(cuda.grid(1), out.size, cuda.gridsize(1)):
-            # unravel i over the (coalesced) output shape; offsets follow each operand's strides
-            r = i
-            o0 = o1 = o2 = o3 = 0
-            for d in range(len(shape) - 1, -1, -1):
-                q = r % shape[d]
-                r //= shape[d]
-                o0 += q * s0[d]
-                o1 += q * s1[d]
-                o2 += q * s2[d]
-                o3 += q * s3[d]
+            if len(shape) == 1:  # one run of memory per operand: no division (the common case)
+                o0, o1, o2, o3 = i * s0[0], i * s1[0], i * s2[0], i * s3[0]
+            else:
+                # unravel i over the (coalesced) output shape; offsets follow the strides
+                r = i
+                o0 = o1 = o2 = o3 = 0
+                for d in range(len(shape) - 1, -1, -1):
+                    e = r % shape[d]
+                    r //= shape[d]
+                    o0 += e * s0[d]
+                    o1 += e * s1[d]
+                    o2 += e * s2[d]
+                    o3 += e * s3[d]
             out[i] = dev(x0[o0], x1[o1], x2[o2], x3[o3], p, q, code)
 
     def launch(*xs, p=0, q=0, code=0, out_dtype=None, shape=None):
