@@ -11,6 +11,8 @@ launch shapes share that addressing:
 
 from __future__ import annotations
 
+import builtins  # max below is the reduction kernel
+
 import numpy as np
 from numba import cuda, from_dtype
 
@@ -20,6 +22,10 @@ __all__ = ["sum", "max", "sum_to", "mean", "broadcast_to", "max_grad"]
 
 BLOCK_MIN = 256    # use a block per output when at least this many elements reduce ...
 BLOCK_MAX_OUT = 2048  # ... into at most this many outputs
+# A block sum spreads over about SPLIT_BLOCKS blocks (two per SM of a large GPU), each taking
+# at least SPLIT_CHUNK elements of an output's reduced range.
+SPLIT_BLOCKS = 264 if not _base.SIM else 4
+SPLIT_CHUNK = 32 * _base.TPB if not _base.SIM else 2 * _base.TPB
 
 
 _offset = _base.offset  # the strided-view index helper
@@ -62,13 +68,16 @@ def _block_kernels(dtype: np.dtype):
     T = _base.TPB
 
     @cuda.jit
-    def sum_block(x, out, kshape, kstr, rshape, rstr, rsize):
+    def sum_block(x, out, kshape, kstr, rshape, rstr, rsize, split):
+        # out[v] for v = i split + s: output i's partial sum over the s-th of ``split``
+        # interleaved shares of its reduced elements (split 1: the whole sum)
         buf = cuda.shared.array(T, nbt)
         t = cuda.threadIdx.x
-        for i in range(cuda.blockIdx.x, out.size, cuda.gridDim.x):
+        for v in range(cuda.blockIdx.x, out.size, cuda.gridDim.x):
+            i, sh = v // split, v % split
             base = _offset(i, kshape, kstr)
             acc = x[base] - x[base]
-            for j in range(t, rsize, T):
+            for j in range(sh * T + t, rsize, split * T):
                 acc += x[base + _offset(j, rshape, rstr)]
             buf[t] = acc
             cuda.syncthreads()
@@ -79,7 +88,7 @@ def _block_kernels(dtype: np.dtype):
                 cuda.syncthreads()
                 s //= 2
             if t == 0:
-                out[i] = buf[0]
+                out[v] = buf[0]
             cuda.syncthreads()
 
     @cuda.jit
@@ -155,7 +164,14 @@ def sum(x, axes: tuple, mode: str | None = None):  # noqa: A001 - NumPy's name
         return zeros(kshape, x.dtype)
     xf, of = _base.flat(x), _base.flat(out)
     if _use_block(m, plan[-1], mode):
-        _block_kernels(x.dtype)[0][_base.blocks(m, 1), _base.TPB](xf, of, *plan)
+        # few outputs over many elements: more blocks than outputs (one SM alone reading a
+        # large array is latency-bound), then a second pass adds each output's shares
+        split = builtins.max(1, min(plan[-1] // SPLIT_CHUNK, SPLIT_BLOCKS // m))
+        part = _base.empty((m, split), x.dtype) if split > 1 else out
+        _block_kernels(x.dtype)[0][_base.blocks(m * split, 1), _base.TPB](
+            xf, _base.flat(part), *plan, split)
+        if split > 1:
+            return sum(part, (1,)).reshape(kshape)
     else:
         _sum_threads[_base.blocks(m), _base.TPB](xf, of, *plan)
     return out

@@ -216,3 +216,15 @@ def test_split_k_gemm_matches(K, C, r, monkeypatch):
     check(K, C, "matmul", a.T.copy(), g)
     check(K, C, "matmul", a, g, trans_a=True)
     check(K, C, "matmul_at_sum", f32(r, 2, 40, 3), f32(r, 2, 40, 2))
+
+
+def test_block_sum_split_across_blocks(K, C, r):
+    # a full sum of many elements runs on several blocks, then adds their shares
+    x = f32(r, 5, 40)
+    for mode in ("block", None):
+        np.testing.assert_allclose(K.to_host(K.sum(K.asarray(x), (0, 1), mode=mode)),
+                                   C.sum(x, (0, 1)), rtol=1e-5)
+    np.testing.assert_allclose(K.to_host(K.sum(K.asarray(x), (1,), mode="block")),
+                               C.sum(x, (1,)), rtol=1e-5)
+    np.testing.assert_allclose(K.to_host(K.mean(K.asarray(x), (0, 1))), C.mean(x, (0, 1)),
+                               rtol=1e-5)
