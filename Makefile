@@ -23,8 +23,10 @@ demo: $(STAMP)
 demos: $(STAMP)
 	$(PY) -m demos all --out out
 
+# two pytest workers fill two cores: one BLAS thread each, or their thread pools oversubscribe
+# the cores and spin (a 5 ms conv became 80 ms); the tests check values, not speed
 test: $(STAMP)
-	$(PY) -m pytest -q -n 2 $(PYTEST_ARGS)
+	OPENBLAS_NUM_THREADS=1 $(PY) -m pytest -q -n 2 $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
