@@ -2,9 +2,10 @@
 
 The simulator runs kernels as Python, so it cannot catch what only Numba's CUDA compiler
 sees: typing errors, unsupported functions, float32 code silently promoted to float64. This
-script drives the parity tests' kernel calls against stand-in device arrays (shape and dtype
-only), intercepts every launch, and compiles the kernel for the launch's argument types with
-``numba.cuda.compiler.compile_cuda`` (typing + lowering; no NVVM, no driver needed).
+script drives every family's parity tests (``tests/cuda/test_*.py``) against stand-in device
+arrays (shape and dtype only), intercepts every launch, and compiles the kernel for the
+launch's argument types with ``numba.cuda.compiler.compile_cuda`` (typing + lowering; no
+NVVM, no driver needed).
 
     python benchmarks/cuda_lowering.py        # exit status 1 if any kernel fails to lower
 
@@ -47,6 +48,10 @@ class StandIn:
             known = int(np.prod([d for d in shape if d != -1]))
             shape = tuple(self.size // max(known, 1) if d == -1 else d for d in shape)
         return StandIn(shape, self.dtype)
+
+    def __getitem__(self, key):
+        # a view's shape by NumPy's own indexing rules on a one-byte stand-in
+        return StandIn(np.empty(self.shape, np.int8)[key].shape, self.dtype)
 
     def is_c_contiguous(self):
         return True
@@ -93,6 +98,35 @@ def _call(self, args, launch_config):
         FAILED.append((name, f"{type(e).__name__}: {str(e).splitlines()[0:6]}"))
 
 
+SKIP_MODULES = ("test_lowering", "test_program")
+
+
+def _drive(fn, fixtures: dict) -> None:
+    """Call a test once per parametrize combination with stand-in fixtures; its launches are
+    intercepted and compiled, and anything else it does with stand-in values may fail."""
+    import inspect
+
+    params = inspect.signature(fn).parameters
+    combos = [{}]
+    for m in getattr(fn, "pytestmark", []):
+        if m.name == "parametrize":
+            argnames = [a.strip() for a in m.args[0].split(",")] if isinstance(
+                m.args[0], str) else list(m.args[0])
+            values = [v if len(argnames) > 1 else (v,) for v in m.args[1]]
+            combos = [{**c, **dict(zip(argnames, v))} for c in combos for v in values]
+    for combo in combos:
+        kw = {**fixtures, **combo}
+        if any(k not in kw for k in params):
+            continue  # a fixture this driver does not have (monkeypatch, tmp_path...)
+        try:
+            fn(**{k: kw[k] for k in params})
+        except BaseException as e:  # noqa: BLE001 - values are stand-ins; only compiles count
+            if isinstance(e, KeyboardInterrupt):
+                raise
+            if os.environ.get("LOWERING_VERBOSE"):
+                traceback.print_exc()
+
+
 def main() -> int:
     _disp.CUDADispatcher.call = _call
     # device functions compile for "the current device": name one (an Ampere-class target)
@@ -103,33 +137,26 @@ def main() -> int:
     cuda.is_cuda_array = lambda a: isinstance(a, StandIn)
     np.testing.assert_allclose = np.testing.assert_array_equal = lambda *a, **k: None
 
+    import importlib
+    import pkgutil
+
     import graphnet.kernels.cpu as C
     import graphnet.kernels.cuda as K
-    from tests.cuda import test_parity as T
+    import tests.cuda as suite
+    from tests.cuda import parity
 
     assert not K.SIMULATOR, "run without NUMBA_ENABLE_CUDASIM"
-    T._same = lambda *a, **k: None
+    parity._same = lambda *a, **k: None
     rng = np.random.default_rng(0)
-    import inspect
-    for name, fn in vars(T).items():
-        if not name.startswith("test_"):
-            continue
-        params = inspect.signature(fn).parameters
-        combos = [{}]
-        marks = getattr(fn, "pytestmark", [])
-        for m in marks:
-            if m.name == "parametrize":
-                argname, values = m.args[0], m.args[1]
-                combos = [{**c, argname: v} for c in combos for v in values]
-        for combo in combos:
-            kw = {"K": K, "C": C, "r": rng, **combo}
-            try:
-                fn(**{k: kw[k] for k in params})
-            except BaseException as e:  # noqa: BLE001 - values are stand-ins; only compiles count
-                if isinstance(e, KeyboardInterrupt):
-                    raise
-                if os.environ.get("LOWERING_VERBOSE"):
-                    traceback.print_exc()
+    # every family's parity tests (the program tests need real arrays; this one is itself)
+    names = sorted(m.name for m in pkgutil.iter_modules(suite.__path__)
+                   if m.name.startswith("test_") and m.name not in SKIP_MODULES)
+    for mod in names:
+        T = importlib.import_module(f"tests.cuda.{mod}")
+        T._same = parity._same
+        for name, fn in vars(T).items():
+            if name.startswith("test_") and callable(fn):
+                _drive(fn, {"K": K, "C": C, "r": rng, "rng": rng})
     ok = sum(1 for v in COMPILED.values() if v)
     print(f"lowered {ok} kernel specializations; {len(FAILED)} failed")
     for n, e in FAILED:

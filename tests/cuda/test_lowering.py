@@ -1,7 +1,7 @@
 """Every CUDA kernel type-checks and lowers with Numba's real CUDA compiler (no GPU needed).
 
 The simulator runs kernels as Python and cannot see typing errors or float64 promotion;
-benchmarks/cuda_lowering.py compiles each launch of the parity tests to LLVM IR instead.
+benchmarks/cuda_lowering.py compiles each launch of every family's parity tests to LLVM IR instead.
 """
 
 from __future__ import annotations
@@ -25,4 +25,4 @@ def test_every_kernel_lowers_for_the_gpu():
     assert out.returncode == 0, report
     assert "; 0 failed" in out.stdout, report
     lowered = int(out.stdout.split("lowered ")[1].split()[0])
-    assert lowered >= 40, report
+    assert lowered >= 80, report  # every family's kernels, not just the first ones
