@@ -1,0 +1,71 @@
+"""Smoke tests of the Lecture 2 demos: each --quick run, in-process, with checks on its summary."""
+
+from __future__ import annotations
+
+import importlib
+import shutil
+from pathlib import Path
+
+import pytest
+
+from demos.__main__ import available
+
+pytestmark = pytest.mark.lecture2
+
+
+def quick(name: str, tmp_path) -> dict:
+    summary = importlib.import_module(f"demos.{name}").run(quick=True, out=tmp_path, seed=0)
+    for p in summary["pictures"]:
+        assert Path(p).parent == tmp_path
+        assert Path(p).stat().st_size > 5_000, p
+    return summary
+
+
+def test_registry_lists_lecture2_demos_in_order():
+    names = [n for n in available() if n.startswith("lecture2_")]
+    assert names == ["lecture2_rnn_gradients", "lecture2_music", "lecture2_attention"]
+
+
+def test_rnn_gradients(tmp_path):
+    s = quick("lecture2_rnn_gradients", tmp_path)
+    tanh, relu = s["tanh RNN, orthogonal init"], s["ReLU RNN, identity init"]
+    lstm1, lstm3 = s["LSTM, forget bias 1 (Keras)"], s["LSTM, forget bias 3"]
+    big, clipped = s["ReLU RNN, 1.087 I, SGD"], s["ReLU RNN, 1.087 I, SGD + clipping"]
+    # at initialization the gradient reaching step 0 shrinks (tanh, LSTM), holds (identity)
+    # or grows (1.087 I); an open forget gate carries it further back
+    assert tanh["grad_first_over_last_init"] < 0.5
+    assert lstm1["grad_first_over_last_init"] < 0.5 < lstm3["grad_first_over_last_init"]
+    assert 0.5 < relu["grad_first_over_last_init"] < 2
+    assert big["grad_first_over_last_init"] > 1.5
+    assert clipped["grad_first_over_last_init"] == big["grad_first_over_last_init"]
+    # clipping changes the steps, not the gradients; it lets SGD learn the task
+    assert not clipped["diverged"] and clipped["test_accuracy"] > s["chance"] + 0.1
+    for name in ("tanh RNN, orthogonal init", "ReLU RNN, identity init",
+                 "LSTM, forget bias 1 (Keras)", "LSTM, forget bias 3"):
+        assert 0 <= s[name]["test_accuracy"] <= 1 and not s[name]["diverged"]
+    if shutil.which("dot"):  # the unrolled RNN coloured by its gradients
+        assert any(p.endswith("lecture2_unrolled_gradients.png") for p in s["pictures"])
+
+
+def test_music(tmp_path):
+    s = quick("lecture2_music", tmp_path)
+    assert s["vocab_size"] == 83
+    # cross-entropy per character below a uniform guess over the 83 characters
+    assert s["final_val_loss"] < 4.42 and s["perplexity"] < 83
+    abc = tmp_path / "lecture2_generated_songs.abc"
+    assert str(abc) in s["files"]
+    text = abc.read_text(encoding="utf-8")
+    assert text.count("% temperature") == 4 and "\nX" in text  # songs start from "X:"
+    assert all(0 <= v <= 1 for v in s["valid_fraction"].values())
+    assert s["sample"].startswith("X:")
+
+
+def test_attention(tmp_path):
+    s = quick("lecture2_attention", tmp_path)
+    with_pe, without = s["with positional encoding"], s["without positional encoding"]
+    assert with_pe["token_accuracy"] > without["token_accuracy"] + 0.1
+    assert with_pe["token_accuracy"] > 2 * s["chance"]
+    # the trained head looks at the mirrored position more than uniform attention would
+    assert with_pe["attention_on_mirror_position"] > 2 / s["length"]
+    assert with_pe["final_val_loss"] < without["final_val_loss"]
+    assert len(s["pictures"]) == (3 if shutil.which("dot") else 2)
