@@ -63,6 +63,9 @@ def sum(x: np.ndarray, axes: tuple) -> np.ndarray:  # noqa: A001 - NumPy's name
     """Sum over ``axes`` (sorted, non-negative), dropping them."""
     if not axes:
         return x.copy()
+    if len(axes) == x.ndim:  # everything: one row, summed in a register (a column sum of
+        # one column would load and store its accumulator per element)
+        return _rowsum(np.ascontiguousarray(x).reshape(1, -1), np.empty(1, x.dtype)).reshape(())
     if axes == tuple(range(len(axes))):  # leading axes: column sums, no transpose
         x2 = np.ascontiguousarray(x).reshape(int(np.prod(x.shape[: len(axes)])), -1)
         out = _colsum(x2, np.empty(x2.shape[1], x.dtype))
