@@ -45,18 +45,20 @@ def _renamed(f: Callable, suffix: str) -> Callable:
 
 
 def kernel(fn: Callable | None = None, *, parallel: bool = False, fastmath: bool = False,
-           broadcasts: bool = False):
+           broadcasts: bool = False, inline: bool = False):
     """Compile ``fn`` with ``@njit(cache=True)``; with ``parallel=True`` also a prange twin.
 
     The dispatcher runs the twin when the first argument has ``PARALLEL_MIN`` elements or
     more; with ``broadcasts=True`` (array expressions) only when every array argument also
     has that shape, since Numba's parallel array expressions do not broadcast. ``pick``
-    chooses by another size.
+    chooses by another size. ``inline=True`` inlines a helper that takes arrays into its
+    callers (a compiled call that passes arrays increments and decrements their reference
+    counts: in a per-element loop that cost more than the arithmetic).
     """
 
     def wrap(f: Callable):
-        serial = numba.njit(cache=True, fastmath=fastmath, nogil=True,
-                            error_model="numpy")(f)
+        serial = numba.njit(cache=True, fastmath=fastmath, nogil=True, error_model="numpy",
+                            inline="always" if inline else "never")(f)
         if not parallel or JIT_DISABLED:
             return serial
         par = numba.njit(cache=True, fastmath=fastmath, parallel=True,

@@ -33,7 +33,7 @@ GATES = (1, 4)  # pre-activations per unit: SimpleRNN z; LSTM i, f, c~, o (Keras
 ALLOWED = ("linear", "relu", "sigmoid", "tanh")
 
 
-@kernel
+@kernel(inline=True)
 def unit_forward(cell, a, r, b, has_b, c_prev, n, j, code, rcode, zero):
     """One unit's step: ``a[n]`` holds its ``x_t W`` row; adds ``r = h_{t-1} U`` and the
     bias, writes the activations back into ``a`` and returns ``(h_t, c_t)``."""
@@ -66,7 +66,7 @@ def unit_forward(cell, a, r, b, has_b, c_prev, n, j, code, rcode, zero):
     return o * act(code, c, zero), c  # h_t = o act(c_t)
 
 
-@kernel
+@kernel(inline=True)
 def unit_backward(cell, a, dz, c_prev, c, dh, dc, n, j, code, rcode, zero):
     """The chain rule through one unit's step: writes its row of ``dZ_t`` from ``dh_t`` and
     ``dc_t`` (the upstream gradients of its outputs) and returns ``dc_{t-1}``."""
