@@ -49,28 +49,16 @@ def rnn(steps: int = 4, features: int = 3, units: int = 4, scale: float = 1.0,
 
 
 def cnn(seed: int = 0) -> tuple[gn.Graph, gn.Tensor, gn.Tensor, gn.Tensor]:
-    """A small CNN built from graphnet ops (no conv op needed): a stride-2 2x2 convolution
-    written as patches @ kernel, ReLU, 2x2 max pooling by reshape + max, then a dense
-    softmax classifier. Returns (graph, images, labels, loss)."""
-    rng = np.random.default_rng(seed)
+    """A small CNN from the Lecture 3 layers: a stride-2 2x2 convolution with ReLU, 2x2 max
+    pooling, a flatten and a dense softmax classifier. Returns (graph, images, labels, loss)."""
+    L = gn.layers
     with gn.Graph("cnn") as g:
         img = gn.Input((8, 8, 1), name="images")
         labels = gn.Input((), dtype="int64", name="labels")
-        with g.name_scope("conv"):
-            k = gn.Parameter(rng.normal(0, 0.5, (4, 6)), name="kernel")
-            b = gn.Parameter(np.zeros(6), name="bias")
-            p = gn.reshape(img, (-1, 4, 2, 4, 2, 1))
-            p = gn.transpose(p, (0, 1, 3, 2, 4, 5))
-            p = gn.reshape(p, (-1, 4, 4, 4))            # (N, 4, 4, 2*2*1) patches
-            fmap = gn.relu(p @ k + b)                    # (N, 4, 4, 6) feature maps
-        with g.name_scope("maxpool"):
-            q = gn.reshape(fmap, (-1, 2, 2, 2, 2, 6))
-            pooled = gn.max(q, axis=(2, 4))              # (N, 2, 2, 6)
-        with g.name_scope("flatten"):
-            flat = gn.reshape(pooled, (-1, 24))
-        with g.name_scope("dense"):
-            W = gn.Parameter(rng.normal(0, 0.3, (24, 10)), name="kernel")
-            logits = flat @ W
+        fmap = L.Conv2D(6, 2, strides=2, activation="relu", seed=seed, name="conv")(img)
+        pooled = L.MaxPool2D(name="maxpool")(fmap)           # (N, 2, 2, 6)
+        flat = L.Flatten(name="flatten")(pooled)
+        logits = L.Dense(10, use_bias=False, seed=seed, name="dense")(flat)
         loss = gn.softmax_cross_entropy(logits, labels)
     return g, img, labels, loss
 
