@@ -8,6 +8,8 @@ run them through the elementwise template; ``dense.py`` calls them in its fused 
 
 from __future__ import annotations
 
+import math
+
 from ..cpu.activation import act as _cpu_act
 from ..cpu.activation import act_grad as _cpu_act_grad
 from ..cpu.activation import code_of
@@ -16,8 +18,9 @@ from . import _base, elementwise
 __all__ = ["activation", "activation_grad"]
 
 
-# the CPU kernels' scalar functions, compiled for the device from the same source
-act = _base.twin(_cpu_act)
+# the CPU kernels' scalar functions, compiled for the device from the same source (tanh is
+# the device's own: the CPU's fast float32 form answers a CPU libm cost)
+act = _base.twin(_cpu_act, tanh=math.tanh)
 act_grad = _base.twin(_cpu_act_grad)
 
 
