@@ -16,6 +16,8 @@ import math
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+import numpy as np
+
 from . import schedules
 from .backend import get_backend, is_device_array
 from .errors import GraphError
@@ -62,6 +64,7 @@ class Optimizer:
         self.track_grad_norms = False
         self.last_grad_norms: tuple[float, float] | None = None
         self._state: dict = {}  # id(param) -> (param, slots)
+        self._pending: dict = {}  # id(param) -> (param, host slot arrays) from a checkpoint
         self._no_decay_ids: set[int] = set()
         self._no_decay_names: list[str] = []
 
@@ -92,8 +95,37 @@ class Optimizer:
         entry = self._state.get(id(param))
         if entry is None or entry[0] is not param:
             data = param.data
-            entry = self._state[id(param)] = (param, self._slots(data, _backend_of(data)))
+            be = _backend_of(data)
+            slots = self._slots(data, be)
+            saved = self._pending.pop(id(param), None)
+            if saved is not None and saved[0] is param:  # resume: the checkpoint's values,
+                slots = tuple(None if s is None else be.asarray(h.copy())  # on data's device
+                              for s, h in zip(slots, saved[1]))
+            entry = self._state[id(param)] = (param, slots)
         return entry[1]
+
+    def state_arrays(self, params: Sequence) -> list[list]:
+        """Each parameter's slot arrays on the host (None for an unused slot; an empty list
+        for a parameter not updated yet): what a checkpoint saves to resume training."""
+        out = []
+        for p in params:
+            entry = self._state.get(id(p))
+            if entry is None or entry[0] is not p:
+                pending = self._pending.get(id(p))
+                out.append(list(pending[1]) if pending and pending[0] is p else [])
+                continue
+            out.append([None if s is None else np.array(_backend_of(s).to_host(s))
+                        for s in entry[1]])
+        return out
+
+    def load_state(self, iterations: int, params: Sequence, arrays: Sequence) -> None:
+        """Resume from ``state_arrays``: the step count now, each parameter's slots when it is
+        first updated (on whatever device its data is by then)."""
+        self.iterations = int(iterations)
+        for p, slots in zip(params, arrays):
+            if slots:
+                self._state.pop(id(p), None)
+                self._pending[id(p)] = (p, list(slots))
 
     def _slots(self, data, be) -> tuple:
         raise NotImplementedError

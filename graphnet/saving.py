@@ -1,6 +1,9 @@
 """Model files: one zip holding ``graphnet.json`` (architecture, compile settings, a manifest of
 every weight's key, shape and dtype) and one ``.npy`` member per weight.
 
+A trained, compiled model also saves its optimizer's step count and slots (momenta, Adam's
+moments) under ``optimizer/``, so ``load_model`` resumes training exactly where it stopped.
+
 Writing goes to a temporary file in the target's folder, then ``os.replace``: a crash never
 leaves half a checkpoint, and an existing file is replaced only by a complete one. Loading
 reads and checks everything (zip CRCs, the manifest, every key and shape against the model)
@@ -63,8 +66,10 @@ def _compile_config(model: Model) -> dict[str, Any] | None:
         return None
 
 
-def _write(path: str | os.PathLike, manifest: dict[str, Any], arrays: list[np.ndarray]) -> None:
-    """Write the zip to a temp file beside ``path`` and rename it over ``path``."""
+def _write(path: str | os.PathLike, manifest: dict[str, Any],
+           members: list[tuple[str, np.ndarray]]) -> None:
+    """Write the zip (the manifest and ``(file, array)`` members) to a temp file beside
+    ``path`` and rename it over ``path``."""
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".graphnet", dir=folder)
@@ -72,10 +77,10 @@ def _write(path: str | os.PathLike, manifest: dict[str, Any], arrays: list[np.nd
         with os.fdopen(fd, "wb") as f:
             with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED) as zf:
                 zf.writestr(_MANIFEST, json.dumps(manifest, indent=1))
-                for entry, a in zip(manifest["weights"], arrays):
+                for name, a in members:
                     buf = io.BytesIO()
                     np.lib.format.write_array(buf, np.ascontiguousarray(a), allow_pickle=False)
-                    zf.writestr(entry["file"], buf.getvalue())
+                    zf.writestr(name, buf.getvalue())
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -96,19 +101,41 @@ def _weights_manifest(model: Model) -> tuple[list[dict[str, Any]], list[np.ndarr
     return entries, arrays
 
 
+def _optimizer_manifest(model: Model) -> tuple[dict[str, Any] | None, list]:
+    """The optimizer's step count and every weight's slot arrays (Adam's moments...), so that
+    a loaded model resumes training where it stopped; None before any training."""
+    opt = getattr(model, "optimizer", None)
+    if model._compiled is None or opt is None or not opt.iterations:
+        return None, []
+    slots, members = [], []
+    for name, arrays in zip(model.weight_names, opt.state_arrays(model.weights)):
+        entry = {"weight": name, "count": len(arrays), "arrays": []}
+        for i, a in enumerate(arrays):
+            if a is not None:
+                f = f"optimizer/{len(members):04d}.npy"
+                entry["arrays"].append({"slot": i, "shape": list(a.shape),
+                                        "dtype": a.dtype.name, "file": f})
+                members.append((f, a))
+        slots.append(entry)
+    return {"iterations": int(opt.iterations), "slots": slots}, members
+
+
 def save_model(model: Model, path: str | os.PathLike) -> None:
-    """Architecture, compile settings and weights in one file (see the module docstring)."""
+    """Architecture, compile settings, weights and optimizer state in one file (see the
+    module docstring)."""
     entries, arrays = _weights_manifest(model)
+    opt_state, opt_members = _optimizer_manifest(model)
     manifest = {"format": FORMAT, "version": VERSION, "model": _model_config(model),
-                "compile": _compile_config(model), "weights": entries}
-    _write(path, manifest, arrays)
+                "compile": _compile_config(model), "weights": entries,
+                "optimizer_state": opt_state}
+    _write(path, manifest, [(e["file"], a) for e, a in zip(entries, arrays)] + opt_members)
 
 
 def save_weights(model: Model, path: str | os.PathLike) -> None:
     """Only the weights (and their manifest); ``load_weights`` reads them into a like model."""
     entries, arrays = _weights_manifest(model)
     _write(path, {"format": FORMAT, "version": VERSION, "model": None, "compile": None,
-                  "weights": entries}, arrays)
+                  "weights": entries}, [(e["file"], a) for e, a in zip(entries, arrays)])
 
 
 def _read(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -128,15 +155,14 @@ def _read(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, np.ndarray
             if manifest.get("version", 0) > VERSION:
                 raise CheckpointError(f"{path!r} was written by a newer graphnet (format "
                                       f"version {manifest['version']}; this one reads {VERSION})")
-            arrays = {}
-            for e in manifest["weights"]:
-                with zf.open(e["file"]) as f:
-                    a = np.lib.format.read_array(io.BytesIO(f.read()), allow_pickle=False)
-                if list(a.shape) != list(e["shape"]) or a.dtype.name != e["dtype"]:
-                    raise CheckpointError(f"{path!r} is corrupt: weight {e['key']!r} holds "
-                                          f"{a.dtype} {fmt_shape(a.shape)}, its manifest says "
-                                          f"{e['dtype']} {fmt_shape(tuple(e['shape']))}")
-                arrays[e["key"]] = a
+            arrays = {e["key"]: _member(zf, e, path, f"weight {e['key']!r}")
+                      for e in manifest["weights"]}
+            opt = manifest.get("optimizer_state")
+            for w in (opt or {}).get("slots", []):  # Adam's moments... beside their weight
+                slots = [None] * w["count"]
+                for e in w["arrays"]:
+                    slots[e["slot"]] = _member(zf, e, path, f"optimizer slot of {w['weight']!r}")
+                w["values"] = slots
     except CheckpointError:
         raise
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, KeyError, ValueError,
@@ -144,6 +170,17 @@ def _read(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, np.ndarray
         raise CheckpointError(f"cannot read the model file {path!r}: it is truncated or "
                               f"corrupt ({type(e).__name__}: {e})") from None
     return manifest, arrays
+
+
+def _member(zf: zipfile.ZipFile, e: dict[str, Any], path: str, what: str) -> np.ndarray:
+    """One ``.npy`` member, checked against its manifest entry."""
+    with zf.open(e["file"]) as f:
+        a = np.lib.format.read_array(io.BytesIO(f.read()), allow_pickle=False)
+    if list(a.shape) != list(e["shape"]) or a.dtype.name != e["dtype"]:
+        raise CheckpointError(f"{path!r} is corrupt: {what} holds {a.dtype} "
+                              f"{fmt_shape(a.shape)}, its manifest says {e['dtype']} "
+                              f"{fmt_shape(tuple(e['shape']))}")
+    return a
 
 
 def _assign(model: Model, arrays: dict[str, np.ndarray], path: str) -> None:
@@ -202,4 +239,19 @@ def load_model(path: str | os.PathLike, compile: bool = True) -> Model:  # noqa:
                       metrics=[m if isinstance(m, str) else metrics.deserialize(m)
                                for m in cc["metrics"]],
                       device=cc.get("device", "cpu"))
+        state = manifest.get("optimizer_state")
+        if state:
+            _resume(model, state, os.fspath(path))
     return model
+
+
+def _resume(model: Model, state: dict[str, Any], path: str) -> None:
+    """Give the loaded model's optimizer its saved step count and slots, checked first."""
+    by_name = {w["weight"]: w["values"] for w in state["slots"]}
+    names, weights = model.weight_names, model.weights
+    values = [by_name.get(n, []) for n in names]
+    for n, w, vals in zip(names, weights, values):
+        if any(v is not None and v.shape != w.shape for v in vals):
+            raise CheckpointError(f"{path!r}: the optimizer state of {n!r} does not fit its "
+                                  f"weight {fmt_shape(w.shape)}")
+    model.optimizer.load_state(state["iterations"], weights, values)

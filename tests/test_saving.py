@@ -157,3 +157,33 @@ def test_failed_save_leaves_the_old_file_untouched(data, tmp_path, monkeypatch):
         m.save(path)
     assert path.read_bytes() == old
     assert os.listdir(tmp_path) == ["m.graphnet"]  # no temporary file left behind
+
+
+@pytest.mark.parametrize("optimizer", [gn.optimizers.Adam(0.01),
+                                       gn.optimizers.SGD(0.05, momentum=0.9),
+                                       gn.optimizers.RMSprop(0.01, momentum=0.5)])
+def test_training_resumes_exactly_after_load(data, tmp_path, optimizer):
+    # the optimizer's step count and slots travel with the model: a loaded model's next
+    # epoch is the one the original would have run (without them, Adam restarts its moments)
+    x, y = data
+    m = gn.Sequential([Dense(8, activation="relu", seed=1), Dense(3, seed=2)], input_shape=(5,))
+    m.compile(optimizer=optimizer, loss="sparse_softmax_cross_entropy")
+    m.fit(x, y, epochs=2, batch_size=10, verbose=0, seed=0, shuffle=False)
+    m.save(tmp_path / "m.graphnet")
+    with zipfile.ZipFile(tmp_path / "m.graphnet") as zf:
+        assert any(n.startswith("optimizer/") for n in zf.namelist())
+    back = gn.load_model(tmp_path / "m.graphnet")
+    assert back.optimizer.iterations == m.optimizer.iterations == 6
+    m.fit(x, y, epochs=1, batch_size=10, verbose=0, seed=1, shuffle=False)
+    back.fit(x, y, epochs=1, batch_size=10, verbose=0, seed=1, shuffle=False)
+    for u, v in zip(m.get_weights(), back.get_weights()):
+        np.testing.assert_allclose(u, v, rtol=1e-6, atol=1e-7)
+
+
+def test_untrained_model_saves_no_optimizer_state(data, tmp_path):
+    m = gn.Sequential([Dense(3, seed=2)], input_shape=(5,))
+    m.compile(optimizer="adam", loss="sparse_softmax_cross_entropy")
+    m.save(tmp_path / "m.graphnet")
+    with zipfile.ZipFile(tmp_path / "m.graphnet") as zf:
+        assert not any(n.startswith("optimizer/") for n in zf.namelist())
+    assert gn.load_model(tmp_path / "m.graphnet").optimizer.iterations == 0

@@ -98,3 +98,19 @@ def test_cuda_without_gpu_or_simulator_is_a_graph_error():
                              os.path.abspath(__file__)))))
     assert "GraphError:" in out.stdout, out.stdout + out.stderr
     assert "NUMBA_ENABLE_CUDASIM" in out.stdout
+
+
+def test_loaded_cuda_model_resumes_with_its_adam_state(tmp_path):
+    # the checkpoint's moments land on the device when the loaded model first trains
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(8, 3)).astype(np.float32), rng.integers(0, 2, 8)
+    m = gn.Sequential([gn.layers.Dense(2, seed=1)], input_shape=(3,))
+    m.compile(optimizer=gn.optimizers.Adam(0.05), loss="sparse_softmax_cross_entropy",
+              device="cuda")
+    m.fit(x, y, epochs=1, batch_size=4, verbose=0, shuffle=False)
+    m.save(tmp_path / "m.graphnet")
+    back = gn.load_model(tmp_path / "m.graphnet")
+    m.fit(x, y, epochs=1, batch_size=4, verbose=0, shuffle=False)
+    back.fit(x, y, epochs=1, batch_size=4, verbose=0, shuffle=False)
+    for u, v in zip(m.get_weights(), back.get_weights()):
+        np.testing.assert_allclose(u, v, rtol=1e-6, atol=1e-7)
