@@ -1,5 +1,6 @@
 """Indexing ops of Lecture 2: learned embeddings (a row lookup), one-hot codes, and the
-sinusoidal positional encoding of Vaswani et al. (a constant, computed on the host).
+sinusoidal positional encoding of Vaswani et al. (a constant, computed on the host); and
+``take``, the same row lookup on any tensor (picking sampled anchors or RoIs in a detector).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from ..errors import GraphError
 from ..tensor import Tensor, apply, fmt_shape
 from .base import Op
 
-__all__ = ["embedding", "one_hot", "positional_encoding"]
+__all__ = ["embedding", "one_hot", "positional_encoding", "take"]
 
 
 def _int_ids(ids, what: str) -> None:
@@ -46,6 +47,34 @@ class Embedding(Op):
         return None, ctx.be.embedding_grad(g, ids, table.shape[0], out=dt)
 
 
+class Take(Op):
+    """y[k, ...] = x[ids[k], ...]: rows of any float tensor x (N, ...), N free (None).
+
+    The embedding lookup on x seen as (N, rest): backward scatter-adds g's rows into a zero
+    gradient of x's shape (rows picked twice get both); ids get no gradient.
+    """
+
+    name = "take"
+    family = "shape"
+
+    def infer(self, x, ids):
+        _int_ids(ids, "take's second input (ids)")
+        if x.ndim < 1 or x.dtype.kind != "f" or None in x.shape[1:]:
+            raise GraphError(f"take picks rows of a float tensor (rows, ...) whose other axes "
+                             f"are known, got {fmt_shape(x.shape)} {x.dtype}")
+        return tuple(ids.shape) + tuple(x.shape[1:]), x.dtype
+
+    def forward(self, ctx, x, ids):
+        rows = ctx.be.reshape(x, (tuple(x.shape)[0], -1))
+        out = ctx.be.embedding(ids, rows)
+        return ctx.be.reshape(out, tuple(ids.shape) + tuple(x.shape)[1:])
+
+    def backward(self, ctx, g, y, x, ids):
+        n = tuple(x.shape)[0]
+        g2 = ctx.be.reshape(g, tuple(ids.shape) + (-1,))
+        return ctx.be.reshape(ctx.be.embedding_grad(g2, ids, n), tuple(x.shape)), None
+
+
 class OneHot(Op):
     """y[..., j] = 1 if ids[...] == j else 0, for j < depth; no gradient (ids are data)."""
 
@@ -69,6 +98,12 @@ def embedding(ids, table) -> Tensor:
     """Rows of ``table (vocab, dim)`` picked by the integer ``ids``: shape ``ids + (dim,)``.
     An id outside ``[0, vocab)`` stops the run with an error naming it."""
     return apply(Embedding(), [ids, table])
+
+
+def take(x, ids) -> Tensor:
+    """Rows of ``x`` picked by the integer ``ids`` (NumPy's ``np.take(x, ids, axis=0)``):
+    shape ``ids + x.shape[1:]``; the gradient flows back to the picked rows."""
+    return apply(Take(), [x, ids])
 
 
 def one_hot(ids, depth: int, dtype: str = "float32") -> Tensor:

@@ -58,3 +58,16 @@ def test_program_on_cuda_matches_cpu():
     np.testing.assert_allclose(dg, dw, rtol=1e-5, atol=1e-7)
     with pytest.raises(gn.GraphError, match=r"embedding.*id 9 is out of range"):
         gn.compile(loss, device="cuda")({ids: np.array([[9, 0, 0]])})
+
+
+def test_take_program_on_cuda_matches_cpu():
+    rng = np.random.default_rng(0)
+    x0, ids = rng.normal(size=(4, 2, 3)).astype(np.float32), np.array([3, 1, 3])
+    res = {}
+    for dev in ("cpu", "cuda"):
+        with gn.Graph():
+            x = gn.Parameter(x0)
+            loss = gn.sum(gn.take(x, gn.constant(ids)) * gn.take(x, gn.constant(ids)))
+        res[dev] = gn.compile(loss, wrt=[x], device=dev)({})
+    np.testing.assert_allclose(res["cuda"][0], res["cpu"][0], rtol=1e-5)
+    np.testing.assert_allclose(res["cuda"][1][0], res["cpu"][1][0], rtol=1e-5)

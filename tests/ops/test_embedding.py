@@ -148,3 +148,45 @@ def test_gradient_buffer_is_zeroed_between_calls(rng):
     _, (d2,) = prog({ids: np.array([[2, 3]])})
     np.testing.assert_array_equal(d1, [[0] * 3, [2] * 3, [0] * 3, [0] * 3])
     np.testing.assert_array_equal(d2, [[0] * 3, [0] * 3, [1] * 3, [1] * 3])
+
+
+# -- take: the row lookup on any tensor ------------------------------------------------------
+
+def test_take_matches_numpy_and_keeps_trailing_axes(rng):
+    x = rng.normal(size=(5, 2, 3))
+    ids = np.array([[4, 0], [4, 2]])
+    out = run_fn(lambda x, i: gn.take(x, i), x, ids, dtype="float64")
+    assert out.shape == (2, 2, 2, 3)
+    np.testing.assert_array_equal(out, np.take(x, ids, axis=0))
+
+
+def test_take_gradient_accumulates_repeated_rows(rng):
+    x, ids = rng.normal(size=(4, 3)), np.array([1, 3, 1, 1])
+    check_gradients(lambda x: gn.take(x, gn.constant(ids)) ** 2, x)
+    # d sum(take(x, ids)) / dx counts how often each row was picked
+    with gn.Graph():
+        xp = gn.Parameter(x, dtype="float64")
+        loss = gn.sum(gn.take(xp, gn.constant(ids)))
+    _, (dx,) = gn.compile(loss, wrt=[xp])({})
+    np.testing.assert_array_equal(dx, np.array([0, 3, 0, 1])[:, None] * np.ones((4, 3)))
+
+
+def test_take_rows_of_a_batch_input(rng):
+    # the first axis of x may be the free batch axis: pick sampled rows of a per-batch output
+    with gn.Graph():
+        x = gn.Input((3,), name="x")
+        ids = gn.constant(np.array([2, 0]))
+        y = gn.take(x * 2.0, ids)
+        assert y.shape == (2, 3)
+    xb = rng.normal(size=(4, 3)).astype(np.float32)
+    np.testing.assert_allclose(gn.compile(y)({x: xb}), 2 * xb[[2, 0]])
+
+
+def test_take_refuses_float_ids_and_bad_rows(rng):
+    with gn.Graph():
+        x = gn.Parameter(rng.normal(size=(3, 2)))
+        with pytest.raises(gn.GraphError, match="integer ids"):
+            gn.take(x, gn.constant(np.array([0.0, 1.0])))
+        y = gn.take(x, gn.constant(np.array([0, 3])))
+    with pytest.raises(gn.GraphError, match="3"):
+        gn.compile(y)({})
