@@ -76,9 +76,7 @@ class Program:
                      for i, t in enumerate(order) if t.op is not None]
         self._bwd = []
         if self.wrt:
-            loss = self.outputs[0]
-            if len(self.outputs) > 1:
-                raise GraphError("with wrt, compile takes exactly one output: the loss")
+            loss = self.outputs[0]  # any further outputs are fetched beside it
             if loss.dtype.kind != "f":
                 raise GraphError(f"cannot differentiate {loss.name!r} of dtype {loss.dtype}")
             down = set()
@@ -264,6 +262,9 @@ def compile(outputs: Tensor | Sequence[Tensor], wrt: Sequence[Tensor] = (), devi
             training: bool = False, check_numerics: bool = False, seed: int = 0) -> Program:
     """Compile outputs into a Program; with ``wrt``, calls return ``(value, grads)``.
 
+    With ``wrt`` the first output is the loss that is differentiated; a list of outputs
+    ``[loss, *aux]`` returns ``([loss, *aux], grads)``, the aux values of the same forward pass
+    (the parts of a loss, predictions), as JAX's ``has_aux``.
     ``wrt`` may name Parameters and Inputs (gradients with respect to data: saliency maps).
     ``training=True`` turns on the ops that differ in training (dropout).
     """

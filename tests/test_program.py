@@ -92,3 +92,16 @@ def test_scalar_input_keeps_its_shape(graph):
     w = gn.Parameter(np.array(2.0), dtype="float32")
     v, (g,) = gn.compile(t * w, wrt=[w])({t: np.float32(3.0)})
     assert v.shape == () and float(v) == 6.0 and g.shape == () and float(g) == 3.0
+
+
+def test_wrt_with_auxiliary_outputs(rng):
+    # [loss, aux...]: the first output is differentiated, the others come from the same pass
+    x0 = rng.normal(size=(3, 2))
+    with gn.Graph():
+        x = gn.Parameter(x0, dtype="float64")
+        part_a, part_b = gn.sum(x * x), gn.sum(x)
+        loss = part_a + part_b
+    (value, a, b), (dx,) = gn.compile([loss, part_a, part_b], wrt=[x])({})
+    assert np.isclose(value, (x0 ** 2).sum() + x0.sum())
+    assert np.isclose(a, (x0 ** 2).sum()) and np.isclose(b, x0.sum())
+    np.testing.assert_allclose(dx, 2 * x0 + 1)
