@@ -66,3 +66,12 @@ def initialize(name: str, shape: tuple, seed: int | None = None, dtype="float32"
                          "glorot_uniform, glorot_normal, he_normal, he_uniform, orthogonal, "
                          "identity")
     return out.astype(dtype)
+
+
+def serialize(init) -> str:
+    """An initializer as saved in a model file: its name (a custom callable cannot be saved)."""
+    if isinstance(init, str):
+        return init
+    from .errors import GraphError
+
+    raise GraphError(f"cannot save the custom initializer {init!r}; use an initializer name")

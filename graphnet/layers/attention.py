@@ -16,11 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from .. import ops
+from .. import initializers, ops
 from ..errors import GraphError
 from ..tensor import Tensor, constant, fmt_shape
 from .base import Layer
-from .embedding import _init_name
 
 __all__ = ["MultiHeadAttention", "Attention"]
 
@@ -153,8 +152,9 @@ class MultiHeadAttention(Layer):
         return {**super().get_config(), "num_heads": self.num_heads, "key_dim": self.key_dim,
                 "value_dim": self._value_dim_arg, "use_bias": self.use_bias,
                 "output_shape": self.output_dim,
-                "kernel_initializer": _init_name(self.kernel_initializer),
-                "bias_initializer": _init_name(self.bias_initializer), "seed": self.seed}
+                "kernel_initializer": initializers.serialize(self.kernel_initializer),
+                "bias_initializer": initializers.serialize(self.bias_initializer),
+                "seed": self.seed}
 
 
 class Attention(Layer):

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from numbers import Integral
 from typing import Any
 
-from .. import ops
+from .. import initializers, ops
 from .. import regularizers as _regularizers
 from ..errors import GraphError
 from ..ops.base import pair
@@ -21,12 +21,6 @@ from .base import Layer
 from .core import _FUSED, _activation_name, get_activation
 
 __all__ = ["Conv2D", "Conv2DTranspose"]
-
-
-def _init_name(i: Any) -> Any:
-    if isinstance(i, str):
-        return i
-    raise GraphError(f"cannot save the custom initializer {i!r}; use an initializer name")
 
 
 class Conv2D(Layer):
@@ -94,8 +88,8 @@ class Conv2D(Layer):
                 "kernel_size": list(self.kernel_size), "strides": list(self.strides),
                 "padding": self.padding, "dilation_rate": list(self.dilation_rate),
                 "activation": _activation_name(self.activation), "use_bias": self.use_bias,
-                "kernel_initializer": _init_name(self.kernel_initializer),
-                "bias_initializer": _init_name(self.bias_initializer),
+                "kernel_initializer": initializers.serialize(self.kernel_initializer),
+                "bias_initializer": initializers.serialize(self.bias_initializer),
                 "kernel_regularizer": _regularizers.serialize(self.kernel_regularizer),
                 "bias_regularizer": _regularizers.serialize(self.bias_regularizer),
                 "seed": self.seed}

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import ops
+from .. import initializers, ops
 from .. import regularizers as _regularizers
 from ..errors import GraphError
 from ..tensor import Tensor, fmt_shape
@@ -93,14 +93,10 @@ class Dense(Layer):
         return self._act(ops.dense(x, self.kernel, self.bias))
 
     def get_config(self) -> dict[str, Any]:
-        def init_name(i: Any) -> Any:
-            if isinstance(i, str):
-                return i
-            raise GraphError(f"cannot save the custom initializer {i!r}; use an initializer name")
         return {**super().get_config(), "units": self.units,
                 "activation": _activation_name(self.activation), "use_bias": self.use_bias,
-                "kernel_initializer": init_name(self.kernel_initializer),
-                "bias_initializer": init_name(self.bias_initializer),
+                "kernel_initializer": initializers.serialize(self.kernel_initializer),
+                "bias_initializer": initializers.serialize(self.bias_initializer),
                 "kernel_regularizer": _regularizers.serialize(self.kernel_regularizer),
                 "bias_regularizer": _regularizers.serialize(self.bias_regularizer),
                 "seed": self.seed}

@@ -9,19 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import ops
+from .. import initializers, ops
 from .. import regularizers as _regularizers
 from ..errors import GraphError
 from ..tensor import Tensor, constant, fmt_shape
 from .base import Layer
 
 __all__ = ["Embedding", "PositionalEncoding"]
-
-
-def _init_name(init: Any) -> Any:
-    if isinstance(init, str):
-        return init
-    raise GraphError(f"cannot save the custom initializer {init!r}; use an initializer name")
 
 
 class Embedding(Layer):
@@ -57,7 +51,7 @@ class Embedding(Layer):
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "input_dim": self.input_dim,
                 "output_dim": self.output_dim,
-                "embeddings_initializer": _init_name(self.embeddings_initializer),
+                "embeddings_initializer": initializers.serialize(self.embeddings_initializer),
                 "embeddings_regularizer": _regularizers.serialize(self.embeddings_regularizer),
                 "seed": self.seed}
 

@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from .. import ops
+from .. import initializers, ops
 from ..errors import GraphError
 from ..initializers import initialize
 from ..ops.activation import activate
@@ -37,12 +37,6 @@ def _activation(layer: str, what: str, spec: str | None) -> str:
         raise GraphError(f"{layer} supports {what} in {list(RECURRENT_ACTIVATIONS)} (by name), "
                          f"got {spec!r}")
     return name
-
-
-def _init_name(i: Any) -> str:
-    if isinstance(i, str):
-        return i
-    raise GraphError(f"cannot save the custom initializer {i!r}; use an initializer name")
 
 
 class _Recurrent(Layer):
@@ -137,9 +131,9 @@ class _Recurrent(Layer):
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "units": self.units, "activation": self.activation,
                 "use_bias": self.use_bias,
-                "kernel_initializer": _init_name(self.kernel_initializer),
-                "recurrent_initializer": _init_name(self.recurrent_initializer),
-                "bias_initializer": _init_name(self.bias_initializer),
+                "kernel_initializer": initializers.serialize(self.kernel_initializer),
+                "recurrent_initializer": initializers.serialize(self.recurrent_initializer),
+                "bias_initializer": initializers.serialize(self.bias_initializer),
                 "return_sequences": self.return_sequences, "return_state": self.return_state,
                 "unroll": self.unroll, "seed": self.seed}
 
