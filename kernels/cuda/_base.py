@@ -49,6 +49,16 @@ def offset(i, shape, strides):
     return o
 
 
+@cuda.jit(device=True)
+def nhwc(i, H, W, C):
+    """``(n, h, w, c)`` of flat index ``i`` in a C-contiguous ``(N, H, W, C)`` array."""
+    c = i % C
+    t = i // C
+    w = t % W
+    t //= W
+    return t // H, t % H, w, c
+
+
 def blocks(n: int, tpb: int = TPB) -> int:
     """Blocks for ``n`` work items at ``tpb`` threads each (at least one)."""
     return max(1, min(MAX_BLOCKS, (n + tpb - 1) // tpb))

@@ -52,12 +52,7 @@ def _col2im(cols, b, z, y, H, W, C, OH, OW, kh, kw, sh, sw, dh, dw, pt, pl, has_
     # oh = (h + pt - i*dh) / sh where that divides and lands in range (the same for w);
     # y = act(z). One thread per image element: a gather, no atomics.
     for e in range(cuda.grid(1), z.size, cuda.gridsize(1)):
-        c = e % C
-        r = e // C
-        w = r % W
-        r //= W
-        h = r % H
-        n = r // H
+        n, h, w, c = _base.nhwc(e, H, W, C)
         acc = b[c] if has_bias else zero
         for i in range(kh):
             t = h + pt - i * dh

@@ -26,9 +26,7 @@ def _pool_fwd(x, ph, pw, sh, sw, pt, pl, is_max, one, y, arg):
     N, H, W, C = x.shape
     OH, OW = y.shape[1], y.shape[2]
     for i in range(cuda.grid(1), y.size, cuda.gridsize(1)):
-        c, t = i % C, i // C
-        ow, t = t % OW, t // OW
-        oh, n = t % OH, t // OH
+        n, oh, ow, c = _base.nhwc(i, OH, OW, C)
         h0, h1 = span(oh, sh, ph, pt, H)
         w0, w1 = span(ow, sw, pw, pl, W)
         best = x[n, h0, w0, c]
@@ -53,9 +51,7 @@ def _pool_bwd(g, arg, ph, pw, sh, sw, pt, pl, is_max, one, dx):
     N, H, W, C = dx.shape
     OH, OW = g.shape[1], g.shape[2]
     for i in range(cuda.grid(1), dx.size, cuda.gridsize(1)):
-        c, t = i % C, i // C
-        iw, t = t % W, t // W
-        ih, n = t % H, t // H
+        n, ih, iw, c = _base.nhwc(i, H, W, C)
         oh0, oh1 = covering(ih, sh, ph, pt, OH)
         ow0, ow1 = covering(iw, sw, pw, pl, OW)
         acc = one - one

@@ -27,12 +27,7 @@ def _roi_fwd(feat, boxes, idx, scale, sr, out, bad):
     R, oh, ow, C = out.shape
     H, W = feat.shape[1], feat.shape[2]
     for t in range(cuda.grid(1), out.size, cuda.gridsize(1)):
-        c = t % C
-        q = t // C
-        pw = q % ow
-        q //= ow
-        ph = q % oh
-        r = q // oh
+        r, ph, pw, c = _base.nhwc(t, oh, ow, C)
         b = idx[r]
         if b < 0 or b >= feat.shape[0]:  # reported by the host; the output is not used
             bad[0] = 1
@@ -56,12 +51,7 @@ def _roi_bwd(g, boxes, idx, scale, sr, dfeat):
     R, oh, ow, C = g.shape
     H, W = dfeat.shape[1], dfeat.shape[2]
     for t in range(cuda.grid(1), g.size, cuda.gridsize(1)):
-        c = t % C
-        q = t // C
-        pw = q % ow
-        q //= ow
-        ph = q % oh
-        r = q // oh
+        r, ph, pw, c = _base.nhwc(t, oh, ow, C)
         b = idx[r]
         y0, x0, bh, bw, gh, gw = roi_bin(boxes, r, scale, oh, ow, sr)
         v = g[r, ph, pw, c] / type(scale)(max(gh * gw, 1))

@@ -25,9 +25,7 @@ def _up_fwd(x, sh, sw, bilinear, one, y):
     N, H, W, C = x.shape
     OH, OW = y.shape[1], y.shape[2]
     for i in range(cuda.grid(1), y.size, cuda.gridsize(1)):
-        c, t = i % C, i // C
-        ow, t = t % OW, t // OW
-        oh, n = t % OH, t // OH
+        n, oh, ow, c = _base.nhwc(i, OH, OW, C)
         i0, i1, ly = source(oh, sh, H, bilinear, one)
         j0, j1, lx = source(ow, sw, W, bilinear, one)
         if bilinear:
@@ -45,9 +43,7 @@ def _up_bwd(g, sh, sw, bilinear, one, dx):
     OH, OW = g.shape[1], g.shape[2]
     zero = one - one
     for i in range(cuda.grid(1), dx.size, cuda.gridsize(1)):
-        c, t = i % C, i // C
-        iw, t = t % W, t // W
-        ih, n = t % H, t // H
+        n, ih, iw, c = _base.nhwc(i, H, W, C)
         o0, o1 = candidates(ih, sh, OH, bilinear)
         p0, p1 = candidates(iw, sw, OW, bilinear)
         acc = zero
