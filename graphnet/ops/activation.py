@@ -19,6 +19,14 @@ __all__ = ["sigmoid", "tanh", "relu", "leaky_relu", "elu", "gelu"]
 ACTIVATIONS = ("linear", "relu", "sigmoid", "tanh", "leaky_relu", "elu", "gelu")
 
 
+def check_fused(act: str, op: str) -> None:
+    """The GraphError for an activation a fused node (dense, conv) cannot apply."""
+    if act not in ACTIVATIONS:
+        hint = f"; apply gn.softmax to the {op} output" if act == "softmax" else ""
+        raise GraphError(f"unknown activation {act!r}{hint}; {op} takes one of "
+                         f"{list(ACTIVATIONS)} or None")
+
+
 class _Activation(Op):
     """y = act(x) elementwise;  dx = g act'(x), with act' read from x and y."""
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from ..errors import GraphError
 from ..tensor import Tensor, apply, fmt_shape
-from .activation import ACTIVATIONS
+from .activation import check_fused
 from .base import Op, pair, same_float_dtype
 from .dense import _ALPHA, _NEEDS_Z
 
@@ -51,11 +51,7 @@ class _Conv(Op):
     _length = staticmethod(conv_length)
 
     def infer(self, x, k, *b):
-        act = self.activation
-        if act not in ACTIVATIONS:
-            hint = "; apply gn.softmax to the output" if act == "softmax" else ""
-            raise GraphError(f"unknown activation {act!r}{hint}; {self.name} takes one of "
-                             f"{list(ACTIVATIONS)} or None")
+        check_fused(self.activation, self.name)
         if self.padding not in ("valid", "same"):
             raise GraphError(f"padding must be 'valid' or 'same', got {self.padding!r}")
         dt = same_float_dtype(x, k, *b)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from ..errors import GraphError
 from ..tensor import Tensor, apply, fmt_shape
-from .activation import ACTIVATIONS
+from .activation import check_fused
 from .base import Op, same_float_dtype
 
 __all__ = ["dense"]
@@ -30,11 +30,7 @@ class Dense(Op):
     family = "dense"
 
     def infer(self, x, W, *b):
-        act = self.activation
-        if act not in ACTIVATIONS:
-            hint = "; apply gn.softmax to the dense output" if act == "softmax" else ""
-            raise GraphError(f"unknown activation {act!r}{hint}; dense takes one of "
-                             f"{list(ACTIVATIONS)} or None")
+        check_fused(self.activation, "dense")
         dt = same_float_dtype(x, W, *b)
         if W.ndim != 2 or None in W.shape:
             raise GraphError(f"the kernel W must be 2-D (in, out), got {fmt_shape(W.shape)}")
