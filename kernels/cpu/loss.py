@@ -16,6 +16,7 @@ from numba import prange
 
 from ..jit import kernel, pick
 from .activation import SIGMOID, act
+from .softmax import row_lse
 
 __all__ = [
     "pointwise_loss", "pointwise_loss_grad", "softmax_cross_entropy",
@@ -80,26 +81,12 @@ def _point_grad_flat(p, t, dp, code, eps, scale):
     return dp
 
 
-@kernel
-def _row_lse(z, i, lse):
-    """lse[0, i] = m = max_j z[i, j] and lse[1, i] = log sum_j exp(z[i, j] - m)."""
-    m = z[i, 0]
-    for j in range(1, z.shape[1]):
-        if z[i, j] > m:
-            m = z[i, j]
-    s = type(m)(0)
-    for j in range(z.shape[1]):
-        s += math.exp(z[i, j] - m)
-    lse[0, i] = m
-    lse[1, i] = math.log(s)
-
-
 @kernel(parallel=True)
 def _sce_sparse(z, labels, lse):
     # loss_i = lse_i - z[i, label_i] = (m_i - z[i, label_i]) + log s_i
     acc = 0.0
     for i in prange(z.shape[0]):
-        _row_lse(z, i, lse)
+        lse[0, i], lse[1, i] = row_lse(z, i)  # max and log-sum of the row
         acc += (lse[0, i] - z[i, labels[i]]) + lse[1, i]
     return acc
 
@@ -109,7 +96,7 @@ def _sce_dense(z, y, lse):
     # loss_i = sum_j y_ij (lse_i - z_ij)
     acc = 0.0
     for i in prange(z.shape[0]):
-        _row_lse(z, i, lse)
+        lse[0, i], lse[1, i] = row_lse(z, i)  # max and log-sum of the row
         r = type(z[i, 0])(0)
         for j in range(z.shape[1]):
             r += y[i, j] * ((lse[0, i] - z[i, j]) + lse[1, i])

@@ -15,23 +15,27 @@ from ..jit import kernel, pick
 __all__ = ["softmax", "softmax_grad"]
 
 
+@kernel
+def row_lse(x, i):
+    """``(m, log sum_j exp(x[i, j] - m))`` with ``m = max_j x[i, j]``: row i's log-sum-exp,
+    split so that callers can form ``x - m - log s`` without rounding at large logits."""
+    m = x[i, 0]
+    for j in range(1, x.shape[1]):
+        if x[i, j] > m:
+            m = x[i, j]
+    s = type(m)(0)
+    for j in range(x.shape[1]):
+        s += math.exp(x[i, j] - m)
+    return m, math.log(s)
+
+
 @kernel(parallel=True)
 def _softmax_rows(x, out, log):
     for i in prange(x.shape[0]):
-        m = x[i, 0]
-        for j in range(1, x.shape[1]):
-            if x[i, j] > m:
-                m = x[i, j]
-        s = type(m)(0)
+        m, ls = row_lse(x, i)
+        # (x - m) - log sum exp(x - m); not x - (m + log s), which rounds at 1e4
         for j in range(x.shape[1]):
-            s += math.exp(x[i, j] - m)
-        if log:  # (x - m) - log sum exp(x - m); not x - (m + log s), which rounds at 1e4
-            ls = math.log(s)
-            for j in range(x.shape[1]):
-                out[i, j] = (x[i, j] - m) - ls
-        else:
-            for j in range(x.shape[1]):
-                out[i, j] = math.exp(x[i, j] - m) / s
+            out[i, j] = (x[i, j] - m) - ls if log else math.exp((x[i, j] - m) - ls)
     return out
 
 

@@ -28,7 +28,8 @@ _cpu = importlib.import_module("graphnet.kernels.cpu.loss")
 
 _point = _base.twin(_cpu._point)
 _point_grad = _base.twin(_cpu._point_grad, act=act)
-_row_lse = _base.twin(_cpu._row_lse)
+# the CPU's row log-sum-exp (kernels/cpu/softmax.py), compiled for the device
+row_lse = _base.twin(importlib.import_module("graphnet.kernels.cpu.softmax").row_lse)
 CODES = _cpu.CODES
 
 
@@ -55,7 +56,7 @@ def _sce_sparse(z, labels, lse, vals, bad):
     # vals_i = (m_i - z[i, label_i]) + log s_i; an out-of-range label is reported in `bad`
     c = z.shape[1]
     for i in range(cuda.grid(1), z.shape[0], cuda.gridsize(1)):
-        _row_lse(z, i, lse)
+        lse[0, i], lse[1, i] = row_lse(z, i)
         y = labels[i]
         if y < 0 or y >= c:
             bad[0] = 1
@@ -68,7 +69,7 @@ def _sce_sparse(z, labels, lse, vals, bad):
 def _sce_dense(z, y, lse, vals):
     # vals_i = sum_j y_ij (lse_i - z_ij)
     for i in range(cuda.grid(1), z.shape[0], cuda.gridsize(1)):
-        _row_lse(z, i, lse)
+        lse[0, i], lse[1, i] = row_lse(z, i)
         r = z[i, 0] - z[i, 0]
         for j in range(z.shape[1]):
             r += y[i, j] * ((lse[0, i] - z[i, j]) + lse[1, i])
