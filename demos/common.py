@@ -22,7 +22,7 @@ from PIL import Image  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
 __all__ = ["plt", "savefig", "progress", "Stopwatch", "decision_map", "scatter_classes",
-           "rounded"]
+           "rounded", "draw_layers"]
 
 # One look for every lecture's pictures: readable at the size docs/ shows them.
 plt.rcParams.update({"figure.dpi": 100, "savefig.dpi": 100, "font.size": 10,
@@ -44,6 +44,19 @@ def savefig(fig, out: Path, name: str) -> Path:
         small = im.convert("RGB").quantize(colors=256, method=Image.Quantize.FASTOCTREE)
     small.save(path, optimize=True)
     return path
+
+
+def draw_layers(model: Any, out: Path, name: str, **kw: Any) -> str:
+    """``model`` drawn at layer level with shapes as ``out/name.png``: the path, or a line
+    starting "no drawing" that says how to get Graphviz (its DOT source is written anyway)."""
+    import graphnet.visualize as viz
+
+    path = Path(out) / f"{name}.png"
+    try:
+        viz.render(model, path, level="layer", show_shapes=True, **kw)
+    except viz.GraphvizNotFound as e:
+        return f"no drawing: {e}"
+    return str(path)
 
 
 def progress(iterable: Iterable, desc: str, total: int | None = None, quick: bool = False,

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 import graphnet as gn
-from demos.common import plt, progress, rounded, savefig
+from demos.common import draw_layers, plt, progress, rounded, savefig
 
 ORDER = 3  # after RNNs: attention, which needs no recurrence but needs positions
 
@@ -62,17 +62,6 @@ def draw_maps(ax_row, weights: np.ndarray, x: np.ndarray, title: str):
         ax.grid(False)
     ax_row[0].set_ylabel(title, fontsize=10)
     return im
-
-
-def draw_graph(model: gn.Model, out: Path) -> list[str] | str:
-    """The model, layer by layer, with shapes: ids -> vectors -> attention -> logits."""
-    import graphnet.visualize as viz
-    path = out / "lecture2_attention_graph.png"
-    try:
-        viz.render(model, path, level="layer", show_shapes=True)
-    except viz.GraphvizNotFound as e:  # the DOT source is written; say how to get pictures
-        return f"no drawing: {e}"
-    return [str(path)]
 
 
 def run(quick: bool, out: Path, seed: int) -> dict:
@@ -129,10 +118,10 @@ def run(quick: bool, out: Path, seed: int) -> dict:
                  fontsize=10)
     pictures.append(str(savefig(fig, out, "lecture2_attention_maps")))
 
-    drawn = draw_graph(graph_model, out)
-    if isinstance(drawn, str):
+    drawn = draw_layers(graph_model, out, "lecture2_attention_graph")  # ids -> ... -> logits
+    if drawn.startswith("no drawing"):
         summary["drawing"] = drawn
     else:
-        pictures += drawn
+        pictures.append(drawn)
     summary["pictures"] = pictures
     return rounded(summary)

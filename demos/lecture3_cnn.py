@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 import graphnet as gn
-from demos.common import plt, progress, rounded, savefig
+from demos.common import draw_layers, plt, progress, rounded, savefig
 
 ORDER = 1  # place in Lecture 3's story (python -m demos lists in this order)
 
@@ -200,17 +200,6 @@ def predictions_picture(x: np.ndarray, y: np.ndarray, preds: dict, out: Path) ->
     return savefig(fig, out, "lecture3_cnn_predictions")
 
 
-def draw(model: gn.Sequential, out: Path) -> str:
-    """The CNN at layer level with shapes, or why it could not be drawn."""
-    import graphnet.visualize as viz
-    path = out / "lecture3_cnn_model.png"
-    try:
-        viz.render(model, path, level="layer", show_shapes=True)
-    except viz.GraphvizNotFound as e:  # the DOT source is written; say how to get the picture
-        return f"no drawing: {e}"
-    return str(path)
-
-
 # -- the demo ---------------------------------------------------------------------------------
 
 def run(quick: bool, out: Path, seed: int) -> dict:
@@ -242,7 +231,7 @@ def run(quick: bool, out: Path, seed: int) -> dict:
     preds = {name: runs["shifted"][name]["model"].predict(xs[show]).argmax(-1)
              for name in ("CNN", "MLP")}
     pictures.append(predictions_picture(xs[show], ys[show], preds, out))
-    drawing = draw(best, out)
+    drawing = draw_layers(best, out, "lecture3_cnn_model")
     if not drawing.startswith("no drawing"):
         pictures.append(Path(drawing))
 

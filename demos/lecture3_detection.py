@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 import graphnet as gn
-from demos.common import plt, progress, rounded, savefig
+from demos.common import draw_layers, plt, progress, rounded, savefig
 
 ORDER = 3  # Lecture 3: convolution and CNN classification, segmentation, then detection
 
@@ -446,17 +446,6 @@ def draw_losses(history: dict[str, list[float]], out):
     return savefig(fig, out, "lecture3_detection_losses")
 
 
-def draw_model(total: gn.Tensor, out: Path) -> str | None:
-    """The detector at layer level (Graphviz); None without the ``dot`` program."""
-    import graphnet.visualize as viz
-    path = out / "lecture3_detection_model.png"
-    try:
-        viz.render(total, path, level="layer", show_shapes=True, legend=False, dpi=64)
-    except viz.GraphvizNotFound:
-        return None
-    return path.name
-
-
 # -- the demo -----------------------------------------------------------------------------------
 def run(quick: bool, out: Path, seed: int) -> dict:
     out = Path(out)
@@ -499,9 +488,9 @@ def run(quick: bool, out: Path, seed: int) -> dict:
                 draw_pipeline(images[i], gt_boxes[i], det.anchors, labels, props[i], dets[i],
                               out, test_keep).name,
                 draw_losses(history, out).name]
-    model = draw_model(det.total, out)
-    if model:
-        pictures.append(model)
+    model = draw_layers(det.total, out, "lecture3_detection_model", legend=False, dpi=64)
+    if not model.startswith("no drawing"):
+        pictures.append(Path(model).name)
     return rounded({
         "steps": steps, "batch": batch, "train_seconds": train_seconds,
         "losses_start": {n: float(np.mean(v[:k])) for n, v in history.items()},

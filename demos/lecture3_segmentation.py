@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 import graphnet as gn
-from demos.common import CLASS_COLORS, plt, progress, rounded, savefig
+from demos.common import CLASS_COLORS, draw_layers, plt, progress, rounded, savefig
 
 ORDER = 2  # place in Lecture 3's story (python -m demos lists in this order)
 
@@ -150,17 +150,6 @@ def curves_picture(hists: dict, baseline: float, out: Path) -> Path:
     return savefig(fig, out, "lecture3_segmentation_training")
 
 
-def draw(model: gn.Model, out: Path) -> str:
-    """The U-Net at layer level (its skip connections visible), or why it was not drawn."""
-    import graphnet.visualize as viz
-    path = out / "lecture3_unet_model.png"
-    try:
-        viz.render(model, path, level="layer", show_shapes=True)
-    except viz.GraphvizNotFound as e:  # the DOT source is written; say how to get the picture
-        return f"no drawing: {e}"
-    return str(path)
-
-
 # -- the demo ---------------------------------------------------------------------------------
 
 def train(model: gn.Model, data: tuple, epochs: int, seed: int, quick: bool) -> dict:
@@ -194,7 +183,7 @@ def run(quick: bool, out: Path, seed: int) -> dict:
         results[label] = {"params": model.count_params(), **scores_of(preds[label], yt),
                           "final_training_loss": hists[label]["loss"][-1]}
         if skips:
-            drawing = draw(model, out)
+            drawing = draw_layers(model, out, "lecture3_unet_model")  # skips visible
     pictures = [masks_picture(xt[:8], yt[:8], {k: p[:8] for k, p in preds.items()}, out),
                 curves_picture(hists, baseline, out)]
     summary = {"training_scenes": n_train, "test_scenes": n_test, "epochs": epochs,
