@@ -102,7 +102,7 @@ def replay(prog, feeds):
 def gemm_then_loop_ms(number: int) -> float:
     """A parallel elementwise kernel fed by a GEMM: slow when the thread pools fight."""
     a = np.random.default_rng(0).normal(size=(256, 256)).astype(np.float32)
-    be = gn.backend.get_backend("cpu")
+    be = gn.core.backend.get_backend("cpu")
 
     exp, mul = be.exp.parallel, be.mul.parallel  # the parallel twins, whatever the size
 

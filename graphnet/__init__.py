@@ -1,29 +1,32 @@
 """graphnet: deep learning as static dataflow graphs on Numba kernels.
 
 Build a graph of Tensors (by functions, operators or Keras-style layers), ``gn.compile`` it
-into a Program, and run it for outputs and gradients. See docs/architecture.md.
+into a Program, and run it for outputs and gradients. The package is built in floors, each
+importing only the ones below it: ``core`` (graph, tensors, the executor) -> ``ops`` ->
+``layers`` -> ``training``; ``data`` and ``detection`` beside them. See docs/architecture.md.
 """
 
-from . import data, datasets, detection, music, ops, optimizers, schedules, text
-from .data import batches
-from .errors import FeedError, GraphError, NumericsError
-from .graph import Graph
-from .initializers import initialize
+from . import data, detection, layers, ops
+from .core import initializers
+from .core.errors import FeedError, GraphError, NumericsError
+from .core.graph import Graph
+from .core.initializers import initialize
+from .core.program import Program, compile  # noqa: A004 - gn.compile is the design's name
+from .core.tensor import Input, Parameter, Tensor, constant
+from .data import batches, datasets, music, text
+from .layers import regularizers
 from .ops import *  # noqa: F403
 from .ops import __all__ as _ops_all
-from .program import Program, compile  # noqa: A004 - gn.compile is the design's name
-from .tensor import Input, Parameter, Tensor, constant
+from .training import callbacks, losses, metrics, optimizers, schedules
+from .training.model import Model, Sequential, load_model
+from .training.saving import CheckpointError
 
 __version__ = "0.1.0"
 
 __all__ = ["Graph", "Tensor", "Input", "Parameter", "constant", "compile", "Program",
-           "GraphError", "FeedError", "NumericsError", "initialize", "ops",
+           "GraphError", "FeedError", "NumericsError", "initialize", "initializers", "ops",
            *[n for n in _ops_all if n not in ("OPS", "Op", "Ctx")]]
 __all__ += ["data", "datasets", "optimizers", "schedules", "batches", "text", "music",
-           "detection"]
-from . import callbacks, layers, losses, metrics, regularizers  # noqa: E402 - Keras-style API
-from .model import Model, Sequential, load_model  # noqa: E402
-from .saving import CheckpointError  # noqa: E402
-
+            "detection"]
 __all__ += ["layers", "losses", "metrics", "callbacks", "regularizers", "Model", "Sequential",
             "load_model", "CheckpointError"]

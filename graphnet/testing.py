@@ -12,9 +12,9 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from .graph import Graph
-from .program import compile
-from .tensor import Parameter, Tensor, constant
+from .core.graph import Graph
+from .core.program import compile
+from .core.tensor import Parameter, Tensor, constant
 
 
 def numeric_gradient(f: Callable[[], float], x: np.ndarray, eps: float = 1e-6) -> np.ndarray:

@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 
 import graphnet as gn
-from graphnet.callbacks import (
+from graphnet.layers import Dense
+from graphnet.training.callbacks import (
     Callback,
     EarlyStopping,
     LearningRateScheduler,
     ModelCheckpoint,
     ProgressBar,
 )
-from graphnet.layers import Dense
 
 pytestmark = pytest.mark.lecture1
 

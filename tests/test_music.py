@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from graphnet import datasets
-from graphnet.music import (
+from graphnet.data.music import (
     ABCWarning,
     abc_to_wav,
     is_valid_song,

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from graphnet import datasets
-from graphnet.text import Vocabulary, sample, sequences
+from graphnet.data.text import Vocabulary, sample, sequences
 
 pytestmark = pytest.mark.lecture2
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import graphviz
 
-from graphnet.tensor import Tensor, fmt_shape
+from graphnet.core.tensor import Tensor, fmt_shape
 
 from .view import TIME, Edge, Item, View, boundary, params_of
 

@@ -17,8 +17,8 @@ from typing import Any
 import graphviz
 
 import graphnet as gn
-from graphnet.graph import Graph
-from graphnet.tensor import Tensor
+from graphnet.core.graph import Graph
+from graphnet.core.tensor import Tensor
 
 from . import view as _view
 from .dot import Options, build_digraph, esc

@@ -19,7 +19,7 @@ import graphviz
 import numpy as np
 
 import graphnet as gn
-from graphnet.tensor import Tensor
+from graphnet.core.tensor import Tensor
 
 from . import view as _view
 from .dot import Options, build_digraph, esc

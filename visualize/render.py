@@ -15,7 +15,7 @@ from typing import Any
 
 import graphviz
 
-from graphnet.tensor import Tensor
+from graphnet.core.tensor import Tensor
 
 from . import view as _view
 from .dot import GOOD_BADGES, Options, build_digraph
@@ -196,5 +196,5 @@ def _name_of(obj: Any) -> str:
 
 
 def shape_text_of(t: Tensor) -> str:
-    from graphnet.tensor import fmt_shape
+    from graphnet.core.tensor import fmt_shape
     return f"{fmt_shape(t.shape)} {t.dtype}"

@@ -16,8 +16,8 @@ from typing import Any
 
 import networkx as nx
 
-from graphnet.graph import Graph
-from graphnet.tensor import Tensor
+from graphnet.core.graph import Graph
+from graphnet.core.tensor import Tensor
 
 TIME = re.compile(r"^t(\d+)$")
 ROLLED = "t*"

@@ -7,4 +7,6 @@ One module per layer family (``core``, ``conv``, ``recurrent``...), each listing
 from ..kernels import export_families
 from .base import LAYERS, Layer, deserialize, serialize
 
-__all__ = ["Layer", "LAYERS", "serialize", "deserialize", *export_families(globals())]
+# regularizers are no layer family: gn.regularizers (the layers use them)
+__all__ = ["Layer", "LAYERS", "serialize", "deserialize",
+           *export_families(globals(), skip=("regularizers",))]

@@ -16,9 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from .. import initializers, ops
-from ..errors import GraphError
-from ..tensor import Tensor, constant, fmt_shape
+from .. import ops
+from ..core import initializers
+from ..core.errors import GraphError
+from ..core.tensor import Tensor, constant, fmt_shape
 from .base import Layer
 
 __all__ = ["MultiHeadAttention", "Attention"]

@@ -15,11 +15,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from .. import regularizers as _regularizers
-from ..errors import GraphError
-from ..graph import Graph
-from ..initializers import initialize
-from ..tensor import Parameter, Tensor, fmt_shape
+from ..core.errors import GraphError
+from ..core.graph import Graph
+from ..core.initializers import initialize
+from ..core.tensor import Parameter, Tensor, fmt_shape
+from . import regularizers as _regularizers
 
 LAYERS: dict[str, type[Layer]] = {}  # class name -> class, for gn.load_model
 

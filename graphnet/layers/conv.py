@@ -12,11 +12,12 @@ from collections.abc import Callable
 from numbers import Integral
 from typing import Any
 
-from .. import initializers, ops
-from .. import regularizers as _regularizers
-from ..errors import GraphError
+from .. import ops
+from ..core import initializers
+from ..core.errors import GraphError
+from ..core.tensor import Tensor, fmt_shape
 from ..ops.base import pair
-from ..tensor import Tensor, fmt_shape
+from . import regularizers as _regularizers
 from .base import Layer
 from .core import _FUSED, _activation_name, get_activation
 

@@ -11,10 +11,11 @@ from typing import Any
 
 import numpy as np
 
-from .. import initializers, ops
-from .. import regularizers as _regularizers
-from ..errors import GraphError
-from ..tensor import Tensor, fmt_shape
+from .. import ops
+from ..core import initializers
+from ..core.errors import GraphError
+from ..core.tensor import Tensor, fmt_shape
+from . import regularizers as _regularizers
 from .base import Layer
 
 __all__ = ["Dense", "Activation", "Dropout", "Flatten", "Reshape", "Concatenate", "Add",

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import initializers, ops
-from .. import regularizers as _regularizers
-from ..errors import GraphError
-from ..tensor import Tensor, constant, fmt_shape
+from .. import ops
+from ..core import initializers
+from ..core.errors import GraphError
+from ..core.tensor import Tensor, constant, fmt_shape
+from . import regularizers as _regularizers
 from .base import Layer
 
 __all__ = ["Embedding", "PositionalEncoding"]

@@ -6,10 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 from .. import ops
-from ..errors import GraphError
+from ..core.errors import GraphError
+from ..core.tensor import Tensor, fmt_shape
 from ..ops.base import pair
 from ..ops.pooling import PADDINGS
-from ..tensor import Tensor, fmt_shape
 from .base import Layer
 
 __all__ = ["MaxPooling2D", "MaxPool2D", "AveragePooling2D", "AvgPool2D",

@@ -20,12 +20,13 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from .. import initializers, ops
-from ..errors import GraphError
-from ..initializers import initialize
+from .. import ops
+from ..core import initializers
+from ..core.errors import GraphError
+from ..core.initializers import initialize
+from ..core.tensor import Tensor, fmt_shape
 from ..ops.activation import activate
 from ..ops.recurrent import RECURRENT_ACTIVATIONS
-from ..tensor import Tensor, fmt_shape
 from .base import Layer
 
 __all__ = ["SimpleRNN", "LSTM"]

@@ -6,10 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 from .. import ops
-from ..errors import GraphError
+from ..core.errors import GraphError
+from ..core.tensor import Tensor
 from ..ops.base import pair
 from ..ops.upsampling import INTERPOLATIONS
-from ..tensor import Tensor
 from .base import Layer
 from .pooling import channels_last, data_format_of
 

@@ -5,7 +5,14 @@ by discovery, so a new family needs no registration. ``OPS`` maps op names to cl
 saving graphs); the functions are also exported from ``graphnet`` itself.
 """
 
+import sys
+
+from ..core.program import Ctx
+from ..core.tensor import Tensor
 from ..kernels import export_families
-from .base import OPS, Ctx, Op
+from .base import OPS, Op
 
 __all__ = ["OPS", "Op", "Ctx", *export_families(globals())]
+
+Tensor.use_ops(sys.modules[__name__])  # operators (+, @, x[i]...) build these ops
+

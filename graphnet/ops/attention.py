@@ -7,8 +7,8 @@ same thing step by step (MultiHeadAttention does so for the scores it returns).
 
 from __future__ import annotations
 
-from ..errors import GraphError
-from ..tensor import Tensor, apply, fmt_shape
+from ..core.errors import GraphError
+from ..core.tensor import Tensor, apply, fmt_shape
 from .base import Op, same_float_dtype
 
 __all__ = ["attention"]

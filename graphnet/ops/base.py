@@ -10,8 +10,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..errors import GraphError
-from ..tensor import fmt_shape
+from ..core.errors import GraphError
+from ..core.tensor import fmt_shape
 
 OPS: dict[str, type[Op]] = {}
 
@@ -53,42 +53,6 @@ class Op:
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.attrs.items())
         return f"{self.name}({args})"
-
-
-class Ctx:
-    """Per-node state of one Program: the backend, the mode, and what forward saves for backward.
-
-    ``buffer(slot, shape, dtype)`` hands out an output array that is reused across calls
-    with the same shapes, so a training loop does not allocate every step. ``wants(i)``
-    says whether backward must produce input i's gradient (the program sets ``needs``).
-    """
-
-    def __init__(self, be, training: bool, seed: int, needs: tuple | None = None) -> None:
-        self.be = be
-        self.training = training
-        self.seed = seed
-        self.needs = needs
-        self.calls = 0
-        self._bufs: dict[Any, Any] = {}
-
-    def buffer(self, slot, shape: tuple, dtype):
-        """A reusable output array for ``slot``, or None where the backend allocates its
-        own outputs (CUDA): then kernels allocate."""
-        if not self.be.reuses_buffers:
-            return None
-        b = self._bufs.get(slot)
-        if b is None or b.shape != shape or b.dtype != dtype:
-            b = self._bufs[slot] = self.be.empty(shape, dtype)
-        return b
-
-    def wants(self, i: int) -> bool:
-        """Whether input ``i``'s gradient is wanted (all are, outside a compiled program)."""
-        return self.needs is None or self.needs[i]
-
-    def next_seed(self) -> int:
-        """A fresh seed per call, derived from the program's seed (dropout masks)."""
-        self.calls += 1
-        return (self.seed * 1000003 + self.calls) & 0x7FFFFFFF
 
 
 # -- shape helpers shared by the shape rules ------------------------------------------------

@@ -8,8 +8,8 @@ conv and the transpose that undoes its shapes). ``padding="same"`` pads as Tenso
 
 from __future__ import annotations
 
-from ..errors import GraphError
-from ..tensor import Tensor, apply, fmt_shape
+from ..core.errors import GraphError
+from ..core.tensor import Tensor, apply, fmt_shape
 from .activation import check_fused
 from .base import Op, pair, same_float_dtype
 from .dense import _ALPHA, _NEEDS_Z

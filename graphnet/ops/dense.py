@@ -6,8 +6,8 @@ draws one node per layer.
 
 from __future__ import annotations
 
-from ..errors import GraphError
-from ..tensor import Tensor, apply, fmt_shape
+from ..core.errors import GraphError
+from ..core.tensor import Tensor, apply, fmt_shape
 from .activation import check_fused
 from .base import Op, same_float_dtype
 

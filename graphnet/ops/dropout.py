@@ -13,8 +13,8 @@ stored and backward recomputes the very mask forward used. Which seed:
 
 from __future__ import annotations
 
-from ..errors import GraphError
-from ..tensor import Tensor, apply
+from ..core.errors import GraphError
+from ..core.tensor import Tensor, apply
 from .base import Op, same_float_dtype
 
 __all__ = ["dropout"]

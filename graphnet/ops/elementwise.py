@@ -7,7 +7,7 @@ Backward of a broadcast input sums the gradient over the axes broadcasting added
 
 from __future__ import annotations
 
-from ..tensor import Tensor, apply
+from ..core.tensor import Tensor, apply
 from .base import Op, broadcast_shapes, same_float_dtype
 
 __all__ = ["add", "subtract", "multiply", "divide", "power", "negative", "exp", "log", "sqrt",

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..dtypes import as_dtype
-from ..errors import GraphError
-from ..tensor import Tensor, apply, fmt_shape
+from ..core.dtypes import as_dtype
+from ..core.errors import GraphError
+from ..core.tensor import Tensor, apply, fmt_shape
 from .base import Op
 
 __all__ = ["embedding", "one_hot", "positional_encoding", "take"]

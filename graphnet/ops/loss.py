@@ -11,8 +11,8 @@ from typing import ClassVar
 
 import numpy as np
 
-from ..errors import GraphError
-from ..tensor import Tensor, apply, constant, fmt_shape
+from ..core.errors import GraphError
+from ..core.tensor import Tensor, apply, constant, fmt_shape
 from .base import Op, same_float_dtype
 
 __all__ = ["mse", "mae", "huber", "sigmoid_cross_entropy", "binary_cross_entropy",

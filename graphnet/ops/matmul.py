@@ -4,8 +4,8 @@ broadcasting of the leading dimensions (Dense on sequences, attention's Q K^T an
 
 from __future__ import annotations
 
-from ..errors import GraphError
-from ..tensor import Tensor, apply, fmt_shape
+from ..core.errors import GraphError
+from ..core.tensor import Tensor, apply, fmt_shape
 from .base import Op, broadcast_shapes, same_float_dtype
 
 __all__ = ["matmul"]

@@ -12,8 +12,8 @@ import math
 
 import numpy as np
 
-from ..errors import GraphError
-from ..tensor import Tensor, apply, fmt_shape
+from ..core.errors import GraphError
+from ..core.tensor import Tensor, apply, fmt_shape
 from .base import Op
 
 __all__ = ["non_max_suppression"]

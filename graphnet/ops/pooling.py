@@ -8,8 +8,8 @@ win a max and an average divides by the count of real cells only.
 
 from __future__ import annotations
 
-from ..errors import GraphError
-from ..tensor import Tensor, apply
+from ..core.errors import GraphError
+from ..core.tensor import Tensor, apply
 from .base import Op, pair, same_float_dtype, spatial
 
 __all__ = ["max_pool2d", "avg_pool2d"]

@@ -10,8 +10,8 @@ The layers' ``unroll=True`` builds the same math from primitive ops, one scope p
 
 from __future__ import annotations
 
-from ..errors import GraphError
-from ..tensor import Tensor, apply, fmt_shape
+from ..core.errors import GraphError
+from ..core.tensor import Tensor, apply, fmt_shape
 from .base import Op, same_float_dtype
 
 __all__ = ["simple_rnn", "lstm"]

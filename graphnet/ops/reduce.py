@@ -7,8 +7,8 @@ gradient back along the reduced axes.
 
 from __future__ import annotations
 
-from ..errors import GraphError
-from ..tensor import Tensor, apply
+from ..core.errors import GraphError
+from ..core.tensor import Tensor, apply
 from .base import Op, norm_axes, same_float_dtype
 
 __all__ = ["sum", "mean", "max"]

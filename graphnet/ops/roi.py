@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import GraphError
-from ..tensor import Tensor, apply, constant, fmt_shape
+from ..core.errors import GraphError
+from ..core.tensor import Tensor, apply, constant, fmt_shape
 from .base import Op, pair, same_float_dtype
 
 __all__ = ["roi_align"]

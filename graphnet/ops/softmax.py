@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from ..errors import GraphError
-from ..tensor import Tensor, apply
+from ..core.errors import GraphError
+from ..core.tensor import Tensor, apply
 from .base import Op, norm_axes, same_float_dtype
 
 __all__ = ["softmax", "log_softmax"]

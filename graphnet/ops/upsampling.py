@@ -6,8 +6,8 @@ centres (TF2's ``tf.image.resize``, PyTorch's ``align_corners=False``).
 
 from __future__ import annotations
 
-from ..errors import GraphError
-from ..tensor import Tensor, apply
+from ..core.errors import GraphError
+from ..core.tensor import Tensor, apply
 from .base import Op, pair, same_float_dtype, spatial
 
 __all__ = ["upsample2d"]

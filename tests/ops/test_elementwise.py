@@ -81,7 +81,7 @@ def test_power_gradient_with_respect_to_exponent(rng):
 def test_unwanted_input_gradients_are_skipped(rng):
     # x ** 2 with wrt x: the exponent's gradient (a log over every element) is never formed
     import graphnet.kernels.cpu as cpu
-    from graphnet.ops.base import Ctx
+    from graphnet.core.program import Ctx
     from graphnet.ops.elementwise import Pow
 
     a, b = rng.uniform(0.5, 2, (3, 4)), np.array(2.0)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import graphnet as gn
-from graphnet.backend import get_backend
+from graphnet.core.backend import get_backend
 from graphnet.testing import check_gradients
 from tests.conftest import run_fn
 

@@ -8,8 +8,8 @@ import pytest
 
 import graphnet as gn
 import graphnet.visualize as viz
+from graphnet.core.tensor import apply
 from graphnet.ops.base import Op
-from graphnet.tensor import apply
 from graphnet.visualize.examples import cnn, rnn
 
 from .conftest import mlp_graph, needs_dot

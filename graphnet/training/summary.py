@@ -2,25 +2,21 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 
-from .tensor import fmt_shape
-
-if TYPE_CHECKING:
-    from .model import Model
+from ..core.tensor import fmt_shape
 
 
 def _row(cells: list[str], widths: list[int]) -> str:
     return "".join(" " + c.ljust(w - 1) for c, w in zip(cells, widths)).rstrip()
 
 
-def summarize(model: Model, line_length: int = 80) -> str:
-    """The summary text; functional models list their Inputs and each layer's inbound layers."""
-    from .model import Sequential
+def summarize(model: Any, functional: bool, line_length: int = 80) -> str:
+    """The summary text of a built model; a functional one also lists its Inputs and each
+    layer's inbound layers."""
     model._require_built()
-    functional = not isinstance(model, Sequential)
     frac = [0.40, 0.68, 0.80, 1.0] if functional else [0.45, 0.80, 1.0]
     cuts = [int(line_length * f) for f in frac]
     widths = [b - a for a, b in zip([0, *cuts[:-1]], cuts)]

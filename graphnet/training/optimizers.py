@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
+from ..core.backend import get_backend, is_device_array
+from ..core.errors import GraphError
 from . import schedules
-from .backend import get_backend, is_device_array
-from .errors import GraphError
 
 __all__ = ["Optimizer", "SGD", "Adagrad", "RMSprop", "RMSProp", "Adam", "AdamW", "get",
            "serialize", "deserialize"]

@@ -18,15 +18,13 @@ import os
 import tempfile
 import warnings
 import zipfile
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
-from .errors import GraphError
-from .tensor import fmt_shape
-
-if TYPE_CHECKING:
-    from .model import Model
+from ..core.errors import GraphError
+from ..core.tensor import fmt_shape
 
 __all__ = ["CheckpointError", "save_model", "save_weights", "load_model", "load_weights"]
 
@@ -39,11 +37,11 @@ class CheckpointError(GraphError):
     """A model file that cannot be read or does not match the model (names what and why)."""
 
 
-def _model_config(model: Model) -> dict[str, Any]:
+def _model_config(model: Any) -> dict[str, Any]:
     return {"class_name": type(model).__name__, "config": model.get_config()}
 
 
-def _compile_config(model: Model) -> dict[str, Any] | None:
+def _compile_config(model: Any) -> dict[str, Any] | None:
     """Optimizer, losses and metrics by name, when the model is compiled and they can be saved."""
     from . import losses, metrics, optimizers
     cfg = model._compiled
@@ -90,7 +88,7 @@ def _write(path: str | os.PathLike, manifest: dict[str, Any],
         raise
 
 
-def _weights_manifest(model: Model) -> tuple[list[dict[str, Any]], list[np.ndarray]]:
+def _weights_manifest(model: Any) -> tuple[list[dict[str, Any]], list[np.ndarray]]:
     model._require_built()
     names, arrays = model.weight_names, model.get_weights()
     if len(set(names)) != len(names):
@@ -101,7 +99,7 @@ def _weights_manifest(model: Model) -> tuple[list[dict[str, Any]], list[np.ndarr
     return entries, arrays
 
 
-def _optimizer_manifest(model: Model) -> tuple[dict[str, Any] | None, list]:
+def _optimizer_manifest(model: Any) -> tuple[dict[str, Any] | None, list]:
     """The optimizer's step count and every weight's slot arrays (Adam's moments...), so that
     a loaded model resumes training where it stopped; None before any training."""
     opt = getattr(model, "optimizer", None)
@@ -120,7 +118,7 @@ def _optimizer_manifest(model: Model) -> tuple[dict[str, Any] | None, list]:
     return {"iterations": int(opt.iterations), "slots": slots}, members
 
 
-def save_model(model: Model, path: str | os.PathLike) -> None:
+def save_model(model: Any, path: str | os.PathLike) -> None:
     """Architecture, compile settings, weights and optimizer state in one file (see the
     module docstring)."""
     entries, arrays = _weights_manifest(model)
@@ -131,7 +129,7 @@ def save_model(model: Model, path: str | os.PathLike) -> None:
     _write(path, manifest, [(e["file"], a) for e, a in zip(entries, arrays)] + opt_members)
 
 
-def save_weights(model: Model, path: str | os.PathLike) -> None:
+def save_weights(model: Any, path: str | os.PathLike) -> None:
     """Only the weights (and their manifest); ``load_weights`` reads them into a like model."""
     entries, arrays = _weights_manifest(model)
     _write(path, {"format": FORMAT, "version": VERSION, "model": None, "compile": None,
@@ -183,7 +181,7 @@ def _member(zf: zipfile.ZipFile, e: dict[str, Any], path: str, what: str) -> np.
     return a
 
 
-def _assign(model: Model, arrays: dict[str, np.ndarray], path: str) -> None:
+def _assign(model: Any, arrays: dict[str, np.ndarray], path: str) -> None:
     """Check every key and shape against the model, then assign all weights at once."""
     names, weights = model.weight_names, model.weights
     missing = [n for n in names if n not in arrays]
@@ -203,23 +201,25 @@ def _assign(model: Model, arrays: dict[str, np.ndarray], path: str) -> None:
     model.set_weights([arrays[n] for n in names])
 
 
-def load_weights(model: Model, path: str | os.PathLike) -> None:
+def load_weights(model: Any, path: str | os.PathLike) -> None:
     """Read weights saved by ``save``/``save_weights`` into ``model`` (all or nothing)."""
     _, arrays = _read(path)
     _assign(model, arrays, os.fspath(path))
 
 
-def load_model(path: str | os.PathLike, compile: bool = True) -> Model:  # noqa: A002
-    """Rebuild the model in a fresh graph, load its weights, and compile it as it was."""
+def load_model(path: str | os.PathLike, classes: Mapping[str, Any],
+               compile: bool = True) -> Any:  # noqa: A002
+    """Rebuild the model in a fresh graph, load its weights, and compile it as it was.
+
+    ``classes`` maps the saved class names to the model classes (``training.model`` passes
+    them: it sits above this module)."""
+    from ..layers.base import LAYERS  # noqa: F401 - the layer registry must be filled
     from . import losses, metrics, optimizers
-    from .layers.base import LAYERS  # noqa: F401 - the layer registry must be filled
-    from .model import Model, Sequential
     manifest, arrays = _read(path)
     spec = manifest.get("model")
     if spec is None:
         raise CheckpointError(f"{os.fspath(path)!r} holds weights only (save_weights); build "
                               "the model and call model.load_weights")
-    classes = {"Sequential": Sequential, "Model": Model}
     cls = classes.get(spec.get("class_name"))
     if cls is None:
         raise CheckpointError(f"unknown model class {spec.get('class_name')!r} in {path!r}")
@@ -245,7 +245,7 @@ def load_model(path: str | os.PathLike, compile: bool = True) -> Model:  # noqa:
     return model
 
 
-def _resume(model: Model, state: dict[str, Any], path: str) -> None:
+def _resume(model: Any, state: dict[str, Any], path: str) -> None:
     """Give the loaded model's optimizer its saved step count and slots, checked first."""
     by_name = {w["weight"]: w["values"] for w in state["slots"]}
     names, weights = model.weight_names, model.weights

@@ -10,12 +10,9 @@ import os
 import sys
 import warnings
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
-
-if TYPE_CHECKING:
-    from .model import Model
 
 __all__ = ["Callback", "CallbackList", "History", "EarlyStopping", "ModelCheckpoint",
            "LearningRateScheduler", "ProgressBar"]
@@ -25,10 +22,10 @@ class Callback:
     """Base class; ``self.model`` is set by fit before ``on_train_begin``."""
 
     def __init__(self) -> None:
-        self.model: Model | None = None
+        self.model: Any = None  # the Model being trained (set_model)
         self.params: dict[str, Any] = {}
 
-    def set_model(self, model: Model) -> None:
+    def set_model(self, model: Any) -> None:
         self.model = model
 
     def set_params(self, params: dict[str, Any]) -> None:
@@ -45,7 +42,7 @@ class Callback:
 class CallbackList(Callback):
     """Calls every callback in order (fit's internal fan-out)."""
 
-    def __init__(self, callbacks: list[Callback], model: Model, params: dict[str, Any]) -> None:
+    def __init__(self, callbacks: list[Callback], model: Any, params: dict[str, Any]) -> None:
         super().__init__()
         self.callbacks = list(callbacks)
         for cb in self.callbacks:

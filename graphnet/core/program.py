@@ -18,10 +18,45 @@ import numpy as np
 from .backend import get_backend, is_device_array
 from .dtypes import can_feed
 from .errors import FeedError, GraphError, NumericsError
-from .ops.base import Ctx
 from .tensor import Tensor, fmt_shape
 
 _MISSING = object()
+
+
+class Ctx:
+    """Per-node state of one Program: the backend, the mode, and what forward saves for backward.
+
+    ``buffer(slot, shape, dtype)`` hands out an output array that is reused across calls
+    with the same shapes, so a training loop does not allocate every step. ``wants(i)``
+    says whether backward must produce input i's gradient (the program sets ``needs``).
+    """
+
+    def __init__(self, be, training: bool, seed: int, needs: tuple | None = None) -> None:
+        self.be = be
+        self.training = training
+        self.seed = seed
+        self.needs = needs
+        self.calls = 0
+        self._bufs: dict[Any, Any] = {}
+
+    def buffer(self, slot, shape: tuple, dtype):
+        """A reusable output array for ``slot``, or None where the backend allocates its
+        own outputs (CUDA): then kernels allocate."""
+        if not self.be.reuses_buffers:
+            return None
+        b = self._bufs.get(slot)
+        if b is None or b.shape != shape or b.dtype != dtype:
+            b = self._bufs[slot] = self.be.empty(shape, dtype)
+        return b
+
+    def wants(self, i: int) -> bool:
+        """Whether input ``i``'s gradient is wanted (all are, outside a compiled program)."""
+        return self.needs is None or self.needs[i]
+
+    def next_seed(self) -> int:
+        """A fresh seed per call, derived from the program's seed (dropout masks)."""
+        self.calls += 1
+        return (self.seed * 1000003 + self.calls) & 0x7FFFFFFF
 
 
 class Program:

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import GraphError
+from ..core.errors import GraphError
 
 __all__ = ["Metric", "Mean", "Accuracy", "BinaryAccuracy", "CategoricalAccuracy",
            "SparseCategoricalAccuracy", "MeanSquaredError", "MeanAbsoluteError", "accuracy",

@@ -4,8 +4,8 @@ A model owns a Graph, its input and output Tensors and the layers between them. 
 adds target Inputs and the loss node (plus the layers' regularization penalties) to that
 graph and plans three Programs, built once and cached: training (loss and gradients with
 respect to the trainable Parameters, dropout on), evaluation (loss and predictions) and
-prediction. ``fit`` checks the data first (FeedError for bad arrays, naming what is wrong),
-then runs mini-batch steps of the training program and the optimizer, calling callbacks.
+prediction. The loop that runs them on data (``fit``, ``evaluate``, ``predict``) is the
+``Trainer`` half, in ``training.trainer``.
 """
 
 from __future__ import annotations
@@ -16,24 +16,26 @@ from typing import Any
 
 import numpy as np
 
+from ..core.errors import FeedError, GraphError
+from ..core.graph import Graph
+from ..core.program import Program
+from ..core.program import compile as _compile
+from ..core.tensor import Input, Parameter, Tensor, fmt_shape
+from ..layers.base import Layer
+from ..layers.base import deserialize as _deserialize_layer
+from ..layers.base import serialize as _serialize_layer
 from . import callbacks as _callbacks
 from . import losses as _losses
 from . import metrics as _metrics
-from .data import batches
-from .dtypes import can_feed
-from .errors import FeedError, GraphError
-from .graph import Graph
-from .layers.base import Layer
-from .layers.base import deserialize as _deserialize_layer
-from .layers.base import serialize as _serialize_layer
-from .program import Program
-from .program import compile as _compile
-from .tensor import Input, Parameter, Tensor, fmt_shape
+from . import optimizers as _optimizers
+from . import saving as _saving
+from .summary import summarize
+from .trainer import Trainer
 
 __all__ = ["Model", "Sequential", "load_model"]
 
 
-class Model:
+class Model(Trainer):
     """A functional model: ``gn.Model(inputs, outputs)`` over Tensors built by layers or ops."""
 
     _default_name = "model"
@@ -164,10 +166,9 @@ class Model:
         ``loss`` is a name, a gn.losses.Loss, a function ``(y_true, y_pred) -> scalar``, or
         one of these per output. ``seed`` seeds the training program's dropout masks.
         """
-        from . import optimizers
         if loss is None:
             raise GraphError("compile needs a loss, e.g. loss='sparse_softmax_cross_entropy'")
-        self.optimizer = optimizers.get(optimizer)
+        self.optimizer = _optimizers.get(optimizer)
         self._compiled = {"loss": loss, "metrics": list(metrics or []), "device": device,
                           "check_numerics": check_numerics, "seed": seed}
         self._programs = None
@@ -277,254 +278,14 @@ class Model:
         p = self._build_programs()
         return ["loss", *[m.name for ms in p["metrics"] for m in ms]]
 
-    # -- data checks ----------------------------------------------------------------------
+    # -- building from data ---------------------------------------------------------------
     def _ensure_built(self, x: Any) -> None:
         """Sequential models without input_shape build from the first data they see."""
-
-    def _prepare_x(self, x: Any) -> list[np.ndarray]:
-        """x as one checked array per input: shapes, dtypes, NaN/Inf, equal lengths."""
-        self._ensure_built(x)
-        self._require_built()
-        if isinstance(x, Mapping):
-            names = [t.name for t in self.inputs]
-            unknown = [k for k in x if k not in names]
-            if unknown:
-                raise FeedError(f"x has entries {unknown} that are no inputs of model "
-                                f"{self.name!r}; its inputs are {names}")
-            missing = [n for n in names if n not in x]
-            if missing:
-                raise FeedError(f"x gives no data for inputs {missing}")
-            xs = [x[n] for n in names]
-        elif isinstance(x, (list, tuple)) and len(self.inputs) > 1:
-            xs = list(x)
-        else:
-            xs = [x]
-        if len(xs) != len(self.inputs):
-            raise FeedError(f"model {self.name!r} has {len(self.inputs)} inputs "
-                            f"{[t.name for t in self.inputs]}; x gives {len(xs)} arrays")
-        out = []
-        for t, a in zip(self.inputs, xs):
-            a = np.asarray(a)
-            if a.dtype.kind not in "fiub":
-                raise FeedError(f"input {t.name!r} needs numbers, got an array of dtype {a.dtype}")
-            if not can_feed(a.dtype, t.dtype):
-                raise FeedError(f"input {t.name!r} expects {t.dtype}; data of dtype {a.dtype} "
-                                "cannot be cast without losing information")
-            want = t.shape
-            if a.ndim != len(want) or any(d is not None and d != s for d, s in zip(want, a.shape)):
-                feats = fmt_shape(want[1:]) if want[:1] == (None,) else fmt_shape(want)
-                raise FeedError(f"input {t.name!r} expects samples of shape {feats} (features), "
-                                f"batch {fmt_shape(want)}; got data of shape {fmt_shape(a.shape)}")
-            if a.dtype.kind == "f" and not np.all(np.isfinite(a)):
-                bad = np.argwhere(~np.isfinite(a))[0]
-                raise FeedError(f"data for input {t.name!r} contains NaN or Inf (first at index "
-                                f"{tuple(int(i) for i in bad)})")
-            out.append(np.ascontiguousarray(a, dtype=t.dtype))
-        lens = {len(a) for a in out}
-        if len(lens) > 1:
-            raise FeedError(f"the input arrays have different numbers of samples: "
-                            f"{[len(a) for a in out]}")
-        if not out[0].shape or len(out[0]) == 0:
-            raise FeedError("x holds no samples")
-        return out
-
-    def _prepare_y(self, y: Any, n: int, what: str = "y") -> list[np.ndarray]:
-        p = self._build_programs()
-        if isinstance(y, Mapping):
-            ys = [y[self._output_name(i)] for i in range(len(self.outputs))]
-        elif isinstance(y, (list, tuple)) and len(self.outputs) > 1:
-            ys = list(y)
-        else:
-            ys = [y]
-        if len(ys) != len(self.outputs):
-            raise FeedError(f"model {self.name!r} has {len(self.outputs)} outputs; {what} "
-                            f"gives {len(ys)} arrays")
-        out = []
-        for i, (yi, lo, o) in enumerate(zip(ys, p["losses"], self.outputs)):
-            name = what if len(ys) == 1 else f"{what}[{i}]"
-            yi = np.asarray(yi)
-            if yi.ndim == 0 or len(yi) != n:
-                raise FeedError(f"{name} has {len(yi) if yi.ndim else 0} samples but x has {n}; "
-                                "give one target per sample")
-            yi = lo.check_targets(yi, o.shape, name)
-            out.append(np.ascontiguousarray(yi, dtype=p["targets"][i].dtype))
-        return out
-
-    def feeds(self, x: Any, y: Any = None) -> dict[Tensor, np.ndarray]:
-        """The feed dict of the model's Programs for a batch ``x`` (and targets ``y``)."""
-        xs = self._prepare_x(x)
-        d = dict(zip(self.inputs, xs))
-        if y is not None:
-            d.update(zip(self.targets, self._prepare_y(y, len(xs[0]))))
-        return d
-
-    def _split(self, x: Any, y: Any, validation_split: float, validation_data: Any):
-        xs = self._prepare_x(x)
-        n = len(xs[0])
-        ys = self._prepare_y(y, n)
-        val = None
-        if validation_data is not None:
-            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-                raise ValueError("validation_data must be a tuple (x_val, y_val)")
-            xv = self._prepare_x(validation_data[0])
-            val = (xv, self._prepare_y(validation_data[1], len(xv[0]), "y_val"))
-        elif validation_split:
-            if not 0.0 < validation_split < 1.0:
-                raise ValueError(f"validation_split must be in (0, 1), got {validation_split}")
-            cut = int(n * (1.0 - validation_split))  # Keras: the last samples validate
-            if cut == 0 or cut == n:
-                raise ValueError(f"validation_split={validation_split} of {n} samples leaves "
-                                 "an empty training or validation set")
-            val = ([a[cut:] for a in xs], [a[cut:] for a in ys])
-            xs, ys = [a[:cut] for a in xs], [a[:cut] for a in ys]
-        return xs, ys, val
-
-    # -- training and inference -----------------------------------------------------------
-    def fit(self, x: Any = None, y: Any = None, batch_size: int = 32, epochs: int = 1,
-            verbose: int = 1, callbacks: Sequence[_callbacks.Callback] | None = None,
-            validation_split: float = 0.0, validation_data: Any = None, shuffle: bool = True,
-            seed: int | None = None, initial_epoch: int = 0) -> _callbacks.History:
-        """Mini-batch training; returns a History whose ``history`` maps log keys to lists."""
-        self._require_compiled()
-        if int(batch_size) < 1:
-            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-        if x is None or y is None:
-            raise ValueError("fit needs x and y")
-        xs, ys, val = self._split(x, y, validation_split, validation_data)
-        p = self._build_programs()
-        if p["train"] is None:
-            raise GraphError(f"model {self.name!r} has no trainable weights")
-        n = len(xs[0])
-        steps = -(-n // batch_size)
-        self.history = _callbacks.History()
-        cbs = [*(callbacks or []), self.history]
-        if verbose:
-            cbs.append(_callbacks.ProgressBar(verbose))
-        cbl = _callbacks.CallbackList(cbs, self, {"epochs": epochs, "steps": steps,
-                                                  "batch_size": batch_size, "samples": n})
-        rng = np.random.default_rng(seed)  # one stream: a new order every epoch
-        train, params, metrics = p["train"], p["params"], p["metrics"]
-        feed_to = [*self.inputs, *p["targets"]]
-        self.stop_training = False
-        cbl.on_train_begin()
-        for epoch in range(initial_epoch, epochs):
-            cbl.on_epoch_begin(epoch, {})
-            total, seen = 0.0, 0
-            for ms in metrics:
-                for m in ms:
-                    m.reset_state()
-            for b, arrays in enumerate(batches(*xs, *ys, batch_size=batch_size,
-                                               shuffle=shuffle, seed=rng)):
-                cbl.on_batch_begin(b, {})
-                # gradients stay where they were computed (no host copy); the loss comes over
-                loss, grads = train.run(dict(zip(feed_to, arrays)), to_host=False)
-                loss = train.be.to_host(loss)
-                self.optimizer.apply(grads, params)
-                size = len(arrays[0])
-                total += float(loss) * size
-                seen += size
-                logs = {"loss": total / seen}
-                preds = self._train_predictions(train, arrays[:len(xs)]) if any(metrics) \
-                    else []
-                for k, (ms, pred) in enumerate(zip(metrics, preds)):
-                    for m in ms:
-                        m.update_state(arrays[len(xs) + k], pred)
-                        logs[m.name] = m.result()
-                cbl.on_batch_end(b, logs)
-            logs = {"loss": total / seen,
-                    **{m.name: m.result() for ms in metrics for m in ms}}
-            if val is not None:
-                vlogs = self._evaluate_arrays(val[0], val[1], batch_size)
-                logs.update({f"val_{k}": v for k, v in vlogs.items()})
-            cbl.on_epoch_end(epoch, logs)
-            if self.stop_training:
-                break
-        cbl.on_train_end()
-        return self.history
-
-    def _train_predictions(self, train: Program, xs: list) -> list[np.ndarray]:
-        """The training pass's own predictions, for training metrics, without a second pass.
-
-        A softmax or sigmoid output that the loss reads through (to its logits) is not in the
-        training program; it is applied here to the logits. Anything else runs the predict
-        program on the batch.
-        """
-        index, last, be = train._index, train._last, train.be
-        out = []
-        for o in self.outputs:
-            if id(o) in index:
-                out.append(be.to_host(last[index[id(o)]]))
-                continue
-            src = o.inputs[0] if o.op is not None and o.inputs else None
-            if src is not None and id(src) in index and o.op.name in ("softmax", "sigmoid"):
-                z = np.asarray(be.to_host(last[index[id(src)]]), np.float64)
-                if o.op.name == "sigmoid":
-                    out.append(1.0 / (1.0 + np.exp(-z)))
-                else:
-                    ax = getattr(o.op, "axis", -1)
-                    e = np.exp(z - z.max(axis=ax, keepdims=True))
-                    out.append(e / e.sum(axis=ax, keepdims=True))
-                continue
-            preds = self.predict_program({t: a for t, a in zip(self.inputs, xs)})
-            return [np.asarray(p) for p in preds]
-        return out
-
-    def _evaluate_arrays(self, xs: list, ys: list, batch_size: int) -> dict[str, float]:
-        p = self._build_programs()
-        prog, metrics = p["eval"], p["metrics"]
-        for ms in metrics:
-            for m in ms:
-                m.reset_state()
-        n, total = len(xs[0]), 0.0
-        for s in range(0, n, batch_size):
-            sl = slice(s, s + batch_size)
-            feeds = {t: a[sl] for t, a in zip(self.inputs, xs)}
-            feeds.update({t: a[sl] for t, a in zip(p["targets"], ys)})
-            loss, *preds = prog(feeds)
-            total += float(loss) * len(xs[0][sl])
-            for ms, yk, pred in zip(metrics, ys, preds):
-                for m in ms:
-                    m.update_state(yk[sl], pred)
-        return {"loss": total / n, **{m.name: m.result() for ms in metrics for m in ms}}
-
-    def evaluate(self, x: Any, y: Any, batch_size: int = 32, verbose: int = 0,
-                 return_dict: bool = False) -> float | list[float] | dict[str, float]:
-        """The loss (and metrics) over the data: a scalar without metrics, else a list."""
-        self._require_compiled()
-        xs = self._prepare_x(x)
-        ys = self._prepare_y(y, len(xs[0]))
-        logs = self._evaluate_arrays(xs, ys, int(batch_size))
-        if verbose:
-            print(_callbacks._fmt_logs(logs))
-        if return_dict:
-            return logs
-        vals = list(logs.values())
-        return vals[0] if len(vals) == 1 else vals
-
-    def predict(self, x: Any, batch_size: int = 32, verbose: int = 0
-                ) -> np.ndarray | list[np.ndarray]:
-        """Outputs for every sample, computed in batches (dropout off)."""
-        xs = self._prepare_x(x)
-        prog = self.predict_program
-        chunks: list[list[np.ndarray]] = [[] for _ in self.outputs]
-        for s in range(0, len(xs[0]), int(batch_size)):
-            outs = prog({t: a[s:s + batch_size] for t, a in zip(self.inputs, xs)})
-            for c, o in zip(chunks, outs):
-                c.append(o)
-        res = [np.concatenate(c) for c in chunks]
-        return res[0] if len(res) == 1 else res
-
-    def __call__(self, x: Any) -> np.ndarray | list[np.ndarray]:
-        """``model(x_array)`` predicts (on arrays; graphnet models are not called on Tensors)."""
-        if isinstance(x, Tensor):
-            raise GraphError("calling a model on Tensors is not supported; call its layers")
-        return self.predict(x)
 
     # -- summary and saving ---------------------------------------------------------------
     def summary(self, line_length: int = 80, print_fn: Any = print) -> str:
         """Print (and return) a Keras-like table: layer (type), output shape, parameters."""
-        from .summary import summarize
-        text = summarize(self, line_length)
+        text = summarize(self, not isinstance(self, Sequential), line_length)
         if print_fn is not None:
             print_fn(text)
         return text
@@ -591,17 +352,14 @@ class Model:
 
     def save(self, path: str | os.PathLike) -> None:
         """One file (a zip): architecture JSON, compile settings and every weight; atomic."""
-        from .saving import save_model
-        save_model(self, path)
+        _saving.save_model(self, path)
 
     def save_weights(self, path: str | os.PathLike) -> None:
-        from .saving import save_weights
-        save_weights(self, path)
+        _saving.save_weights(self, path)
 
     def load_weights(self, path: str | os.PathLike) -> None:
         """Load weights saved by save/save_weights; names and shapes must all match."""
-        from .saving import load_weights
-        load_weights(self, path)
+        _saving.load_weights(self, path)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r}: {len(self.layers)} layers>"
@@ -691,5 +449,4 @@ class Sequential(Model):
 
 def load_model(path: str | os.PathLike, compile: bool = True) -> Model:  # noqa: A002
     """Rebuild a model saved by ``model.save``: architecture, weights and compile settings."""
-    from .saving import load_model as _load
-    return _load(path, compile=compile)
+    return _saving.load_model(path, {"Sequential": Sequential, "Model": Model}, compile=compile)

@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from . import ops
-from .errors import FeedError, GraphError
-from .tensor import Tensor, fmt_shape
+from .. import ops
+from ..core.errors import FeedError, GraphError
+from ..core.tensor import Tensor, fmt_shape
 
 __all__ = ["Loss", "MeanSquaredError", "MeanAbsoluteError", "Huber", "BinaryCrossentropy",
            "CategoricalCrossentropy", "SparseCategoricalCrossentropy", "LossFunctionWrapper",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .tensor import Tensor
+from ..core.tensor import Tensor
 
 __all__ = ["Regularizer", "L1", "L2", "L1L2", "get"]
 
@@ -34,7 +34,7 @@ class L1L2(Regularizer):
         self.l1, self.l2 = float(l1), float(l2)
 
     def __call__(self, w: Tensor) -> Tensor:
-        from . import ops
+        from .. import ops
         # scale inside the sum: one reduction, and no elementwise op on a 0-d value
         if self.l1 and self.l2:
             return ops.sum(ops.abs(w) * self.l1 + w * w * self.l2)

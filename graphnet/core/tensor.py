@@ -8,16 +8,14 @@ mistake is a :class:`GraphError` before anything runs.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from types import ModuleType
+from typing import Any, ClassVar
 
 import numpy as np
 
 from .dtypes import DEFAULT_FLOAT, as_dtype
 from .errors import GraphError
 from .graph import Graph
-
-if TYPE_CHECKING:
-    from .ops.base import Op
 
 Shape = tuple  # of int | None; None marks the batch dimension
 
@@ -37,8 +35,10 @@ class Tensor:
     """
 
     __array_priority__ = 1000  # so that ndarray + Tensor defers to Tensor.__radd__
+    # the op functions the operators call; graphnet.ops, the floor above, sets it on import
+    _ops: ClassVar[ModuleType | None] = None
 
-    def __init__(self, graph: Graph, kind: str, op: Op | None, inputs: Sequence[Tensor],
+    def __init__(self, graph: Graph, kind: str, op: Any, inputs: Sequence[Tensor],
                  shape: Shape, dtype, name: str) -> None:
         self.graph = graph
         self.kind = kind
@@ -62,23 +62,28 @@ class Tensor:
     def __repr__(self) -> str:
         return f"<Tensor {self.name!r} {self.op_name} shape={fmt_shape(self.shape)} {self.dtype}>"
 
+    @classmethod
+    def use_ops(cls, ops: ModuleType) -> None:
+        """Bind the operators to the op functions (called once, by ``graphnet.ops``)."""
+        cls._ops = ops
+
     __hash__ = object.__hash__  # identity; == is left to Python so tensors work as dict keys
 
     # -- operators build nodes ------------------------------------------------------------
-    def __add__(self, o): return _fn().add(self, o)
-    def __radd__(self, o): return _fn().add(o, self)
-    def __sub__(self, o): return _fn().subtract(self, o)
-    def __rsub__(self, o): return _fn().subtract(o, self)
-    def __mul__(self, o): return _fn().multiply(self, o)
-    def __rmul__(self, o): return _fn().multiply(o, self)
-    def __truediv__(self, o): return _fn().divide(self, o)
-    def __rtruediv__(self, o): return _fn().divide(o, self)
-    def __pow__(self, o): return _fn().power(self, o)
-    def __rpow__(self, o): return _fn().power(o, self)
-    def __matmul__(self, o): return _fn().matmul(self, o)
-    def __rmatmul__(self, o): return _fn().matmul(o, self)
-    def __neg__(self): return _fn().negative(self)
-    def __getitem__(self, idx): return _fn().getitem(self, idx)
+    def __add__(self, o): return self._ops.add(self, o)
+    def __radd__(self, o): return self._ops.add(o, self)
+    def __sub__(self, o): return self._ops.subtract(self, o)
+    def __rsub__(self, o): return self._ops.subtract(o, self)
+    def __mul__(self, o): return self._ops.multiply(self, o)
+    def __rmul__(self, o): return self._ops.multiply(o, self)
+    def __truediv__(self, o): return self._ops.divide(self, o)
+    def __rtruediv__(self, o): return self._ops.divide(o, self)
+    def __pow__(self, o): return self._ops.power(self, o)
+    def __rpow__(self, o): return self._ops.power(o, self)
+    def __matmul__(self, o): return self._ops.matmul(self, o)
+    def __rmatmul__(self, o): return self._ops.matmul(o, self)
+    def __neg__(self): return self._ops.negative(self)
+    def __getitem__(self, idx): return self._ops.getitem(self, idx)
 
     def __iter__(self):
         raise TypeError(f"tensor {self.name!r} is a graph node, not a sequence; index it with "
@@ -90,18 +95,18 @@ class Tensor:
 
     @property
     def T(self) -> Tensor:
-        return _fn().transpose(self)
+        return self._ops.transpose(self)
 
     def reshape(self, *shape) -> Tensor:
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
-        return _fn().reshape(self, shape)
+        return self._ops.reshape(self, shape)
 
     def sum(self, axis=None, keepdims=False) -> Tensor:
-        return _fn().sum(self, axis=axis, keepdims=keepdims)
+        return self._ops.sum(self, axis=axis, keepdims=keepdims)
 
     def mean(self, axis=None, keepdims=False) -> Tensor:
-        return _fn().mean(self, axis=axis, keepdims=keepdims)
+        return self._ops.mean(self, axis=axis, keepdims=keepdims)
 
     # Jupyter shows tensors as drawings (graphnet.visualize, when installed)
     def _repr_mimebundle_(self, include=None, exclude=None):
@@ -110,11 +115,6 @@ class Tensor:
         except ImportError:
             return None
         return mimebundle(self)
-
-
-def _fn():
-    from . import ops
-    return ops
 
 
 def _graph_of(tensors: Sequence[Tensor]) -> Graph:
@@ -128,7 +128,7 @@ def _graph_of(tensors: Sequence[Tensor]) -> Graph:
     return g
 
 
-def apply(op: Op, inputs: Sequence[Any], name: str | None = None) -> Tensor:
+def apply(op: Any, inputs: Sequence[Any], name: str | None = None) -> Tensor:
     """Make the node ``op(*inputs)``, checking shapes and dtypes at build time."""
     ins = [as_tensor(x, like=inputs) for x in inputs]
     g = _graph_of(ins)
