@@ -3,7 +3,9 @@
 Channels-last images ``(batch, height, width, channels)``; kernels in Keras' layouts, Conv2D
 ``(kh, kw, in, filters)`` and Conv2DTranspose ``(kh, kw, filters, in)`` (one array serves a
 conv and the transpose that undoes its shapes). ``padding="same"`` pads as TensorFlow does:
-``ceil(n / stride)`` outputs, the odd pixel of padding at the bottom and right.
+``ceil(n / stride)`` outputs, the odd pixel of padding at the bottom and right; conv2d also
+takes explicit pads ``((top, bottom), (left, right))`` (Conv1D's "causal" pads on the left).
+Conv2DTranspose's ``output_padding`` (Keras') adds rows/columns at the far end of the output.
 """
 
 from __future__ import annotations
@@ -17,14 +19,17 @@ from .dense import _ALPHA, _NEEDS_Z
 __all__ = ["conv2d", "conv2d_transpose"]
 
 
-def conv_length(n: int | None, k: int, s: int, d: int, padding: str
+def conv_length(n: int | None, k: int, s: int, d: int, padding: str | tuple
                 ) -> tuple[int | None, int, int]:
     """``(out, pad_before, pad_after)`` of a convolution along an axis of ``n`` pixels with
     kernel ``k``, stride ``s`` and dilation ``d``: valid pads nothing, same gives
-    ``ceil(n / s)`` outputs and pads ``(out - 1) s + (k - 1) d + 1 - n`` in all, half before."""
+    ``ceil(n / s)`` outputs and pads ``(out - 1) s + (k - 1) d + 1 - n`` in all, half before;
+    an explicit ``(before, after)`` pads so much."""
     if n is None:
         return None, 0, 0
     ek = (k - 1) * d + 1
+    if isinstance(padding, tuple):
+        return (n + padding[0] + padding[1] - ek) // s + 1, padding[0], padding[1]
     if padding == "valid":
         return (n - ek) // s + 1, 0, 0
     out = -(-n // s)
@@ -32,14 +37,19 @@ def conv_length(n: int | None, k: int, s: int, d: int, padding: str
     return out, total // 2, total - total // 2
 
 
-def transpose_length(n: int | None, k: int, s: int, d: int, padding: str
-                     ) -> tuple[int | None, int, int]:
+def transpose_length(n: int | None, k: int, s: int, d: int, padding: str,
+                     output_padding: int | None = None) -> tuple[int | None, int, int]:
     """``(out, pad_before, pad_after)`` of a transposed convolution: Keras' output length
-    (valid: ``n s + max(k_eff - s, 0)``, same: ``n s``) and the pads of the conv it undoes."""
+    (valid: ``n s + max(k_eff - s, 0)``, same: ``n s``; with ``output_padding`` p:
+    ``(n - 1) s + k_eff - 2 pad + p``, pad 0 for valid and ``k_eff // 2`` for same) and the
+    pads of the conv it undoes (TensorFlow's: the odd pixel after)."""
     if n is None:
         return None, 0, 0
     ek = (k - 1) * d + 1
-    m = n * s + max(ek - s, 0) if padding == "valid" else n * s
+    if output_padding is not None:
+        m = (n - 1) * s + ek - 2 * (ek // 2 if padding == "same" else 0) + output_padding
+    else:
+        m = n * s + max(ek - s, 0) if padding == "valid" else n * s
     return (m, *conv_length(m, k, s, d, padding)[1:])
 
 
@@ -49,11 +59,18 @@ class _Conv(Op):
     family = "conv"
     _in_axis = 2   # the kernel axis that must match the input's channels
     _length = staticmethod(conv_length)
+    _explicit = False  # whether explicit pads ((top, bottom), (left, right)) are allowed
 
     def infer(self, x, k, *b):
         check_fused(self.activation, self.name)
-        if self.padding not in ("valid", "same"):
-            raise GraphError(f"padding must be 'valid' or 'same', got {self.padding!r}")
+        explicit = (self._explicit and isinstance(self.padding, tuple)
+                    and len(self.padding) == 2 and all(
+                        isinstance(p, tuple) and len(p) == 2 and min(p) >= 0
+                        for p in self.padding))
+        if self.padding not in ("valid", "same") and not explicit:
+            raise GraphError(f"padding must be 'valid' or 'same'"
+                             f"{' or ((top, bottom), (left, right))' if self._explicit else ''}"
+                             f", got {self.padding!r}")
         dt = same_float_dtype(x, k, *b)
         if x.ndim != 4:
             raise GraphError(f"{self.name} expects channels-last (batch, height, width, "
@@ -76,11 +93,18 @@ class _Conv(Op):
     def _check_fit(self, x_shape: tuple, k_shape: tuple) -> None:
         """A transposed convolution takes any input size."""
 
+    def _paddings(self) -> tuple:
+        """The padding argument of ``_length`` for each of the two axes."""
+        if isinstance(self.padding, tuple):
+            return self.padding
+        return (self.padding, self.padding)
+
     def _geometry(self, x_shape: tuple, k_shape: tuple) -> tuple[tuple, tuple]:
         """``((OH, OW), (top, bottom, left, right))`` for an input of ``x_shape``."""
         (oh, t, b), (ow, left, r) = (
-            self._length(n, k, s, d, self.padding)
-            for n, k, s, d in zip(x_shape[1:3], k_shape[:2], self.strides, self.dilation_rate))
+            self._length(n, k, s, d, p)
+            for n, k, s, d, p in zip(x_shape[1:3], k_shape[:2], self.strides,
+                                     self.dilation_rate, self._paddings()))
         return (oh, ow), (t, b, left, r)
 
     def _act(self) -> tuple[str, float, bool]:
@@ -96,12 +120,15 @@ class Conv2D(_Conv):
     """
 
     name = "conv2d"
+    _explicit = True
 
     def _check_fit(self, x_shape: tuple, k_shape: tuple) -> None:
-        """A valid convolution needs the dilated kernel to fit inside the input."""
-        for n, kk, d in zip(x_shape[1:3], k_shape[:2], self.dilation_rate):
+        """A valid convolution needs the dilated kernel to fit inside the (padded) input."""
+        for n, kk, d, p in zip(x_shape[1:3], k_shape[:2], self.dilation_rate,
+                               self._paddings()):
             ek = (kk - 1) * d + 1
-            if self.padding == "valid" and n is not None and n < ek:
+            extra = sum(p) if isinstance(p, tuple) else 0
+            if p != "same" and n is not None and n + extra < ek:
                 raise GraphError(f"the {k_shape[0]}x{k_shape[1]} kernel"
                                  f"{f' (dilated to {ek} pixels)' if d > 1 else ''} is larger "
                                  f"than the {x_shape[1]}x{x_shape[2]} input with "
@@ -147,7 +174,21 @@ class Conv2DTranspose(_Conv):
 
     name = "conv2d_transpose"
     _in_axis = 3
-    _length = staticmethod(transpose_length)
+
+    def _check_fit(self, x_shape: tuple, k_shape: tuple) -> None:
+        """Keras' rule: each output padding is smaller than its stride."""
+        op = getattr(self, "output_padding", None)
+        if op is not None and any(not 0 <= p < s for p, s in zip(op, self.strides)):
+            raise GraphError(f"output_padding {op} must be non-negative and smaller than the "
+                             f"strides {self.strides}")
+
+    def _geometry(self, x_shape: tuple, k_shape: tuple) -> tuple[tuple, tuple]:
+        op = getattr(self, "output_padding", None) or (None, None)
+        (oh, t, b), (ow, left, r) = (
+            transpose_length(n, k, s, d, self.padding, p)
+            for n, k, s, d, p in zip(x_shape[1:3], k_shape[:2], self.strides,
+                                     self.dilation_rate, op))
+        return (oh, ow), (t, b, left, r)
 
     def forward(self, ctx, x, k, *b):
         act, alpha, keep_z = self._act()
@@ -175,8 +216,18 @@ class Conv2DTranspose(_Conv):
         return (dx, dk, db) if b else (dx, dk)
 
 
+def _padding(padding) -> str | tuple:
+    """"valid"/"same" in lower case, or explicit pads as a tuple of int pairs."""
+    if isinstance(padding, str):
+        return padding.lower()
+    try:
+        return tuple((int(a), int(b)) for a, b in padding)
+    except (TypeError, ValueError):
+        return padding
+
+
 def _attrs(strides, padding, dilation_rate, activation) -> dict:
-    return dict(padding=str(padding).lower(), strides=pair(strides, "strides"),
+    return dict(padding=_padding(padding), strides=pair(strides, "strides"),
                 activation="linear" if activation is None else activation,
                 dilation_rate=pair(dilation_rate, "dilation_rate"))
 
@@ -184,15 +235,24 @@ def _attrs(strides, padding, dilation_rate, activation) -> dict:
 def conv2d(x, kernel, bias=None, strides: int | tuple = 1, padding: str = "valid",
            dilation_rate: int | tuple = 1, activation: str | None = None) -> Tensor:
     """``activation(conv(x, kernel) + bias)`` as one node: x ``(batch, H, W, in)``, kernel
-    ``(kh, kw, in, filters)``, ``padding`` "valid" or "same" (TensorFlow's), strides and
-    dilation an int or a pair; ``activation`` as gn.dense takes it."""
+    ``(kh, kw, in, filters)``, ``padding`` "valid", "same" (TensorFlow's) or explicit
+    ``((top, bottom), (left, right))``, strides and dilation an int or a pair;
+    ``activation`` as gn.dense takes it."""
     attrs = _attrs(strides, padding, dilation_rate, activation)
     return apply(Conv2D(**attrs), [x, kernel] if bias is None else [x, kernel, bias])
 
 
 def conv2d_transpose(x, kernel, bias=None, strides: int | tuple = 1, padding: str = "valid",
-                     dilation_rate: int | tuple = 1, activation: str | None = None) -> Tensor:
+                     dilation_rate: int | tuple = 1, activation: str | None = None,
+                     output_padding: int | tuple | None = None) -> Tensor:
     """Keras' Conv2DTranspose as one node: x ``(batch, H, W, in)``, kernel ``(kh, kw, filters,
-    in)``; output ``H s + max(kh - s, 0)`` rows for "valid", ``H s`` for "same"."""
+    in)``; output ``H s + max(kh - s, 0)`` rows for "valid", ``H s`` for "same", or with
+    ``output_padding`` p ``(H - 1) s + kh - 2 pad + p`` (see ``transpose_length``)."""
     attrs = _attrs(strides, padding, dilation_rate, activation)
+    if output_padding is not None:
+        op = (output_padding,) * 2 if isinstance(output_padding, int) else tuple(output_padding)
+        if len(op) != 2 or not all(isinstance(p, int) and p >= 0 for p in op):
+            raise GraphError(f"output_padding must be a non-negative int or a pair of them, "
+                             f"got {output_padding!r}")
+        attrs["output_padding"] = op
     return apply(Conv2DTranspose(**attrs), [x, kernel] if bias is None else [x, kernel, bias])

@@ -66,8 +66,9 @@ def test_errors_speak_keras():
                                                     r"width, channels\) inputs; got "
                                                     r"\(None, 8, 8\)"):
                 layer(x3)
-    with pytest.raises(gn.GraphError, match="channels-last only"):
-        MaxPooling2D(data_format="channels_first")
+    with pytest.raises(gn.GraphError, match="data_format must be 'channels_last' or "
+                                            "'channels_first', got 'nhwc'"):
+        MaxPooling2D(data_format="nhwc")
     with pytest.raises(gn.GraphError, match="padding must be 'valid' or 'same'"):
         AveragePooling2D(padding="causal")
     with pytest.raises(gn.GraphError, match="pool_size must be a positive int"):
@@ -102,3 +103,93 @@ def test_save_load_round_trip(tmp_path, rng):
     assert loaded.layers[0].get_config()["strides"] == [2, 2]
     assert loaded.layers[3].keepdims
     np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
+
+
+# -- 1D pooling and channels-first (issue 12) --------------------------------------------------
+
+def ref_pool1d(x, k, s, padding, reduce):
+    """x (B, T, C): windows of k steps moved by s; "same" windows cover only real steps."""
+    n = x.shape[1]
+    if padding == "valid":
+        T, pb = (n - k) // s + 1, 0
+    else:
+        T = -(-n // s)
+        pb = max((T - 1) * s + k - n, 0) // 2
+    return np.stack([reduce(x[:, max(t * s - pb, 0):min(t * s - pb + k, n)], axis=1)
+                     for t in range(T)], 1)
+
+
+@pytest.mark.parametrize("k,s,padding", [(2, None, "valid"), (3, 2, "same"), (3, 1, "valid"),
+                                         (2, 3, "same")])
+def test_pooling_1d_against_numpy_and_gradients(rng, k, s, padding):
+    from graphnet.layers import (
+        AveragePooling1D,
+        GlobalAveragePooling1D,
+        GlobalMaxPooling1D,
+        MaxPooling1D,
+    )
+    from tests.layers.layer_check import check_layer_gradients
+    x = rng.normal(size=(2, 7, 3))
+    with gn.Graph():
+        xi = gn.Input((7, 3))
+        mp = MaxPooling1D(k, strides=s, padding=padding)
+        ys = [mp(xi), AveragePooling1D(k, s, padding)(xi), GlobalAveragePooling1D()(xi),
+              GlobalMaxPooling1D(keepdims=True)(xi)]
+    got = gn.compile(ys)({xi: x.astype(np.float32)})
+    st = k if s is None else s
+    wants = [ref_pool1d(x, k, st, padding, np.max), ref_pool1d(x, k, st, padding, np.mean),
+             x.mean(1), x.max(1, keepdims=True)]
+    assert mp.pool_size == k and mp.strides == st
+    for y, g, w in zip(ys, got, wants):
+        assert y.shape == (None, *w.shape[1:])
+        np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6)
+    for layer in (lambda: AveragePooling1D(k, s, padding, dtype="float64"),
+                  lambda: MaxPooling1D(k, s, padding, dtype="float64"),
+                  lambda: GlobalAveragePooling1D(dtype="float64")):
+        check_layer_gradients(layer, x)
+
+
+def test_channels_first_pooling(rng):
+    from graphnet.layers import GlobalMaxPooling1D, MaxPooling1D
+    x = rng.normal(size=(2, 3, 6, 4)).astype(np.float32)
+    with gn.Graph():
+        xi, si = gn.Input((3, 6, 4)), gn.Input((3, 6))
+        ys = [MaxPooling2D(data_format="channels_first")(xi),
+              GlobalAveragePooling2D(data_format="channels_first")(xi),
+              MaxPooling1D(3, data_format="channels_first")(si),
+              GlobalMaxPooling1D(data_format="channels_first")(si)]
+    got = gn.compile(ys)({xi: x, si: x[..., 0]})
+    np.testing.assert_allclose(got[0], x.reshape(2, 3, 3, 2, 2, 2).max(axis=(3, 5)))
+    np.testing.assert_allclose(got[1], x.mean(axis=(2, 3)), rtol=1e-5)
+    np.testing.assert_allclose(got[2], x[..., 0].reshape(2, 3, 2, 3).max(axis=3))
+    np.testing.assert_allclose(got[3], x[..., 0].max(axis=2))
+
+
+def test_pooling_equals_keras(rng):
+    from tests.keras_ref import keras_or_skip, to_numpy
+    keras = keras_or_skip()
+    from graphnet import layers as G
+    K = keras.layers
+    seq = rng.normal(size=(2, 9, 3)).astype(np.float32)
+    img = rng.normal(size=(2, 5, 6, 3)).astype(np.float32)
+    cases = [(G.MaxPooling1D(3, 2, "same"), K.MaxPooling1D(3, 2, "same"), seq),
+             (G.AveragePooling1D(3, 2, "same"), K.AveragePooling1D(3, 2, "same"), seq),
+             (G.AveragePooling1D(), K.AveragePooling1D(2), seq),
+             (G.MaxPooling1D(2, data_format="channels_first"),
+              K.MaxPooling1D(2, data_format="channels_first"), seq),
+             (G.GlobalAveragePooling1D(), K.GlobalAveragePooling1D(), seq),
+             (G.GlobalMaxPooling1D(keepdims=True), K.GlobalMaxPooling1D(keepdims=True), seq),
+             # symmetric "same" pads only: where TensorFlow pads one more cell after, Keras'
+             # torch backend pads explicit zeros and counts them in the mean (graphnet and
+             # Keras' TensorFlow and JAX backends divide by the real cells)
+             (G.AveragePooling2D(3, 1, "same"), K.AveragePooling2D(3, 1, "same"), img),
+             (G.MaxPooling2D(2, data_format="channels_first"),
+              K.MaxPooling2D(2, data_format="channels_first"), img),
+             (G.GlobalAveragePooling2D(data_format="channels_first"),
+              K.GlobalAveragePooling2D(data_format="channels_first"), img)]
+    for ours, theirs, x in cases:
+        with gn.Graph():
+            xi = gn.Input(x.shape[1:])
+            y = ours(xi)
+        np.testing.assert_allclose(_run(y, {xi: x}), to_numpy(theirs(x)), rtol=1e-5,
+                                   atol=1e-6, err_msg=type(ours).__name__)
