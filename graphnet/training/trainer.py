@@ -1,4 +1,5 @@
-"""The training loop of a model, as Keras' trainers hold it: ``fit``, ``evaluate``, ``predict``.
+"""The training loop of a model, as Keras' trainers hold it: ``fit``, ``evaluate``, ``predict``
+and their one-batch forms ``train_on_batch``, ``test_on_batch``, ``predict_on_batch``.
 
 ``Trainer`` is the half of ``Model`` that runs Programs on data: it checks the arrays first
 (FeedError naming what is wrong), then runs mini-batch steps of the training program and the
@@ -259,6 +260,73 @@ class Trainer:
             for c, o in zip(chunks, outs):
                 c.append(o)
         res = [np.concatenate(c) for c in chunks]
+        return res[0] if len(res) == 1 else res
+
+    # -- one batch at a time (Keras' *_on_batch) ------------------------------------------
+    @staticmethod
+    def _batch_logs(logs: dict[str, float], return_dict: bool
+                    ) -> float | list[float] | dict[str, float]:
+        """Keras' return convention: the dict, or the loss alone, or [loss, *metrics]."""
+        if return_dict:
+            return logs
+        vals = list(logs.values())
+        return vals[0] if len(vals) == 1 else vals
+
+    @staticmethod
+    def _no_weights(sample_weight: Any, class_weight: Any = None) -> None:
+        if sample_weight is not None or class_weight is not None:
+            raise NotImplementedError("graphnet's *_on_batch take no sample_weight or "
+                                      "class_weight")
+
+    def train_on_batch(self, x: Any, y: Any = None, sample_weight: Any = None,
+                       class_weight: Any = None, return_dict: bool = False
+                       ) -> float | list[float] | dict[str, float]:
+        """One gradient step on the batch ``(x, y)``, as Keras' ``train_on_batch``: returns
+        the loss, or ``[loss, *metrics]`` with metrics (a dict with ``return_dict``).
+
+        The values are this batch's (from the forward pass before the update; Keras 2's
+        ``reset_metrics=True``); Keras 3 instead reports running means over the calls.
+        """
+        self._require_compiled()
+        self._no_weights(sample_weight, class_weight)
+        if y is None:
+            raise ValueError("train_on_batch needs x and y")
+        xs = self._prepare_x(x)
+        ys = self._prepare_y(y, len(xs[0]))
+        p = self._build_programs()
+        train = p["train"]
+        if train is None:
+            raise GraphError(f"model {self.name!r} has no trainable weights")
+        loss, grads = train.run(dict(zip([*self.inputs, *p["targets"]], [*xs, *ys])),
+                                to_host=False)
+        loss = float(train.be.to_host(loss))
+        self.optimizer.apply(grads, p["params"])
+        logs = {"loss": loss}
+        if any(p["metrics"]):
+            preds = self._train_predictions(train, xs)
+            for ms, yk, pred in zip(p["metrics"], ys, preds):
+                for m in ms:
+                    m.reset_state()
+                    m.update_state(yk, pred)
+                    logs[m.name] = m.result()
+        return self._batch_logs(logs, return_dict)
+
+    def test_on_batch(self, x: Any, y: Any = None, sample_weight: Any = None,
+                      return_dict: bool = False) -> float | list[float] | dict[str, float]:
+        """The loss (and metrics) of one batch, no update (Keras' ``test_on_batch``)."""
+        self._require_compiled()
+        self._no_weights(sample_weight)
+        if y is None:
+            raise ValueError("test_on_batch needs x and y")
+        xs = self._prepare_x(x)
+        ys = self._prepare_y(y, len(xs[0]))
+        return self._batch_logs(self._evaluate_arrays(xs, ys, len(xs[0])), return_dict)
+
+    def predict_on_batch(self, x: Any) -> np.ndarray | list[np.ndarray]:
+        """The outputs of one batch in one pass (Keras' ``predict_on_batch``)."""
+        xs = self._prepare_x(x)
+        outs = self.predict_program(dict(zip(self.inputs, xs)))
+        res = [np.asarray(o) for o in outs]
         return res[0] if len(res) == 1 else res
 
     def __call__(self, x: Any) -> np.ndarray | list[np.ndarray]:

@@ -312,3 +312,32 @@ def test_frozen_layer_keeps_its_weights(small):
     assert [w.name for w in m.trainable_weights] == ["dense_1/kernel", "dense_1/bias"]
     text = m.summary(print_fn=None)
     assert "Trainable params: 330" in text and "Non-trainable params: 2,080" in text
+
+
+def test_on_batch_methods_follow_keras(digits):
+    (xtr, ytr), _ = digits
+    xb, yb = xtr[:50], ytr[:50]
+    a, b = _compiled(), _compiled()
+    b.set_weights(a.get_weights())
+    before = a.test_on_batch(xb, yb)
+    assert isinstance(before, list) and len(before) == 2          # [loss, accuracy]
+    assert before == pytest.approx(a.evaluate(xb, yb, batch_size=50), rel=1e-6)
+    logs = a.train_on_batch(xb, yb, return_dict=True)
+    assert list(logs) == ["loss", "accuracy"]
+    assert logs["loss"] == pytest.approx(before[0], rel=1e-5)      # the pass before the step
+    assert logs["accuracy"] == pytest.approx(before[1])
+    b.fit(xb, yb, batch_size=50, epochs=1, shuffle=False, verbose=0)  # one step, same batch
+    for wa, wb in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_allclose(wa, wb, rtol=1e-6, atol=1e-7)
+    assert a.test_on_batch(xb, yb)[0] < before[0]
+    p = a.predict_on_batch(xb[:7])
+    assert p.shape == (7, 10)
+    np.testing.assert_allclose(p, a.predict(xb[:7]), rtol=1e-6)
+    plain = _mlp(input_shape=(64,))
+    plain.compile(loss="sparse_softmax_cross_entropy")
+    assert isinstance(plain.train_on_batch(xb, yb), float)
+    assert isinstance(plain.test_on_batch(xb, yb), float)
+    with pytest.raises(NotImplementedError, match="sample_weight"):
+        plain.train_on_batch(xb, yb, sample_weight=np.ones(50))
+    with pytest.raises(ValueError, match="needs x and y"):
+        plain.test_on_batch(xb)
