@@ -34,6 +34,8 @@ class Reshape(Op):
 
     -1 stands for the size that makes the total match. When x has a batch dimension (None),
     the target marks where it goes with None, or with its one -1: ``(None, 8, 8) -> (-1, 64)``.
+    With ``fold_batch`` the batch may absorb whole factors or give them back (TimeDistributed
+    folds time into the batch: ``(None, T, C) -> (-1, C) -> (-1, T, C)``).
     """
     name = "reshape"
     family = "shape"
@@ -64,6 +66,15 @@ class Reshape(Op):
                              "can be inferred")
         known = _prod(target[i] for i in rest if target[i] != -1)
         run = list(target)
+        if getattr(self, "fold_batch", False) and n_batch:
+            if batch_pos is None or free or not (known and (size % known == 0
+                                                             or known % size == 0)):
+                raise GraphError(f"cannot fold {src} into {fmt_shape(target)}: the batch "
+                                 "(None or -1) must take or give whole factors")
+            out = list(run)
+            out[batch_pos], run[batch_pos] = None, -1
+            self.run_shape = tuple(run)
+            return tuple(out), x.dtype
         if free:
             if known == 0 or size % known:
                 raise GraphError(f"cannot reshape {src} (size {size}) to {fmt_shape(target)}")
@@ -191,9 +202,11 @@ class Slice(Op):
         return (ctx.be.getitem_grad(g, x.shape, self.key),)
 
 
-def reshape(x, shape) -> Tensor:
-    """x with a new shape of the same size; -1 infers one size, None or -1 keeps the batch."""
-    return apply(Reshape(shape=shape), [x])
+def reshape(x, shape, fold_batch: bool = False) -> Tensor:
+    """x with a new shape of the same size; -1 infers one size, None or -1 keeps the batch
+    (``fold_batch=True``: the batch takes or gives whole factors, its size then run-time)."""
+    return apply(Reshape(shape=shape, fold_batch=True) if fold_batch else Reshape(shape=shape),
+                 [x])
 
 
 def transpose(x, axes: Sequence[int] | None = None) -> Tensor:

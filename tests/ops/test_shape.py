@@ -193,3 +193,21 @@ def test_kernels_keep_zero_d_arrays_and_return_c_order():
     assert all(p.flags.c_contiguous for p in parts)
     g = cpu.getitem_grad(np.ones((2, 2)), (3, 4), (slice(None, None, 2), slice(1, 3)))
     np.testing.assert_array_equal(g, [[0, 1, 1, 0], [0, 0, 0, 0], [0, 1, 1, 0]])
+
+
+def test_reshape_fold_batch_moves_factors_in_and_out_of_the_batch(rng):
+    with gn.Graph():
+        x = gn.Input((3, 4))
+        folded = gn.reshape(x, (-1, 4), fold_batch=True)
+        back = gn.reshape(folded, (-1, 3, 4), fold_batch=True)
+    assert folded.shape == (None, 4) and back.shape == (None, 3, 4)
+    xb = rng.normal(size=(2, 3, 4)).astype(np.float32)
+    f, b = gn.compile([folded, back])({x: xb})
+    np.testing.assert_array_equal(f, xb.reshape(6, 4))
+    np.testing.assert_array_equal(b, xb)
+    with gn.Graph(), pytest.raises(gn.GraphError, match="must take or give whole factors"):
+        gn.reshape(gn.Input((3, 4)), (-1, 5), fold_batch=True)
+    with gn.Graph(), pytest.raises(gn.GraphError, match="cannot reshape"):
+        gn.reshape(gn.Input((3, 4)), (-1, 4))   # without fold_batch the batch stays put
+    check_gradients(lambda a: gn.reshape(a, (-1, 2), fold_batch=True) * 1.5,
+                    rng.normal(size=(2, 3, 2)))
