@@ -213,3 +213,20 @@ def test_multi_head_attention_equals_keras(rng, shape, axes, masked):
     assert scores.shape[1:] == tuple(k_scores.shape[1:])
     np.testing.assert_allclose(got, to_numpy(k_out), rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(got_s, to_numpy(k_scores), rtol=1e-4, atol=1e-6)
+
+
+def test_model_with_mask_input_and_rank4_attention_round_trips(rng, tmp_path):
+    x = rng.normal(size=(3, 2, 4, 6)).astype(np.float32)
+    mask = rng.random((3, 2, 4, 4)) > 0.3
+    mask[..., 0] = True
+    with gn.Graph():
+        xi, mi = gn.Input((2, 4, 6), name="x"), gn.Input((2, 4, 4), name="mask")
+        m = MultiHeadAttention(2, 3, attention_axes=2, dropout=0.1, seed=3)
+        y = m(xi, xi, attention_mask=mi)
+        z = MultiHeadAttention(1, 2, attention_axes=2, name="fixed")(
+            y, y, attention_mask=np.tril(np.ones((4, 4))))
+    model = gn.Model([xi, mi], z)
+    model.save(tmp_path / "mha.graphnet")
+    back = gn.load_model(tmp_path / "mha.graphnet")
+    np.testing.assert_array_equal(back.predict([x, mask]), model.predict([x, mask]))
+    assert back.get_layer("multi_head_attention").get_config() == m.get_config()
