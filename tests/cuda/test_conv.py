@@ -85,3 +85,21 @@ def test_program_on_cuda_matches_cpu():
     for g, cg in zip(grads, cpu_grads):
         assert g.shape == cg.shape
         np.testing.assert_allclose(g, cg, rtol=1e-4, atol=1e-6)
+
+
+def test_explicit_pads_and_output_padding_on_cuda_match_cpu():
+    # Conv1D's causal pads (explicit, on the left) and Conv2DTranspose's output_padding
+    rng = np.random.default_rng(2)
+    with gn.Graph("pads"):
+        x = gn.Input((1, 5, 2), name="x")
+        k1 = gn.Parameter(rng.normal(size=(1, 3, 2, 2)).astype(np.float32), name="k1")
+        k2 = gn.Parameter(rng.normal(size=(1, 3, 1, 2)).astype(np.float32), name="k2")
+        h = gn.conv2d(x, k1, padding=((0, 0), (2, 0)))
+        out = gn.conv2d_transpose(h, k2, strides=(1, 2), padding="same", output_padding=(0, 0))
+        loss = gn.mean(out ** 2)
+    feeds = {x: rng.normal(size=(1, 1, 5, 2)).astype(np.float32)}
+    cpu_val, cpu_grads = gn.compile(loss, wrt=[k1, k2])(feeds)
+    val, grads = gn.compile(loss, wrt=[k1, k2], device="cuda")(feeds)
+    np.testing.assert_allclose(val, cpu_val, rtol=1e-5)
+    for g, cg in zip(grads, cpu_grads):
+        np.testing.assert_allclose(g, cg, rtol=1e-4, atol=1e-6)

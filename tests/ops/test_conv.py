@@ -293,3 +293,37 @@ def test_build_errors_name_the_shapes():
         assert gn.conv2d_transpose(x, gn.Parameter(np.zeros((3, 3, 2, 3), np.float32)),
                                    strides=2).shape == (None, 11, 11, 2)
         assert gn.conv2d(x, k3, padding="SAME", strides=[2, 1]).shape == (None, 3, 5, 4)
+
+
+def test_explicit_pads_and_output_padding(rng):
+    """conv2d with explicit ((top, bottom), (left, right)) pads is the valid conv of the
+    zero-padded image; conv2d_transpose's output_padding adds rows/columns at the end."""
+    x, k, b = rng.normal(size=(2, 4, 5, 2)), rng.normal(size=(2, 3, 2, 3)), rng.normal(size=3)
+    pads = ((1, 0), (2, 1))
+    with gn.Graph():
+        y = gn.conv2d(gn.constant(x), gn.constant(k), gn.constant(b), padding=pads)
+    want = ref_conv2d(np.pad(x, ((0, 0), *pads, (0, 0))), k, b, (1, 1), (1, 1), "valid")
+    assert y.shape == want.shape
+    np.testing.assert_allclose(gn.compile(y)({}), want, rtol=1e-6, atol=1e-6)
+    check_gradients(lambda x, k, b: gn.conv2d(x, k, b, strides=2, padding=pads), x, k, b)
+    kt = rng.normal(size=(3, 3, 2, 2))
+    with gn.Graph():
+        t = gn.conv2d_transpose(gn.constant(x), gn.constant(kt), strides=2, padding="valid",
+                                output_padding=(0, 1))
+        t0 = gn.conv2d_transpose(gn.constant(x), gn.constant(kt), strides=2, padding="valid")
+    # (n - 1) s + k + p; Keras' default n s + max(k - s, 0) is p = 0 here
+    assert (t.shape, t0.shape) == ((2, 9, 12, 2), (2, 9, 11, 2))
+    tv, t0v = gn.compile([t, t0])({})
+    np.testing.assert_allclose(tv[:, :, :11], t0v)
+    np.testing.assert_array_equal(tv[:, :, 11], 0.0)   # the added column: no input reaches it
+    with gn.Graph():
+        t2 = gn.conv2d_transpose(gn.constant(x), gn.constant(kt), strides=2, padding="valid",
+                                 output_padding=0)
+    full = ref_conv2d_transpose(x, kt, None, (2, 2), (1, 1), "valid")
+    np.testing.assert_allclose(gn.compile(t2)({}), full[:, :9, :11], rtol=1e-6, atol=1e-6)
+    check_gradients(lambda x, k: gn.conv2d_transpose(x, k, strides=2, padding="same",
+                                                     output_padding=1), x, kt)
+    with gn.Graph(), pytest.raises(gn.GraphError, match=r"padding must be 'valid' or 'same' or"):
+        gn.conv2d(gn.constant(x), gn.constant(k), padding=((1, -1), (0, 0)))
+    with gn.Graph(), pytest.raises(gn.GraphError, match="smaller than the strides"):
+        gn.conv2d_transpose(gn.constant(x), gn.constant(kt), strides=2, output_padding=2)
