@@ -23,7 +23,8 @@ def quick(name: str, tmp_path) -> dict:
 
 def test_registry_lists_lecture2_demos_in_order():
     names = [n for n in available() if n.startswith("lecture2_")]
-    assert names == ["lecture2_rnn_gradients", "lecture2_music", "lecture2_attention"]
+    assert names == ["lecture2_rnn_gradients", "lecture2_embeddings", "lecture2_music",
+                     "lecture2_attention"]
 
 
 def test_rnn_gradients(tmp_path):
@@ -69,3 +70,12 @@ def test_attention(tmp_path):
     assert with_pe["attention_on_mirror_position"] > 2 / s["length"]
     assert with_pe["final_val_loss"] < without["final_val_loss"]
     assert len(s["pictures"]) == (3 if shutil.which("dot") else 2)
+
+
+def test_embeddings(tmp_path):
+    s = quick("lecture2_embeddings", tmp_path)
+    # learned vectors put each word next to a word of its topic; one-hot ties everywhere
+    assert s["nearest_neighbour_agreement_learned"] >= 0.9
+    assert s["nearest_neighbour_agreement_one_hot"] < 0.25
+    assert s["one_hot_distance"] == pytest.approx(2 ** 0.5, rel=1e-3)
+    assert 0 < s["pca_variance_explained"] <= 1
