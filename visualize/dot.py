@@ -62,6 +62,8 @@ LAYER_FAMILIES = {"Dense": "dense", "Dropout": "regularization", "LSTM": "recurr
                   "Conv2DTranspose": "conv", "MultiHeadAttention": "attention",
                   "Embedding": "embedding", "Activation": "activation",
                   "Flatten": "shape", "Reshape": "shape", "BatchNormalization": "normalization"}
+LAYER_FAMILIES.update({"Conv1D": "conv", "MaxPooling1D": "pool", "MaxPool1D": "pool",
+                       "AveragePooling1D": "pool", "AvgPool1D": "pool"})  # sequences
 # Ops whose behaviour differs between training and inference (the mode difference drawn).
 MODE_OPS = ("dropout", "batch_norm", "batchnorm", "noise")
 GOOD_BADGES = ("njit", "cuda.jit")
