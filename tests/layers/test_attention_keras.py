@@ -230,3 +230,21 @@ def test_model_with_mask_input_and_rank4_attention_round_trips(rng, tmp_path):
     back = gn.load_model(tmp_path / "mha.graphnet")
     np.testing.assert_array_equal(back.predict([x, mask]), model.predict([x, mask]))
     assert back.get_layer("multi_head_attention").get_config() == m.get_config()
+
+
+def test_dot_product_attention_layer_equals_keras(rng):
+    from graphnet.layers import Attention
+    from tests.keras_ref import keras_or_skip, to_numpy
+    keras = keras_or_skip()
+    q = rng.normal(size=(2, 4, 3)).astype(np.float32)
+    v = rng.normal(size=(2, 5, 3)).astype(np.float32)
+    for causal in (False, True):
+        with gn.Graph():
+            qi, vi = gn.Input((4, 3)), gn.Input((5, 3))
+            out, scores = Attention()([qi, vi], use_causal_mask=causal,
+                                      return_attention_scores=True)
+        k_out, k_scores = keras.layers.Attention()([q, v], use_causal_mask=causal,
+                                                   return_attention_scores=True)
+        got, got_s = gn.compile([out, scores])({qi: q, vi: v})
+        np.testing.assert_allclose(got, to_numpy(k_out), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(got_s, to_numpy(k_scores), rtol=1e-5, atol=1e-6)
