@@ -1,0 +1,119 @@
+"""The ONNX converter table and the ``Emitter`` every converter writes through.
+
+A converter turns one graphnet node into ONNX nodes and initializers: a small function
+``fn(e, t, xs) -> str`` registered by op name with ``@converts("dense")``, where ``e`` is the
+Emitter, ``t`` the graphnet Tensor and ``xs`` the ONNX value names of its inputs; it returns
+the ONNX value name that holds ``t``'s result. A new op adds one converter; an op without
+one makes the export raise a GraphError before anything is written.
+
+The Emitter names what a converter adds after the node it converts: helper nodes and values
+``<node name>/<OpType>`` (``conv1/conv2d/Transpose``), the node that produces the result gets
+the graphnet name itself (``conv1/conv2d``), so Netron shows graphnet's scopes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from ..core.errors import GraphError
+from ..core.tensor import Tensor
+
+Converter = Callable[["Emitter", Tensor, list[str]], str]
+
+# op name -> converter; filled by graphnet.export.converters on import
+CONVERTERS: dict[str, Converter] = {}
+
+
+def converts(*op_names: str) -> Callable[[Converter], Converter]:
+    """Register ``fn`` as the ONNX converter of the graphnet ops ``op_names``."""
+    def register(fn: Converter) -> Converter:
+        for n in op_names:
+            CONVERTERS[n] = fn
+        return fn
+    return register
+
+
+class Emitter:
+    """Collects the ONNX nodes and initializers of one export (onnx is imported lazily, so
+    graphnet imports without it)."""
+
+    def __init__(self) -> None:
+        import onnx.helper
+        import onnx.numpy_helper
+        self._helper = onnx.helper
+        self._numpy_helper = onnx.numpy_helper
+        self.nodes: list[Any] = []
+        self.initializers: list[Any] = []
+        self._used: set[str] = set()
+        self._consts: dict[tuple, str] = {}
+        self.tensor: Tensor | None = None  # the graphnet node being converted
+
+    # -- names ------------------------------------------------------------------------------
+    def unique(self, base: str) -> str:
+        name, k = base, 1
+        while name in self._used:
+            name, k = f"{base}_{k}", k + 1
+        self._used.add(name)
+        return name
+
+    def reserve(self, names: Sequence[str]) -> None:
+        """Keep graphnet's own node names for the nodes they name."""
+        self._used.update(names)
+
+    # -- building ---------------------------------------------------------------------------
+    def node(self, op_type: str, inputs: Sequence[str], n_out: int = 1, **attrs: Any
+             ) -> str | list[str]:
+        """Add one ONNX node reading ``inputs`` ("" for an absent optional input); returns
+        its output name (or names, when ``n_out > 1``). ``None`` attributes are left out."""
+        base = f"{self.tensor.name}/{op_type}" if self.tensor is not None else op_type
+        name = self.unique(base)
+        outs = [name] + [self.unique(f"{name}:{i}") for i in range(1, n_out)]
+        attrs = {k: v for k, v in attrs.items() if v is not None}
+        self.nodes.append(self._helper.make_node(op_type, list(inputs), outs, name=name,
+                                                 **attrs))
+        return outs[0] if n_out == 1 else outs
+
+    def const(self, value: Any, dtype: Any = None, name: str | None = None) -> str:
+        """An initializer holding ``value`` (small helper constants are shared)."""
+        arr = np.asarray(value, dtype=dtype)
+        key = None
+        if name is None and arr.size <= 16:
+            key = (arr.dtype.str, arr.shape, arr.tobytes())
+            if key in self._consts:
+                return self._consts[key]
+        # a given name is a graphnet node's own (reserved, unique); others are made unique
+        n = name or self.unique(f"{self.tensor.name}/const" if self.tensor is not None
+                                else "const")
+        self.initializers.append(self._numpy_helper.from_array(np.ascontiguousarray(arr), n))
+        if key is not None:
+            self._consts[key] = n
+        return n
+
+    def ints(self, values: Sequence[int]) -> str:
+        """An int64 1-D initializer (axes, shapes, pads given as inputs)."""
+        return self.const(np.asarray(list(values), dtype=np.int64))
+
+    def convert(self, t: Tensor, xs: list[str]) -> str:
+        """Run ``t``'s converter; the node producing its result is renamed to ``t.name``."""
+        fn = CONVERTERS.get(t.op.name)
+        if fn is None:
+            raise GraphError(f"{t.op.name} node {t.name!r} has no ONNX converter")
+        self.tensor, first = t, len(self.nodes)
+        try:
+            out = fn(self, t, xs)
+        finally:
+            self.tensor = None
+        mine = self.nodes[first:]
+        if mine and out == mine[-1].output[0]:
+            last = mine[-1]
+            for n in mine:
+                for i, v in enumerate(n.input):
+                    if v == out:
+                        n.input[i] = t.name
+            last.output[0] = t.name
+            last.name = t.name
+            out = t.name
+        return out
