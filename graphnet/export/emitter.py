@@ -50,6 +50,20 @@ class Emitter:
         self._used: set[str] = set()
         self._consts: dict[tuple, str] = {}
         self.tensor: Tensor | None = None  # the graphnet node being converted
+        self._readers: dict[int, list[Tensor]] = {}
+
+    def set_nodes(self, nodes: Sequence[Tensor], outputs: Sequence[Tensor]) -> None:
+        """The exported graphnet nodes and outputs: their names are kept for them, and
+        ``readers`` tells a converter which of them read a node (None: an output)."""
+        self._used.update(t.name for t in nodes)
+        for t in outputs:
+            self._readers.setdefault(id(t), []).append(None)
+        for t in nodes:
+            for x in t.inputs:
+                self._readers.setdefault(id(x), []).append(t)
+
+    def readers(self, t: Tensor) -> list[Tensor | None]:
+        return list(self._readers.get(id(t), []))
 
     # -- names ------------------------------------------------------------------------------
     def unique(self, base: str) -> str:
@@ -58,10 +72,6 @@ class Emitter:
             name, k = f"{base}_{k}", k + 1
         self._used.add(name)
         return name
-
-    def reserve(self, names: Sequence[str]) -> None:
-        """Keep graphnet's own node names for the nodes they name."""
-        self._used.update(names)
 
     # -- building ---------------------------------------------------------------------------
     def node(self, op_type: str, inputs: Sequence[str], n_out: int = 1, **attrs: Any
@@ -76,18 +86,20 @@ class Emitter:
                                                  **attrs))
         return outs[0] if n_out == 1 else outs
 
-    def const(self, value: Any, dtype: Any = None, name: str | None = None) -> str:
-        """An initializer holding ``value`` (small helper constants are shared)."""
+    def const(self, value: Any, dtype: Any = None, name: str | None = None,
+              base: str | None = None) -> str:
+        """An initializer holding ``value``: named ``name`` exactly (a graphnet Parameter's
+        or constant's own name), or ``base`` made unique (a re-laid-out weight), or after
+        the node being converted (small helper constants are shared)."""
         arr = np.asarray(value, dtype=dtype)
         key = None
-        if name is None and arr.size <= 16:
+        if name is None and base is None and arr.size <= 16:
             key = (arr.dtype.str, arr.shape, arr.tobytes())
             if key in self._consts:
                 return self._consts[key]
-        # a given name is a graphnet node's own (reserved, unique); others are made unique
-        n = name or self.unique(f"{self.tensor.name}/const" if self.tensor is not None
-                                else "const")
-        self.initializers.append(self._numpy_helper.from_array(np.ascontiguousarray(arr), n))
+        n = name or self.unique(base or (f"{self.tensor.name}/const" if self.tensor is not None
+                                         else "const"))
+        self.initializers.append(self._numpy_helper.from_array(arr.copy(order="C"), n))
         if key is not None:
             self._consts[key] = n
         return n

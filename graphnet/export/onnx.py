@@ -73,7 +73,7 @@ def to_model(outputs: Tensor | Sequence[Tensor], inputs: Sequence[Tensor] | None
                          f"{sorted({m.op.name for m in missing})}")
 
     e = Emitter()
-    e.reserve([t.name for t in nodes])
+    e.set_nodes(nodes, outs)
     names: dict[int, str] = {id(t): t.name for t in ins}
     for t in nodes:
         if id(t) in names:

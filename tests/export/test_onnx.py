@@ -118,3 +118,156 @@ def test_dropout_output_gets_its_own_name(tmp_path):
     assert [o.name for o in proto.graph.output] == [y.name]
     xv = np.ones((2, 3), np.float32)
     np.testing.assert_allclose(run_onnx(tmp_path / "d.onnx", {"x": xv})[0], 2 * xv)
+
+
+@pytest.mark.lecture3
+def test_cnn_round_trip(tmp_path):
+    model = gn.Sequential([
+        L.Conv2D(4, 3, padding="same", activation="relu", seed=1, name="conv1"),
+        L.MaxPool2D(2, name="pool1"),
+        L.Conv2D(6, 3, strides=2, activation="relu", seed=2, name="conv2"),
+        L.Flatten(name="flatten"),
+        L.Dense(5, activation="softmax", seed=3, name="scores"),
+    ], input_shape=(9, 9, 1), name="cnn")
+    proto = round_trip(model, floats(9, 9, 1), tmp_path)
+    kinds = [n.op_type for n in proto.graph.node]
+    assert kinds.count("Conv") == 2 and "MaxPool" in kinds
+    assert "conv1/conv2d" in {n.name for n in proto.graph.node}
+
+
+@pytest.mark.lecture3
+def test_unet_round_trip(tmp_path):
+    """demos/lecture3_segmentation's U-Net, small: Conv2D, MaxPool, Conv2DTranspose,
+    Concatenate, UpSampling2D (both interpolations) and a 1x1 conv."""
+    def conv(f, name, k=3, act="relu"):
+        return L.Conv2D(f, k, padding="same", activation=act, name=name, seed=len(name))
+    with gn.Graph("unet"):
+        image = gn.Input((8, 8, 1), name="image")
+        e1 = conv(2, "enc1")(image)
+        e2 = conv(3, "enc2")(L.MaxPool2D(2, name="pool1")(e1))
+        b = conv(4, "bottleneck")(L.AveragePooling2D(3, strides=2, padding="same",
+                                                     name="pool2")(e2))
+        u2 = L.Conv2DTranspose(3, 2, strides=2, activation="relu", name="up2", seed=7)(b)
+        d2 = conv(3, "dec2")(L.Concatenate(name="skip2")([u2, e2]))
+        u1 = L.Conv2DTranspose(2, 3, strides=2, padding="same", name="up1", seed=8)(d2)
+        n1 = L.UpSampling2D(2, name="near")(d2)
+        b1 = L.UpSampling2D(2, interpolation="bilinear", name="bilin")(d2)
+        d1 = conv(2, "dec1")(L.Concatenate(name="skip1")([u1, e1, n1, b1]))
+        scores = conv(4, "scores", k=1, act=None)(d1)
+    model = gn.Model(image, scores, name="unet")
+    proto = round_trip(model, floats(8, 8, 1), tmp_path, batch=3)
+    kinds = {n.op_type for n in proto.graph.node}
+    assert {"Conv", "ConvTranspose", "MaxPool", "AveragePool", "Resize", "Concat"} <= kinds
+
+
+@pytest.mark.parametrize("padding,k,s", [("valid", 3, 2), ("valid", 1, 2), ("same", 3, 2),
+                                         ("same", 4, 3), ("valid", 2, 1)])
+def test_conv_transpose_geometry(tmp_path, padding, k, s):
+    model = gn.Sequential([L.Conv2DTranspose(2, k, strides=s, padding=padding, seed=1,
+                                             activation="leaky_relu")],
+                          input_shape=(3, 4, 2), name="tconv")
+    round_trip(model, floats(3, 4, 2), tmp_path)
+
+
+def test_global_pooling_and_dilated_conv(tmp_path):
+    with gn.Graph():
+        x = gn.Input((7, 7, 2), name="x")
+        h = L.Conv2D(3, 3, dilation_rate=2, padding="same", activation="elu", seed=1)(x)
+        y = gn.concatenate([L.GlobalAveragePooling2D()(h), L.GlobalMaxPooling2D()(h)], -1)
+    round_trip(gn.Model(x, y, name="gp"), floats(7, 7, 2), tmp_path)
+
+
+def ids(vocab, length):
+    rng = np.random.default_rng(0)
+    return lambda n: rng.integers(0, vocab, size=(n, length)).astype(np.int64)
+
+
+@pytest.mark.lecture2
+def test_music_lstm_round_trip(tmp_path):
+    """demos/lecture2_music: Embedding -> LSTM(return_sequences) -> Dense logits."""
+    model = gn.Sequential([L.Embedding(11, 4, seed=1, name="embedding"),
+                           L.LSTM(5, return_sequences=True, seed=2, name="lstm"),
+                           L.Dense(11, seed=3, name="logits")], input_shape=(6,), name="music")
+    proto = round_trip(model, ids(11, 6), tmp_path, batch=3)
+    kinds = {n.op_type for n in proto.graph.node}
+    assert {"Gather", "LSTM"} <= kinds
+
+
+@pytest.mark.lecture2
+def test_lstm_states_and_simple_rnn(tmp_path):
+    """Initial states in, return_state out (the music sampler's shape), SimpleRNN with and
+    without return_sequences, relu and linear activations."""
+    with gn.Graph():
+        x = gn.Input((4, 3), name="x")
+        h0, c0 = gn.Input((5,), name="h0"), gn.Input((5,), name="c0")
+        seq, h, c = L.LSTM(5, return_sequences=True, return_state=True, seed=1)(
+            x, initial_state=[h0, c0])
+        last = L.LSTM(5, activation="relu", seed=2)(seq)
+        r1 = L.SimpleRNN(3, return_sequences=True, seed=3)(x, initial_state=[h0[:, :3]])
+        r2 = L.SimpleRNN(2, activation=None, seed=4)(r1)
+        r3 = L.SimpleRNN(2, activation="relu", use_bias=False, seed=5)(x)
+    outs = [seq, h, c, last, r1, r2, r3]
+    path = gn.onnx.export(outs, tmp_path / "rnn.onnx", inputs=[x, h0, c0])
+    onnx.checker.check_model(onnx.load(path), full_check=True)
+    rng = np.random.default_rng(2)
+    feeds = {"x": rng.normal(size=(3, 4, 3)), "h0": rng.normal(size=(3, 5)),
+             "c0": rng.normal(size=(3, 5))}
+    feeds = {k: v.astype(np.float32) for k, v in feeds.items()}
+    want = gn.compile(outs)({x: feeds["x"], h0: feeds["h0"], c0: feeds["c0"]})
+    for g, w in zip(run_onnx(path, feeds), want):
+        np.testing.assert_allclose(g, w, **TOL)
+
+
+def test_lstm_cell_sequence_is_refused(tmp_path):
+    with gn.Graph():
+        x = gn.Input((4, 3), name="x")
+        k, r = gn.Parameter(shape=(3, 8), seed=1), gn.Parameter(shape=(2, 8), seed=2)
+        y = gn.lstm(x, k, r, return_cell=True)
+    with pytest.raises(gn.GraphError, match="last step only"):
+        gn.onnx.export(y, tmp_path / "c.onnx")
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.lecture2
+@pytest.mark.parametrize("causal", [False, True])
+def test_attention_round_trip(tmp_path, causal):
+    """demos/lecture2_attention: Embedding + PositionalEncoding + MultiHeadAttention."""
+    with gn.Graph("reverse"):
+        digits = gn.Input((6,), dtype="int64", name="digits")
+        h = L.Embedding(10, 8, seed=1, name="embedding")(digits)
+        h = L.PositionalEncoding(name="positional_encoding")(h)
+        att = L.MultiHeadAttention(num_heads=2, key_dim=4, seed=2, name="self_attention")(
+            h, use_causal_mask=causal)
+        att = L.Attention(use_scale=True, name="dot")([att, h])
+        logits = L.Dense(10, seed=5, name="logits")(att)
+    model = gn.Model(digits, logits, name="reverser")
+    proto = round_trip(model, ids(10, 6), tmp_path, batch=4)
+    assert "positional_encoding/positional_encoding" in {i.name for i in proto.graph.initializer}
+    assert "Softmax" in {n.op_type for n in proto.graph.node}
+
+
+@pytest.mark.lecture3
+def test_roi_align_and_nms(tmp_path):
+    rng = np.random.default_rng(3)
+    with gn.Graph():
+        feats = gn.Input((2, 6, 7, 2), name="features", batch=False)
+        boxes = gn.Input((4,), name="boxes")
+        index = gn.Input((), dtype="int64", name="index")
+        scores = gn.Input((), name="scores")
+        crops = gn.roi_align(feats, boxes, index, output_size=(3, 2), sampling_ratio=2,
+                             spatial_scale=0.5)
+        keep = gn.non_max_suppression(boxes, scores, 4, iou_threshold=0.3)
+        keep_t = gn.non_max_suppression(boxes, scores, 9, iou_threshold=0.6,
+                                        score_threshold=0.2)
+    outs = [crops, keep, keep_t]
+    path = gn.onnx.export(outs, tmp_path / "det.onnx")
+    corner = rng.uniform(0, 8, size=(7, 2))
+    b = np.concatenate([corner, corner + rng.uniform(1, 6, size=(7, 2))], 1)
+    feeds = {"features": rng.normal(size=(2, 6, 7, 2)).astype(np.float32),
+             "boxes": b.astype(np.float32), "index": rng.integers(0, 2, 7).astype(np.int64),
+             "scores": rng.permutation(7).astype(np.float32) / 7}
+    want = gn.compile(outs)({t: feeds[t.name] for t in (feats, boxes, index, scores)})
+    got = run_onnx(path, feeds)
+    np.testing.assert_allclose(got[0], want[0], **TOL)
+    for g, w in zip(got[1:], want[1:]):
+        np.testing.assert_array_equal(g, w)
