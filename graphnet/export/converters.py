@@ -19,7 +19,11 @@ from ..core.errors import GraphError
 from ..core.tensor import Tensor
 from .emitter import Emitter, converts
 
-__all__: list[str] = []  # converters register themselves; nothing to import by name
+__all__ = ["TRAINING_ONLY"]  # converters register themselves in emitter.CONVERTERS
+
+# ops the inference export leaves out on purpose: the losses (export the predictions)
+TRAINING_ONLY = ("mse", "mae", "huber", "binary_cross_entropy", "sigmoid_cross_entropy",
+                 "softmax_cross_entropy")
 
 TO_NCHW, TO_NHWC = (0, 3, 1, 2), (0, 2, 3, 1)
 INT64_MAX, INT64_MIN = np.iinfo(np.int64).max, np.iinfo(np.int64).min
@@ -147,11 +151,15 @@ def _reduce(e: Emitter, t: Tensor, xs: list[str]) -> str:
 # -- convolution, pooling, up-sampling (NHWC in graphnet, NCHW in ONNX) ---------------------------
 
 def _nchw(e: Emitter, x: str) -> str:
-    return e.node("Transpose", [x], perm=list(TO_NCHW))
+    """x as NCHW: the value before the NHWC Transpose that made x, where one did (so two
+    convs in a row leave no Transpose pair between them), else a Transpose."""
+    return e.layouts.get(x) or e.node("Transpose", [x], perm=list(TO_NCHW))
 
 
 def _nhwc(e: Emitter, x: str) -> str:
-    return e.node("Transpose", [x], perm=list(TO_NHWC))
+    y = e.node("Transpose", [x], perm=list(TO_NHWC))
+    e.layouts[y] = x
+    return y
 
 
 def _onnx_pads(pads: tuple) -> list[int]:

@@ -51,6 +51,8 @@ class Emitter:
         self._consts: dict[tuple, str] = {}
         self.tensor: Tensor | None = None  # the graphnet node being converted
         self._readers: dict[int, list[Tensor]] = {}
+        # NHWC value -> the NCHW value it was transposed from (see converters._nchw)
+        self.layouts: dict[str, str] = {}
 
     def set_nodes(self, nodes: Sequence[Tensor], outputs: Sequence[Tensor]) -> None:
         """The exported graphnet nodes and outputs: their names are kept for them, and
@@ -127,5 +129,18 @@ class Emitter:
                         n.input[i] = t.name
             last.output[0] = t.name
             last.name = t.name
+            if out in self.layouts:
+                self.layouts[t.name] = self.layouts.pop(out)
             out = t.name
         return out
+
+    def prune(self, outputs: Sequence[str]) -> None:
+        """Drop the nodes nothing reads (the NHWC Transposes the next conv skipped)."""
+        live = set(outputs)
+        keep = []
+        for n in reversed(self.nodes):
+            if any(o in live for o in n.output):
+                keep.append(n)
+                live.update(n.input)
+        self.nodes = keep[::-1]
+        self.initializers = [i for i in self.initializers if i.name in live]

@@ -18,7 +18,7 @@ from typing import Any
 
 from ..core.errors import GraphError
 from ..core.tensor import Tensor
-from . import converters as _converters  # noqa: F401 - fills CONVERTERS
+from . import converters as _converters  # fills CONVERTERS
 from .emitter import CONVERTERS, Emitter
 
 __all__ = ["export", "to_model", "OPSET", "CONVERTERS"]
@@ -68,9 +68,11 @@ def to_model(outputs: Tensor | Sequence[Tensor], inputs: Sequence[Tensor] | None
     if missing:
         t = missing[0]
         more = f" (and {len(missing) - 1} more nodes)" if len(missing) > 1 else ""
+        hint = "; a loss belongs to training: export the model's predictions" \
+            if t.op.name in _converters.TRAINING_ONLY else ""
         raise GraphError(f"cannot export to ONNX: {t.op.name} node {t.name!r} has no ONNX "
                          f"converter{more}; ops without one: "
-                         f"{sorted({m.op.name for m in missing})}")
+                         f"{sorted({m.op.name for m in missing})}{hint}")
 
     e = Emitter()
     e.set_nodes(nodes, outs)
@@ -93,6 +95,7 @@ def to_model(outputs: Tensor | Sequence[Tensor], inputs: Sequence[Tensor] | None
             v = out
         seen.add(v)
         graph_outputs.append(_value_info(helper, v, t, t.op_name not in _DATA_LENGTH))
+    e.prune([o.name for o in graph_outputs])
     graph = helper.make_graph(
         e.nodes, name, [_value_info(helper, t.name, t, True) for t in ins], graph_outputs,
         initializer=e.initializers)

@@ -132,7 +132,9 @@ def test_cnn_round_trip(tmp_path):
     proto = round_trip(model, floats(9, 9, 1), tmp_path)
     kinds = [n.op_type for n in proto.graph.node]
     assert kinds.count("Conv") == 2 and "MaxPool" in kinds
-    assert "conv1/conv2d" in {n.name for n in proto.graph.node}
+    # NCHW from the input's Transpose to the one before Flatten: none between the convs
+    assert kinds.count("Transpose") == 2
+    assert "conv1/conv2d/Conv" in {n.name for n in proto.graph.node}
 
 
 @pytest.mark.lecture3
@@ -271,3 +273,26 @@ def test_roi_align_and_nms(tmp_path):
     np.testing.assert_allclose(got[0], want[0], **TOL)
     for g, w in zip(got[1:], want[1:]):
         np.testing.assert_array_equal(g, w)
+
+
+def test_every_op_has_a_converter_or_is_training_only():
+    """A new op adds its converter (graphnet/export/converters.py, one @converts function)
+    or, if it only makes sense in training, its name to TRAINING_ONLY."""
+    from graphnet.export.converters import TRAINING_ONLY
+    missing = sorted(set(gn.ops.OPS) - set(gn.onnx.CONVERTERS) - set(TRAINING_ONLY))
+    assert missing == []
+
+
+@pytest.mark.lecture2
+def test_unrolled_lstm_exports(tmp_path):
+    """unroll=True builds the cell from dense, matmul, slices and activations: it exports
+    as those primitive ops and agrees with the fused node's ONNX LSTM."""
+    def make(unroll):
+        return gn.Sequential([L.LSTM(3, unroll=unroll, seed=1, name="lstm")],
+                             input_shape=(4, 2), name=f"lstm_{unroll}")
+    rolled, unrolled = make(False), make(True)
+    x = floats(4, 2)(3)
+    np.testing.assert_allclose(rolled.predict(x), unrolled.predict(x), **TOL)
+    proto = round_trip(unrolled, floats(4, 2), tmp_path)
+    assert "LSTM" not in {n.op_type for n in proto.graph.node}
+    assert any(n.name.startswith("lstm/t3/") for n in proto.graph.node)
