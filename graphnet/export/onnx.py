@@ -45,8 +45,12 @@ def _value_info(helper: Any, name: str, t: Tensor, batch: bool) -> Any:
 def to_model(outputs: Tensor | Sequence[Tensor], inputs: Sequence[Tensor] | None = None,
              name: str = "graphnet") -> Any:
     """The ``onnx.ModelProto`` of the graph from ``inputs`` to ``outputs`` (not written)."""
-    import onnx
-    from onnx import helper
+    try:
+        import onnx
+        from onnx import helper
+    except ImportError:
+        raise ImportError("the ONNX export needs the onnx package: pip install "
+                          "'graphnet[onnx]' (or pip install onnx onnxruntime)") from None
 
     outs = _as_list(outputs, "outputs")
     if not outs:

@@ -110,6 +110,16 @@ def test_export_checks_its_inputs_and_format(tmp_path):
     assert os.listdir(tmp_path) == []
 
 
+def test_without_onnx_the_error_says_what_to_install(tmp_path, monkeypatch):
+    monkeypatch.setitem(__import__("sys").modules, "onnx", None)
+    with gn.Graph():
+        x = gn.Input((3,), name="x")
+        y = x * 2.0
+    with pytest.raises(ImportError, match=r"graphnet\[onnx\]"):
+        gn.onnx.export(y, tmp_path / "y.onnx")
+    assert os.listdir(tmp_path) == []
+
+
 def test_dropout_output_gets_its_own_name(tmp_path):
     with gn.Graph():
         x = gn.Input((3,), name="x")
@@ -296,3 +306,26 @@ def test_unrolled_lstm_exports(tmp_path):
     proto = round_trip(unrolled, floats(4, 2), tmp_path)
     assert "LSTM" not in {n.op_type for n in proto.graph.node}
     assert any(n.name.startswith("lstm/t3/") for n in proto.graph.node)
+
+
+def _demo_model(name: str):
+    """A lecture's own model builder from demos/, at a small size: (model, data maker)."""
+    pytest.importorskip("matplotlib")  # demos.common draws with it
+    from demos import lecture1_regularization as l1
+    from demos import lecture2_attention as l2a
+    from demos import lecture2_music as l2m
+    from demos import lecture3_cnn as l3c
+    from demos import lecture3_segmentation as l3s
+    return {
+        "mlp": lambda: (l1.make_model(8, 0.5, seed=0), floats(64)),
+        "cnn": lambda: (l3c.cnn(seed=0), floats(16, 16, 1)),
+        "music": lambda: (l2m.make_model(12, 5, 4, 6, seed=0), ids(12, 5)),
+        "attention": lambda: (l2a.make_model(6, 8, True, seed=0)[0], ids(10, 6)),
+        "unet": lambda: (l3s.unet(2, seed=0, size=8), floats(8, 8, 1)),
+    }[name]()
+
+
+@pytest.mark.parametrize("name", ["mlp", "cnn", "music", "attention", "unet"])
+def test_the_demos_models_round_trip(tmp_path, name):
+    model, make_x = _demo_model(name)
+    round_trip(model, make_x, tmp_path, batch=3)
