@@ -329,3 +329,14 @@ def _demo_model(name: str):
 def test_the_demos_models_round_trip(tmp_path, name):
     model, make_x = _demo_model(name)
     round_trip(model, make_x, tmp_path, batch=3)
+
+
+def test_one_hot_and_take(tmp_path):
+    with gn.Graph():
+        i = gn.Input((3,), dtype="int64", name="i")
+        table = gn.Parameter(np.arange(12, dtype=np.float32).reshape(4, 3), name="table")
+        outs = [gn.one_hot(i, 5), gn.take(table, i) * 2.0]
+    iv = np.array([[0, 3, 1], [2, 2, 0]], np.int64)
+    want = gn.compile(outs)({i: iv})
+    for g, w in zip(run_onnx(gn.onnx.export(outs, tmp_path / "oh.onnx"), {"i": iv}), want):
+        np.testing.assert_allclose(g, w, **TOL)
