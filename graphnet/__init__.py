@@ -14,6 +14,7 @@ from .core.initializers import initialize
 from .core.program import Program, compile  # noqa: A004 - gn.compile is the design's name
 from .core.tensor import Input, Parameter, Tensor, constant
 from .data import batches, datasets, music, text
+from .export import onnx
 from .layers import regularizers
 from .ops import *  # noqa: F403
 from .ops import __all__ as _ops_all
@@ -30,3 +31,4 @@ __all__ += ["data", "datasets", "optimizers", "schedules", "batches", "text", "m
             "detection"]
 __all__ += ["layers", "losses", "metrics", "callbacks", "regularizers", "Model", "Sequential",
             "load_model", "CheckpointError"]
+__all__ += ["onnx"]

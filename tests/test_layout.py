@@ -15,7 +15,8 @@ ALLOWED = {
     "ops": {"core", "kernels"},
     "layers": {"core", "ops", "kernels"},
     "data": {"core"},
-    "training": {"core", "ops", "layers", "data", "kernels"},
+    "export": {"core", "ops", "kernels"},
+    "training": {"core", "ops", "layers", "data", "kernels", "export"},
 }
 
 

@@ -21,6 +21,7 @@ from ..core.graph import Graph
 from ..core.program import Program
 from ..core.program import compile as _compile
 from ..core.tensor import Input, Parameter, Tensor, fmt_shape
+from ..export import onnx as _onnx
 from ..layers.base import Layer
 from ..layers.base import deserialize as _deserialize_layer
 from ..layers.base import serialize as _serialize_layer
@@ -353,6 +354,15 @@ class Model(Trainer):
     def save(self, path: str | os.PathLike) -> None:
         """One file (a zip): architecture JSON, compile settings and every weight; atomic."""
         _saving.save_model(self, path)
+
+    def export(self, path: str | os.PathLike, format: str = "onnx") -> str:  # noqa: A002
+        """Write the inference graph (inputs to outputs, dropout removed) for other tools:
+        ``format="onnx"`` (Keras 3's name) writes an ONNX file via ``gn.onnx.export``, which
+        Netron draws and onnxruntime runs; the batch axis stays dynamic."""
+        self._require_built()
+        if str(format).lower() != "onnx":
+            raise GraphError(f"model.export supports format='onnx', got {format!r}")
+        return _onnx.export(self.outputs, path, inputs=self.inputs, name=self.name)
 
     def save_weights(self, path: str | os.PathLike) -> None:
         _saving.save_weights(self, path)
