@@ -55,7 +55,7 @@ class GRU(Op):
     def backward(self, ctx, g, y, x, W, U, *rest):
         dx, dW, dU, db, dh0 = ctx.be.gru_backward(
             g, ctx.state, W, U, self.activation, self.recurrent_activation,
-            bias=self.use_bias, need_dx=ctx.wants(0),
+            reset_after=self.reset_after, bias=self.use_bias, need_dx=ctx.wants(0),
             need_h0=self.with_h0 and ctx.wants(len(rest) + 2))
         return (dx, dW, dU) + ((db,) if self.use_bias else ()) + \
             ((dh0,) if self.with_h0 else ())

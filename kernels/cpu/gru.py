@@ -204,16 +204,18 @@ def gru_forward(x: np.ndarray, W: np.ndarray, U: np.ndarray, b: np.ndarray | Non
         _seq_forward(xt, W, Uq, Uh, bi, bh, b is not None, after, H, A, RH,
                      np.empty((B, Uq.shape[1]), dt), np.empty((B, u), dt), y, *acts,
                      dt.type(0))
-    return y, (xt, H, A, RH, after)
+    return y, (xt, H, A, RH)
 
 
 def gru_backward(g: np.ndarray, state: tuple, W: np.ndarray, U: np.ndarray,
                  activation: str = "tanh", recurrent_activation: str = "sigmoid",
-                 bias: bool = True, need_dx: bool = True, need_h0: bool = False) -> tuple:
+                 reset_after: bool = True, bias: bool = True, need_dx: bool = True,
+                 need_h0: bool = False) -> tuple:
     """``(dx, dW, dU, db, dh0)`` of ``gru_forward`` given ``g = dL/dy``; ``db`` has the
     bias's shape; ``dx``, ``db`` and ``dh0`` are None when not asked for."""
     acts = codes(activation, recurrent_activation)
-    xt, H, A, RH, after = state
+    xt, H, A, RH = state
+    after = bool(reset_after)
     W = np.ascontiguousarray(W)
     Uq, Uh = _split(U, after)
     T, B, n_in = xt.shape
