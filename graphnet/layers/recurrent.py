@@ -29,7 +29,7 @@ from ..ops.activation import activate
 from ..ops.recurrent import RECURRENT_ACTIVATIONS
 from .base import Layer
 
-__all__ = ["SimpleRNN", "LSTM"]
+__all__ = ["SimpleRNN", "LSTM", "GRU"]
 
 
 def _activation(layer: str, what: str, spec: str | None) -> str:
@@ -50,7 +50,8 @@ class _Recurrent(Layer):
                  kernel_initializer: Any = "glorot_uniform",
                  recurrent_initializer: Any = "orthogonal", bias_initializer: Any = "zeros",
                  return_sequences: bool = False, return_state: bool = False,
-                 unroll: bool = False, seed: int | None = None, **kw: Any) -> None:
+                 unroll: bool = False, seed: int | None = None, go_backwards: bool = False,
+                 **kw: Any) -> None:
         super().__init__(**kw)
         kind = type(self).__name__
         if int(units) <= 0:
@@ -65,6 +66,7 @@ class _Recurrent(Layer):
         self.return_state = bool(return_state)
         self.unroll = bool(unroll)
         self.seed = seed
+        self.go_backwards = bool(go_backwards)
 
     def __call__(self, inputs: Tensor | Sequence[Tensor],
                  initial_state: Tensor | Sequence[Tensor] | None = None, **kw: Any) -> Any:
@@ -89,8 +91,11 @@ class _Recurrent(Layer):
         self.recurrent_kernel = self.add_weight(
             "recurrent_kernel", (self.units, n), self.recurrent_initializer,
             seed=None if self.seed is None else self.seed + 1)
-        self.bias = (self.add_weight("bias", (n,), self._bias_initializer())
+        self.bias = (self.add_weight("bias", self._bias_shape(), self._bias_initializer())
                      if self.use_bias else None)
+
+    def _bias_shape(self) -> tuple:
+        return (self.GATES * self.units,)
 
     def _bias_initializer(self) -> Any:
         return self.bias_initializer
@@ -107,6 +112,8 @@ class _Recurrent(Layer):
                 raise GraphError(f"{type(self).__name__} layer {self.name!r}: the initial state "
                                  f"{name}0 must be (batch, {self.units}), got "
                                  f"{fmt_shape(s.shape)}")
+        if self.go_backwards and not self.unroll:  # Keras: the sequence comes out reversed too
+            x = x[:, ::-1, :]
         seq, finals = (self._unrolled if self.unroll else self._fused)(x, states or None)
         out = seq if self.return_sequences else finals[0]
         return [out, *finals] if self.return_state else out
@@ -116,18 +123,22 @@ class _Recurrent(Layer):
         g = x.graph
         carry = states or [None] * len(self.STATES)
         hs = []
-        for k in range(x.shape[1]):
+        T = x.shape[1]
+        for k in range(T):
             with g.name_scope(f"t{k}", unique=False):
-                z = ops.dense(x[:, k, :], self.kernel, self.bias)  # x_t W + b
-                if carry[0] is not None:
-                    z = z + ops.matmul(carry[0], self.recurrent_kernel)  # + h_{t-1} U
-                carry = self._cell(z, carry)
+                carry = self._step(x[:, T - 1 - k if self.go_backwards else k, :], carry)
             hs.append(carry[0])
         seq = None
         if self.return_sequences:
             u = self.units
             seq = ops.concatenate([ops.reshape(h, (-1, 1, u)) for h in hs], axis=1)
         return seq, carry
+
+    def _step(self, xt: Tensor, carry: list) -> list:
+        z = ops.dense(xt, self.kernel, self.bias)  # x_t W + b
+        if carry[0] is not None:
+            z = z + ops.matmul(carry[0], self.recurrent_kernel)  # + h_{t-1} U
+        return self._cell(z, carry)
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "units": self.units, "activation": self.activation,
@@ -136,7 +147,7 @@ class _Recurrent(Layer):
                 "recurrent_initializer": initializers.serialize(self.recurrent_initializer),
                 "bias_initializer": initializers.serialize(self.bias_initializer),
                 "return_sequences": self.return_sequences, "return_state": self.return_state,
-                "unroll": self.unroll, "seed": self.seed}
+                "unroll": self.unroll, "seed": self.seed, "go_backwards": self.go_backwards}
 
 
 class SimpleRNN(_Recurrent):
@@ -174,9 +185,10 @@ class LSTM(_Recurrent):
                  recurrent_initializer: Any = "orthogonal", bias_initializer: Any = "zeros",
                  unit_forget_bias: bool = True, return_sequences: bool = False,
                  return_state: bool = False, unroll: bool = False, seed: int | None = None,
-                 **kw: Any) -> None:
+                 go_backwards: bool = False, **kw: Any) -> None:
         super().__init__(units, activation, use_bias, kernel_initializer, recurrent_initializer,
-                         bias_initializer, return_sequences, return_state, unroll, seed, **kw)
+                         bias_initializer, return_sequences, return_state, unroll, seed,
+                         go_backwards, **kw)
         self.recurrent_activation = _activation("LSTM", "recurrent_activation",
                                                 recurrent_activation)
         self.unit_forget_bias = bool(unit_forget_bias)
@@ -217,3 +229,74 @@ class LSTM(_Recurrent):
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "recurrent_activation": self.recurrent_activation,
                 "unit_forget_bias": self.unit_forget_bias}
+
+
+class GRU(_Recurrent):
+    """Gated recurrent unit over ``(batch, timesteps, features)``, Keras 3's cell: gates z
+    (update), r (reset), h~ (candidate) in that order along ``3 units``;
+    ``h_t = z h_{t-1} + (1 - z) h~``, z and r through ``recurrent_activation`` (sigmoid), h~
+    through ``activation`` (tanh).
+
+    ``reset_after=True`` (Keras 3's default): ``h~ = act(x_t W_h + b_h + r (h_{t-1} U_h +
+    b'_h))`` with a bias of two rows ``(2, 3 units)`` (input, recurrent); to PyTorch's
+    ``nn.GRU`` (gates r, z, n): reorder the blocks and transpose (``weight_ih = kernel[:, [r,
+    z, h]].T``, ``bias_ih = bias[0]``, ``bias_hh = bias[1]`` reordered alike).
+    ``reset_after=False``: ``h~ = act(x_t W_h + b_h + (r h_{t-1}) U_h)``, bias ``(3 units,)``.
+    """
+
+    GATES = 3
+
+    def __init__(self, units: int, activation: str | None = "tanh",
+                 recurrent_activation: str | None = "sigmoid", use_bias: bool = True,
+                 kernel_initializer: Any = "glorot_uniform",
+                 recurrent_initializer: Any = "orthogonal", bias_initializer: Any = "zeros",
+                 return_sequences: bool = False, return_state: bool = False,
+                 go_backwards: bool = False, unroll: bool = False, reset_after: bool = True,
+                 seed: int | None = None, **kw: Any) -> None:
+        super().__init__(units, activation, use_bias, kernel_initializer, recurrent_initializer,
+                         bias_initializer, return_sequences, return_state, unroll, seed,
+                         go_backwards, **kw)
+        self.recurrent_activation = _activation("GRU", "recurrent_activation",
+                                                recurrent_activation)
+        self.reset_after = bool(reset_after)
+
+    def _bias_shape(self) -> tuple:
+        return (2, 3 * self.units) if self.reset_after else (3 * self.units,)
+
+    def _fused(self, x: Tensor, states: list[Tensor] | None) -> tuple:
+        y = ops.gru(x, self.kernel, self.recurrent_kernel, self.bias,
+                    states[0] if states else None, activation=self.activation,
+                    recurrent_activation=self.recurrent_activation, reset_after=self.reset_after)
+        return y, [y[:, -1, :]]
+
+    def _step(self, xt: Tensor, carry: list) -> list:
+        u, h, b = self.units, carry[0], self.bias
+        U = self.recurrent_kernel
+
+        def part(t: Tensor | None, k: int) -> Tensor | None:  # gate k's block of 3 units
+            return None if t is None else t[..., k * u:(k + 1) * u]
+
+        def plus(a: Tensor, c: Tensor | None) -> Tensor:
+            return a if c is None else a + c
+
+        if self.reset_after:
+            xz = ops.dense(xt, self.kernel, None if b is None else b[0])  # x_t W + b_in
+            rec = None if b is None else b[1]  # h_{t-1} U + b_rec (h_0 = 0: the bias alone)
+            if h is not None:
+                rec = plus(ops.matmul(h, U), rec)
+        else:
+            xz = ops.dense(xt, self.kernel, b)
+            rec = None if h is None else ops.matmul(h, U[:, :2 * u])
+        z = activate(plus(part(xz, 0), part(rec, 0)), self.recurrent_activation)
+        r = activate(plus(part(xz, 1), part(rec, 1)), self.recurrent_activation)
+        if self.reset_after:
+            inner = None if rec is None else r * part(rec, 2)
+        else:
+            inner = None if h is None else ops.matmul(r * h, U[:, 2 * u:])
+        hh = activate(plus(part(xz, 2), inner), self.activation)
+        out = (1 - z) * hh
+        return [out if h is None else z * h + out]
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "recurrent_activation": self.recurrent_activation,
+                "reset_after": self.reset_after}
