@@ -1,4 +1,5 @@
-"""Recurrent layers: SimpleRNN and LSTM with Keras' arguments, layouts and return conventions.
+"""Recurrent layers: SimpleRNN, LSTM and GRU with Keras' arguments, layouts and return
+conventions.
 
 Weights in Keras' layouts: ``kernel (features, G units)``, ``recurrent_kernel (units, G
 units)``, ``bias (G units,)`` with G = 1 (SimpleRNN) or 4 (LSTM, gates i, f, c, o). To
@@ -10,7 +11,13 @@ By default a layer is ONE fused node over the whole sequence (``gn.simple_rnn``,
 ``t<k>`` per time step (``lstm/t3/...``), so drawings show the steps and
 ``prog.gradients()`` shows the gradient reaching each step (vanishing or exploding).
 ``layer(x, initial_state=[h0, c0])`` starts from given states; ``return_state=True`` returns
-``[output, h_T]`` (SimpleRNN) or ``[output, h_T, c_T]`` (LSTM), as Keras does.
+``[output, h_T]`` (SimpleRNN, GRU) or ``[output, h_T, c_T]`` (LSTM), as Keras does.
+``go_backwards=True`` reads the sequence from its end and, as Keras, returns the outputs in
+that reversed order. ``dropout`` masks the inputs and ``recurrent_dropout`` the state
+``h_{t-1}`` where the recurrent kernel reads it, one mask per sequence (drawn afresh each
+training step, the same at every time step), off at inference; recurrent dropout builds the
+unrolled form (Keras, likewise, leaves its fused cuDNN kernel for its plain loop). Keras 3
+draws one recurrent mask per gate there, graphnet one shared by the gates.
 """
 
 from __future__ import annotations
@@ -51,11 +58,16 @@ class _Recurrent(Layer):
                  recurrent_initializer: Any = "orthogonal", bias_initializer: Any = "zeros",
                  return_sequences: bool = False, return_state: bool = False,
                  unroll: bool = False, seed: int | None = None, go_backwards: bool = False,
-                 **kw: Any) -> None:
+                 dropout: float = 0.0, recurrent_dropout: float = 0.0, **kw: Any) -> None:
         super().__init__(**kw)
         kind = type(self).__name__
         if int(units) <= 0:
             raise GraphError(f"{kind} needs a positive number of units, got {units!r}")
+        for what, rate in (("dropout", dropout), ("recurrent_dropout", recurrent_dropout)):
+            if not 0.0 <= float(rate) < 1.0:
+                raise GraphError(f"{kind} {what} must be in [0, 1), got {rate!r}")
+        self.dropout = float(dropout)
+        self.recurrent_dropout = float(recurrent_dropout)
         self.units = int(units)
         self.activation = _activation(kind, "activation", activation)
         self.use_bias = bool(use_bias)
@@ -112,11 +124,31 @@ class _Recurrent(Layer):
                 raise GraphError(f"{type(self).__name__} layer {self.name!r}: the initial state "
                                  f"{name}0 must be (batch, {self.units}), got "
                                  f"{fmt_shape(s.shape)}")
-        if self.go_backwards and not self.unroll:  # Keras: the sequence comes out reversed too
+        if self.dropout:  # one mask per sequence (batch, 1, features), the same at every step
+            x = x * ops.reshape(self._mask(x[:, 0, :], self.dropout), (-1, 1, x.shape[2]))
+        # recurrent dropout masks h_{t-1} inside the step: the unrolled form (as Keras leaves
+        # cuDNN for its plain loop), whose mask is drawn once per sequence
+        unroll = self.unroll or self.recurrent_dropout > 0
+        self._h_mask = None
+        if self.go_backwards and not unroll:  # Keras: the sequence comes out reversed too
             x = x[:, ::-1, :]
-        seq, finals = (self._unrolled if self.unroll else self._fused)(x, states or None)
+        seq, finals = (self._unrolled if unroll else self._fused)(x, states or None)
         out = seq if self.return_sequences else finals[0]
         return [out, *finals] if self.return_state else out
+
+    @staticmethod
+    def _mask(like: Tensor, rate: float) -> Tensor:
+        """Inverted-dropout mask of ``like``'s shape: 0 or 1 / (1 - rate) while training
+        (a fresh draw each step of training), ones at inference."""
+        return ops.dropout(like * 0.0 + 1.0, rate)
+
+    def _recurrent_input(self, h: Tensor) -> Tensor:
+        """``h_{t-1}`` as the recurrent product reads it: masked with recurrent dropout."""
+        if not self.recurrent_dropout:
+            return h
+        if self._h_mask is None:
+            self._h_mask = self._mask(h, self.recurrent_dropout)
+        return h * self._h_mask
 
     def _unrolled(self, x: Tensor, states: list[Tensor] | None) -> tuple:
         """The cell step by step from primitive ops, each step in the name scope ``t<k>``."""
@@ -137,7 +169,7 @@ class _Recurrent(Layer):
     def _step(self, xt: Tensor, carry: list) -> list:
         z = ops.dense(xt, self.kernel, self.bias)  # x_t W + b
         if carry[0] is not None:
-            z = z + ops.matmul(carry[0], self.recurrent_kernel)  # + h_{t-1} U
+            z = z + ops.matmul(self._recurrent_input(carry[0]), self.recurrent_kernel)  # h U
         return self._cell(z, carry)
 
     def get_config(self) -> dict[str, Any]:
@@ -147,7 +179,8 @@ class _Recurrent(Layer):
                 "recurrent_initializer": initializers.serialize(self.recurrent_initializer),
                 "bias_initializer": initializers.serialize(self.bias_initializer),
                 "return_sequences": self.return_sequences, "return_state": self.return_state,
-                "unroll": self.unroll, "seed": self.seed, "go_backwards": self.go_backwards}
+                "unroll": self.unroll, "seed": self.seed, "go_backwards": self.go_backwards,
+                "dropout": self.dropout, "recurrent_dropout": self.recurrent_dropout}
 
 
 class SimpleRNN(_Recurrent):
@@ -185,10 +218,11 @@ class LSTM(_Recurrent):
                  recurrent_initializer: Any = "orthogonal", bias_initializer: Any = "zeros",
                  unit_forget_bias: bool = True, return_sequences: bool = False,
                  return_state: bool = False, unroll: bool = False, seed: int | None = None,
-                 go_backwards: bool = False, **kw: Any) -> None:
+                 go_backwards: bool = False, dropout: float = 0.0,
+                 recurrent_dropout: float = 0.0, **kw: Any) -> None:
         super().__init__(units, activation, use_bias, kernel_initializer, recurrent_initializer,
                          bias_initializer, return_sequences, return_state, unroll, seed,
-                         go_backwards, **kw)
+                         go_backwards, dropout, recurrent_dropout, **kw)
         self.recurrent_activation = _activation("LSTM", "recurrent_activation",
                                                 recurrent_activation)
         self.unit_forget_bias = bool(unit_forget_bias)
@@ -252,10 +286,11 @@ class GRU(_Recurrent):
                  recurrent_initializer: Any = "orthogonal", bias_initializer: Any = "zeros",
                  return_sequences: bool = False, return_state: bool = False,
                  go_backwards: bool = False, unroll: bool = False, reset_after: bool = True,
-                 seed: int | None = None, **kw: Any) -> None:
+                 seed: int | None = None, dropout: float = 0.0, recurrent_dropout: float = 0.0,
+                 **kw: Any) -> None:
         super().__init__(units, activation, use_bias, kernel_initializer, recurrent_initializer,
                          bias_initializer, return_sequences, return_state, unroll, seed,
-                         go_backwards, **kw)
+                         go_backwards, dropout, recurrent_dropout, **kw)
         self.recurrent_activation = _activation("GRU", "recurrent_activation",
                                                 recurrent_activation)
         self.reset_after = bool(reset_after)
@@ -283,16 +318,16 @@ class GRU(_Recurrent):
             xz = ops.dense(xt, self.kernel, None if b is None else b[0])  # x_t W + b_in
             rec = None if b is None else b[1]  # h_{t-1} U + b_rec (h_0 = 0: the bias alone)
             if h is not None:
-                rec = plus(ops.matmul(h, U), rec)
+                rec = plus(ops.matmul(self._recurrent_input(h), U), rec)
         else:
             xz = ops.dense(xt, self.kernel, b)
-            rec = None if h is None else ops.matmul(h, U[:, :2 * u])
+            rec = None if h is None else ops.matmul(self._recurrent_input(h), U[:, :2 * u])
         z = activate(plus(part(xz, 0), part(rec, 0)), self.recurrent_activation)
         r = activate(plus(part(xz, 1), part(rec, 1)), self.recurrent_activation)
         if self.reset_after:
             inner = None if rec is None else r * part(rec, 2)
         else:
-            inner = None if h is None else ops.matmul(r * h, U[:, 2 * u:])
+            inner = None if h is None else ops.matmul(r * self._recurrent_input(h), U[:, 2 * u:])
         hh = activate(plus(part(xz, 2), inner), self.activation)
         out = (1 - z) * hh
         return [out if h is None else z * h + out]
