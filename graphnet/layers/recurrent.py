@@ -18,6 +18,8 @@ that reversed order. ``dropout`` masks the inputs and ``recurrent_dropout`` the 
 training step, the same at every time step), off at inference; recurrent dropout builds the
 unrolled form (Keras, likewise, leaves its fused cuDNN kernel for its plain loop). Keras 3
 draws one recurrent mask per gate there, graphnet one shared by the gates.
+``kernel_regularizer``, ``recurrent_regularizer`` and ``bias_regularizer`` add their penalties
+to the model's loss, as Dense's do.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from ..core.initializers import initialize
 from ..core.tensor import Tensor, fmt_shape
 from ..ops.activation import activate
 from ..ops.recurrent import RECURRENT_ACTIVATIONS
+from . import regularizers as _regularizers
 from .base import Layer
 
 __all__ = ["SimpleRNN", "LSTM", "GRU"]
@@ -58,7 +61,9 @@ class _Recurrent(Layer):
                  recurrent_initializer: Any = "orthogonal", bias_initializer: Any = "zeros",
                  return_sequences: bool = False, return_state: bool = False,
                  unroll: bool = False, seed: int | None = None, go_backwards: bool = False,
-                 dropout: float = 0.0, recurrent_dropout: float = 0.0, **kw: Any) -> None:
+                 dropout: float = 0.0, recurrent_dropout: float = 0.0,
+                 kernel_regularizer: Any = None, recurrent_regularizer: Any = None,
+                 bias_regularizer: Any = None, **kw: Any) -> None:
         super().__init__(**kw)
         kind = type(self).__name__
         if int(units) <= 0:
@@ -68,6 +73,9 @@ class _Recurrent(Layer):
                 raise GraphError(f"{kind} {what} must be in [0, 1), got {rate!r}")
         self.dropout = float(dropout)
         self.recurrent_dropout = float(recurrent_dropout)
+        self.kernel_regularizer = _regularizers.get(kernel_regularizer)
+        self.recurrent_regularizer = _regularizers.get(recurrent_regularizer)
+        self.bias_regularizer = _regularizers.get(bias_regularizer)
         self.units = int(units)
         self.activation = _activation(kind, "activation", activation)
         self.use_bias = bool(use_bias)
@@ -99,11 +107,12 @@ class _Recurrent(Layer):
         self._check_input(shape)
         n = self.GATES * self.units
         self.kernel = self.add_weight("kernel", (shape[2], n), self.kernel_initializer,
-                                      seed=self.seed)
+                                      self.kernel_regularizer, seed=self.seed)
         self.recurrent_kernel = self.add_weight(
             "recurrent_kernel", (self.units, n), self.recurrent_initializer,
-            seed=None if self.seed is None else self.seed + 1)
-        self.bias = (self.add_weight("bias", self._bias_shape(), self._bias_initializer())
+            self.recurrent_regularizer, seed=None if self.seed is None else self.seed + 1)
+        self.bias = (self.add_weight("bias", self._bias_shape(), self._bias_initializer(),
+                                     self.bias_regularizer)
                      if self.use_bias else None)
 
     def _bias_shape(self) -> tuple:
@@ -180,7 +189,9 @@ class _Recurrent(Layer):
                 "bias_initializer": initializers.serialize(self.bias_initializer),
                 "return_sequences": self.return_sequences, "return_state": self.return_state,
                 "unroll": self.unroll, "seed": self.seed, "go_backwards": self.go_backwards,
-                "dropout": self.dropout, "recurrent_dropout": self.recurrent_dropout}
+                "dropout": self.dropout, "recurrent_dropout": self.recurrent_dropout,
+                **{f"{w}_regularizer": _regularizers.serialize(getattr(self, f"{w}_regularizer"))
+                   for w in ("kernel", "recurrent", "bias")}}
 
 
 class SimpleRNN(_Recurrent):
@@ -219,10 +230,13 @@ class LSTM(_Recurrent):
                  unit_forget_bias: bool = True, return_sequences: bool = False,
                  return_state: bool = False, unroll: bool = False, seed: int | None = None,
                  go_backwards: bool = False, dropout: float = 0.0,
-                 recurrent_dropout: float = 0.0, **kw: Any) -> None:
+                 recurrent_dropout: float = 0.0, kernel_regularizer: Any = None,
+                 recurrent_regularizer: Any = None, bias_regularizer: Any = None,
+                 **kw: Any) -> None:
         super().__init__(units, activation, use_bias, kernel_initializer, recurrent_initializer,
                          bias_initializer, return_sequences, return_state, unroll, seed,
-                         go_backwards, dropout, recurrent_dropout, **kw)
+                         go_backwards, dropout, recurrent_dropout, kernel_regularizer,
+                         recurrent_regularizer, bias_regularizer, **kw)
         self.recurrent_activation = _activation("LSTM", "recurrent_activation",
                                                 recurrent_activation)
         self.unit_forget_bias = bool(unit_forget_bias)
@@ -287,10 +301,12 @@ class GRU(_Recurrent):
                  return_sequences: bool = False, return_state: bool = False,
                  go_backwards: bool = False, unroll: bool = False, reset_after: bool = True,
                  seed: int | None = None, dropout: float = 0.0, recurrent_dropout: float = 0.0,
-                 **kw: Any) -> None:
+                 kernel_regularizer: Any = None, recurrent_regularizer: Any = None,
+                 bias_regularizer: Any = None, **kw: Any) -> None:
         super().__init__(units, activation, use_bias, kernel_initializer, recurrent_initializer,
                          bias_initializer, return_sequences, return_state, unroll, seed,
-                         go_backwards, dropout, recurrent_dropout, **kw)
+                         go_backwards, dropout, recurrent_dropout, kernel_regularizer,
+                         recurrent_regularizer, bias_regularizer, **kw)
         self.recurrent_activation = _activation("GRU", "recurrent_activation",
                                                 recurrent_activation)
         self.reset_after = bool(reset_after)

@@ -1,6 +1,7 @@
-"""dropout and recurrent_dropout of SimpleRNN, LSTM and GRU: one mask per sequence (the same
-at every step, as Keras), against NumPy loops that apply the masks the program drew; off at
-inference; a fresh draw each training step; saved with the model."""
+"""Regularizing SimpleRNN, LSTM and GRU: dropout and recurrent_dropout (one mask per sequence,
+the same at every step, as Keras) against NumPy loops that apply the masks the program drew,
+off at inference, a fresh draw each training step; kernel, recurrent and bias regularizers;
+both saved with the model."""
 
 import numpy as np
 import pytest
@@ -109,3 +110,21 @@ def test_errors_and_saving(tmp_path, rng):
     sub = loaded.layers[0].forward_layer
     assert (sub.dropout, sub.recurrent_dropout) == (0.2, 0.2)
     np.testing.assert_array_equal(loaded.predict(xb), model.predict(xb))
+
+
+@pytest.mark.parametrize("cls", [SimpleRNN, LSTM, GRU])
+def test_weight_regularizers(cls):
+    with gn.Graph():
+        layer = cls(U, kernel_regularizer=gn.regularizers.L2(0.1), recurrent_regularizer="l1",
+                    bias_regularizer=gn.regularizers.L2(0.5), seed=1)
+        layer(gn.Input((T, F)))
+    assert len(layer.losses) == 3
+    k, rk, b = (w.astype(np.float64) for w in layer.get_weights())
+    b = b + 1.0  # a bias away from zero
+    layer.set_weights([k, rk, b])
+    got = gn.compile(layer.losses)({})
+    np.testing.assert_allclose(got, [0.1 * np.sum(k ** 2), 0.01 * np.sum(np.abs(rk)),
+                                     0.5 * np.sum(b ** 2)], rtol=1e-5)
+    again = gn.layers.deserialize(gn.layers.serialize(layer))
+    assert isinstance(again.recurrent_regularizer, gn.regularizers.L1)
+    assert isinstance(again.bias_regularizer, gn.regularizers.L2)
