@@ -90,9 +90,10 @@ def test_gradients_reach_the_input_and_every_weight(rng, cls):
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # Keras' own, under NumPy 2
 def test_matches_keras(rng, name, kw, merge_mode):
     keras = keras_or_skip()
-    for return_sequences in (False, True):
+    for return_sequences, return_state in ((False, False), (True, True)):
         kb = keras.layers.Bidirectional(
-            getattr(keras.layers, name)(U, return_sequences=return_sequences, **kw),
+            getattr(keras.layers, name)(U, return_sequences=return_sequences,
+                                        return_state=return_state, **kw),
             merge_mode=merge_mode)
         xb = rng.normal(size=(B, T, F)).astype(np.float32)
         keras_run(keras, kb, xb)
@@ -102,8 +103,8 @@ def test_matches_keras(rng, name, kw, merge_mode):
         cls = {"GRU": GRU, "LSTM": LSTM, "SimpleRNN": SimpleRNN}[name]
         with gn.Graph():
             x = gn.Input((T, F))
-            bi = Bidirectional(cls(U, return_sequences=return_sequences, **kw),
-                               merge_mode=merge_mode)
+            bi = Bidirectional(cls(U, return_sequences=return_sequences,
+                                   return_state=return_state, **kw), merge_mode=merge_mode)
             out = bi(x)
         bi.set_weights(kb.get_weights())
         got = gn.compile(out)({x: xb})
