@@ -130,22 +130,23 @@ def test_errors_are_clear():
 
 def test_given_backward_layer_and_save_load_round_trip(tmp_path, rng):
     with gn.Graph():
-        x = gn.Input((T, F), name="x")
-        seq = Bidirectional(GRU(U, return_sequences=True, seed=1), merge_mode="sum")(x)
+        x, h0 = gn.Input((T, F), name="x"), gn.Input((U,), name="h0")
+        seq = Bidirectional(GRU(U, return_sequences=True, unroll=True, seed=1),
+                            merge_mode="sum")(x, initial_state=[h0, h0])
         bi = Bidirectional(LSTM(U, seed=2), backward_layer=SimpleRNN(U, go_backwards=True,
                                                                        name="back", seed=3))
         out = Dense(2, seed=5)(bi(seq))
     assert bi.backward_layer.name == "back"
-    model = gn.Model(x, out)
+    model = gn.Model([x, h0], out)
     assert [type(la).__name__ for la in model.layers] == ["Bidirectional", "Bidirectional",
                                                           "Dense"]
     for w in model.weights:
         w.value = rng.normal(size=w.shape).astype(np.float32) * 0.5
-    xb = rng.normal(size=(B, T, F))
+    xb = [rng.normal(size=(B, T, F)), rng.normal(size=(B, U))]
     model.save(tmp_path / "bi.graphnet")
     loaded = gn.load_model(tmp_path / "bi.graphnet")
     assert loaded.weight_names == model.weight_names
     assert loaded.layers[1].get_config()["backward_layer"]["class_name"] == "SimpleRNN"
     np.testing.assert_array_equal(loaded.predict(xb), model.predict(xb))
     model.compile(optimizer=gn.optimizers.Adam(0.01), loss="mse")
-    model.fit(xb, np.zeros((B, 2), np.float32), epochs=1, verbose=0)
+    model.fit(xb, np.zeros((B, 2), np.float32), epochs=1, verbose=0, batch_size=B)

@@ -154,3 +154,15 @@ def test_build_errors_name_the_shapes():
             gn.gru(x, W, Uk, activation="gelu")
         with pytest.raises(gn.GraphError, match="dtypes differ"):
             gn.gru(x, W, Uk, gn.Parameter(np.zeros((2, 9)), dtype="float64"))
+
+
+def test_run_time_batch_mismatch_is_a_graph_error():
+    with gn.Graph():
+        x = gn.Input((T, N_IN), name="x")
+        W = gn.Parameter(np.zeros((N_IN, 3 * U), np.float32))
+        Uk = gn.Parameter(np.zeros((U, 3 * U), np.float32))
+        h0 = gn.Parameter(np.zeros((5, U), np.float32), name="h0")
+        y = gn.gru(x, W, Uk, h0=h0)
+    with pytest.raises(gn.GraphError, match=r"gru.*initial state of shape \(5, 3\) does not "
+                                            r"fit a batch of 2"):
+        gn.compile(y)({x: np.zeros((2, T, N_IN), np.float32)})
