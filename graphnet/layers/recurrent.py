@@ -16,8 +16,8 @@ By default a layer is ONE fused node over the whole sequence (``gn.simple_rnn``,
 that reversed order. ``dropout`` masks the inputs and ``recurrent_dropout`` the state
 ``h_{t-1}`` where the recurrent kernel reads it, one mask per sequence (drawn afresh each
 training step, the same at every time step), off at inference; recurrent dropout builds the
-unrolled form (Keras, likewise, leaves its fused cuDNN kernel for its plain loop). Keras 3
-draws one recurrent mask per gate there, graphnet one shared by the gates.
+unrolled form (Keras, likewise, leaves its fused cuDNN kernel for its plain loop) and, as
+Keras 3's loop does, gives each gate's products their own masks of x_t and of h_{t-1}.
 ``kernel_regularizer``, ``recurrent_regularizer`` and ``bias_regularizer`` add their penalties
 to the model's loss, as Dense's do.
 """
@@ -133,12 +133,13 @@ class _Recurrent(Layer):
                 raise GraphError(f"{type(self).__name__} layer {self.name!r}: the initial state "
                                  f"{name}0 must be (batch, {self.units}), got "
                                  f"{fmt_shape(s.shape)}")
-        if self.dropout:  # one mask per sequence (batch, 1, features), the same at every step
+        if self.dropout and self._n_masks() == 1:  # one mask (batch, 1, features) for all steps
             x = x * ops.reshape(self._mask(x[:, 0, :], self.dropout), (-1, 1, x.shape[2]))
         # recurrent dropout masks h_{t-1} inside the step: the unrolled form (as Keras leaves
-        # cuDNN for its plain loop), whose mask is drawn once per sequence
+        # cuDNN for its plain loop), its masks drawn once per sequence, at the first step
         unroll = self.unroll or self.recurrent_dropout > 0
-        self._h_mask = None
+        self._x_masks: list[Tensor] = []
+        self._h_masks: list[Tensor] = []
         if self.go_backwards and not unroll:  # Keras: the sequence comes out reversed too
             x = x[:, ::-1, :]
         seq, finals = (self._unrolled if unroll else self._fused)(x, states or None)
@@ -151,13 +152,41 @@ class _Recurrent(Layer):
         (a fresh draw each step of training), ones at inference."""
         return ops.dropout(like * 0.0 + 1.0, rate)
 
-    def _recurrent_input(self, h: Tensor) -> Tensor:
-        """``h_{t-1}`` as the recurrent product reads it: masked with recurrent dropout."""
-        if not self.recurrent_dropout:
-            return h
-        if self._h_mask is None:
-            self._h_mask = self._mask(h, self.recurrent_dropout)
-        return h * self._h_mask
+    def _n_masks(self) -> int:
+        """Masks per dropout: with recurrent dropout one per gate (Keras 3's implementation 1:
+        each gate's product sees its own mask of x_t and of h_{t-1}), else one."""
+        return self.GATES if self.recurrent_dropout > 0 else 1
+
+    def _masked(self, v: Tensor, k: int, rate: float, masks: list[Tensor]) -> Tensor:
+        """``v`` times mask ``k`` of ``masks`` (drawn on first use), or ``v`` at rate 0."""
+        if not rate:
+            return v
+        if not masks:
+            masks += [self._mask(v, rate) for _ in range(self._n_masks())]
+        return v * masks[min(k, len(masks) - 1)]
+
+    def _gate_products(self, v: Tensor, kernel: Tensor, rate: float, masks: list[Tensor],
+                       gates: Sequence[int]) -> Tensor:
+        """``v @ kernel``, each gate's block of columns reading its own mask of ``v`` when
+        there is one per gate (``gates`` names the blocks' gates)."""
+        if not rate or self._n_masks() == 1:
+            return ops.matmul(self._masked(v, 0, rate, masks), kernel)
+        u = self.units
+        return ops.concatenate([ops.matmul(self._masked(v, k, rate, masks),
+                                           kernel[:, i * u:(i + 1) * u])
+                                for i, k in enumerate(gates)], axis=1)
+
+    def _input_product(self, xt: Tensor, bias: Tensor | None) -> Tensor:
+        """``x_t W + b``; with per-gate input masks each gate's block reads its own."""
+        if not (self.dropout and self._n_masks() > 1):
+            return ops.dense(xt, self.kernel, bias)
+        z = self._gate_products(xt, self.kernel, self.dropout, self._x_masks,
+                                range(self.GATES))
+        return z if bias is None else z + bias
+
+    def _recurrent_product(self, h: Tensor, kernel: Tensor, gates: Sequence[int]) -> Tensor:
+        """``h_{t-1} kernel`` with recurrent dropout's masks."""
+        return self._gate_products(h, kernel, self.recurrent_dropout, self._h_masks, gates)
 
     def _unrolled(self, x: Tensor, states: list[Tensor] | None) -> tuple:
         """The cell step by step from primitive ops, each step in the name scope ``t<k>``."""
@@ -176,9 +205,9 @@ class _Recurrent(Layer):
         return seq, carry
 
     def _step(self, xt: Tensor, carry: list) -> list:
-        z = ops.dense(xt, self.kernel, self.bias)  # x_t W + b
-        if carry[0] is not None:
-            z = z + ops.matmul(self._recurrent_input(carry[0]), self.recurrent_kernel)  # h U
+        z = self._input_product(xt, self.bias)  # x_t W + b
+        if carry[0] is not None:  # + h_{t-1} U
+            z = z + self._recurrent_product(carry[0], self.recurrent_kernel, range(self.GATES))
         return self._cell(z, carry)
 
     def get_config(self) -> dict[str, Any]:
@@ -331,19 +360,20 @@ class GRU(_Recurrent):
             return a if c is None else a + c
 
         if self.reset_after:
-            xz = ops.dense(xt, self.kernel, None if b is None else b[0])  # x_t W + b_in
+            xz = self._input_product(xt, None if b is None else b[0])  # x_t W + b_in
             rec = None if b is None else b[1]  # h_{t-1} U + b_rec (h_0 = 0: the bias alone)
             if h is not None:
-                rec = plus(ops.matmul(self._recurrent_input(h), U), rec)
+                rec = plus(self._recurrent_product(h, U, (0, 1, 2)), rec)
         else:
-            xz = ops.dense(xt, self.kernel, b)
-            rec = None if h is None else ops.matmul(self._recurrent_input(h), U[:, :2 * u])
+            xz = self._input_product(xt, b)
+            rec = None if h is None else self._recurrent_product(h, U[:, :2 * u], (0, 1))
         z = activate(plus(part(xz, 0), part(rec, 0)), self.recurrent_activation)
         r = activate(plus(part(xz, 1), part(rec, 1)), self.recurrent_activation)
         if self.reset_after:
             inner = None if rec is None else r * part(rec, 2)
         else:
-            inner = None if h is None else ops.matmul(r * self._recurrent_input(h), U[:, 2 * u:])
+            inner = None if h is None else ops.matmul(
+                r * self._masked(h, 2, self.recurrent_dropout, self._h_masks), U[:, 2 * u:])
         hh = activate(plus(part(xz, 2), inner), self.activation)
         out = (1 - z) * hh
         return [out if h is None else z * h + out]
