@@ -56,6 +56,7 @@ FAMILY_RANK = ["loss", "recurrent", "attention", "conv", "pool", "upsampling", "
                "linear", "linalg", "normalization", "regularization", "dropout", "activation",
                "reduce", "shape", "math"]
 LAYER_FAMILIES = {"Dense": "dense", "Dropout": "regularization", "LSTM": "recurrent",
+                  "Bidirectional": "recurrent",
                   "SimpleRNN": "recurrent", "GRU": "recurrent", "Conv2D": "conv",
                   "MaxPooling2D": "pool", "MaxPool2D": "pool", "AveragePooling2D": "pool",
                   "AvgPool2D": "pool", "UpSampling2D": "upsampling",

@@ -1,0 +1,237 @@
+"""GRU kernels: a whole GRU over time in one compiled call, and its BPTT (Keras 3's cell).
+
+Gates in Keras' order z, r, h~ along the ``3u`` axis; ``h_t = z h_{t-1} + (1 - z) h~``.
+``reset_after=True`` (Keras 3's default, cuDNN's form): ``h~ = act(x_t W_h + b_h + r
+(h_{t-1} U_h + b'_h))``, the bias two rows (input, recurrent). ``reset_after=False``:
+``h~ = act(x_t W_h + b_h + (r h_{t-1}) U_h)``, one bias row.
+
+The layout is ``recurrent.py``'s: time-major (``xt`` is ``x`` as ``(T, B, in)``), the input
+projection of every step ONE GEMM before the loop (``A = X W``), the recurrent product
+inside (reset after: one GEMM ``h_{t-1} U`` per step; reset before: ``h_{t-1} U_zr``, then
+``(r h_{t-1}) U_h`` once the reset gate is known), and after the backward loop the weight
+gradients as GEMMs over all steps (``dW = X^T dA``, ``dU = H_{t-1}^T dR``). ``A`` keeps the
+activations z, r, h~ for backward, ``RH`` the term the reset gate meets: ``h_{t-1} U_h +
+b'_h`` (reset after) or ``r h_{t-1}`` (reset before).
+
+The cell math is three scalar functions shared with the CUDA twins (``_base.twin``),
+built on ``activation.py``'s ``act``/``act_grad`` (derivatives read from the outputs, as in
+``recurrent.py``).
+"""
+
+import numpy as np
+
+from ..jit import kernel
+from .activation import act, act_grad
+from .recurrent import check_shapes, codes, one_blas_thread
+
+__all__ = ["gru_forward", "gru_backward"]
+
+
+@kernel(inline=True)
+def gates_forward(a, q, bi, has_b, n, j, rcode, zero):
+    """z and r of unit ``j`` in row ``n``: ``a`` holds ``x_t W``, ``q`` its ``h_{t-1} U`` (z, r
+    columns first); writes z and r over ``a``'s entries and returns r."""
+    u = a.shape[1] // 3
+    sz = a[n, j] + q[n, j]
+    sr = a[n, u + j] + q[n, u + j]
+    if has_b:
+        sz += bi[j]
+        sr += bi[u + j]
+    a[n, j] = act(rcode, sz, zero)
+    r = act(rcode, sr, zero)
+    a[n, u + j] = r
+    return r
+
+
+@kernel(inline=True)
+def candidate_forward(a, rh, bi, has_b, hp, n, j, code, zero):
+    """``h_t`` of unit ``j`` in row ``n`` given its recurrent candidate term ``rh`` (``r
+    (h_{t-1} U_h + b'_h)`` or ``(r h_{t-1}) U_h``) and ``hp = h_{t-1}``; writes h~ into ``a``."""
+    u = a.shape[1] // 3
+    s = a[n, 2 * u + j] + rh
+    if has_b:
+        s += bi[2 * u + j]
+    hh = act(code, s, zero)
+    a[n, 2 * u + j] = hh
+    z = a[n, j]
+    return z * hp + (type(zero)(1) - z) * hh
+
+
+@kernel(inline=True)
+def unit_backward(a, dh, hp, n, j, code, rcode, zero):
+    """The chain rule through ``h_t = z h_{t-1} + (1 - z) h~`` for unit ``j`` of row ``n``:
+    ``(dz, ds_h, dh z)``: the gradients of z's and h~'s pre-activations and of the direct path
+    to ``h_{t-1}``, given ``dh = dL/dh_t``."""
+    u = a.shape[1] // 3
+    z = a[n, j]
+    hh = a[n, 2 * u + j]
+    ds = dh * (type(zero)(1) - z) * act_grad(code, hh, hh, zero)
+    dz = dh * (hp - hh) * act_grad(rcode, z, z, zero)
+    return dz, ds, dh * z
+
+
+@kernel
+def _seq_forward(xt, W, U, Uh, bi, bh, has_b, after, H, A, RH, Q, Q2, y, code, rcode, zero):
+    # A <- X W (one GEMM); H[0] holds h_0. After: U is the whole (u, 3u) recurrent kernel and
+    # Q (B, 3u); before: U is its z, r columns (u, 2u), Uh its h columns, Q (B, 2u), Q2 (B, u)
+    T, B, n_in = xt.shape
+    u = H.shape[2]
+    np.dot(xt.reshape(T * B, n_in), W, A.reshape(T * B, 3 * u))
+    for t in range(T):
+        a = A[t]
+        h = H[t]
+        np.dot(h, U, Q)
+        for n in range(B):
+            for j in range(u):
+                r = gates_forward(a, Q, bi, has_b, n, j, rcode, zero)
+                if after:
+                    rh = Q[n, 2 * u + j]
+                    if has_b:
+                        rh += bh[j]
+                    RH[t, n, j] = rh
+                    hn = candidate_forward(a, r * rh, bi, has_b, h[n, j], n, j, code, zero)
+                    H[t + 1, n, j] = hn
+                    y[n, t, j] = hn
+                else:
+                    RH[t, n, j] = r * h[n, j]
+        if not after:
+            np.dot(RH[t], Uh, Q2)  # (r h_{t-1}) U_h
+            for n in range(B):
+                for j in range(u):
+                    hn = candidate_forward(a, Q2[n, j], bi, has_b, h[n, j], n, j, code, zero)
+                    H[t + 1, n, j] = hn
+                    y[n, t, j] = hn
+    return y
+
+
+@kernel
+def _seq_backward(g, xt, W, U, Uh, H, A, RH, after, code, rcode, zero, need_dx, need_h0,
+                  dA, dR, dAH, dhd, dhr, drh, dW, dU, dxt):
+    # reverse over time. After: dA_t = (dz, dr, ds_h) and dR_t = (dz, dr, ds_h r), one GEMM
+    # dR_t U^T per step. Before: dA holds (dz, dr) and dAH ds_h: dAH_t U_h^T gives d(r h),
+    # then dr, then dA_t U_zr^T. dh_t = g_t + dhd (the direct paths) + dhr (the GEMM's).
+    T, B, n_in = xt.shape
+    u = H.shape[2]
+    dhd[:] = zero
+    dhr[:] = zero
+    for t in range(T - 1, -1, -1):
+        a = A[t]
+        hp = H[t]
+        d = dA[t]
+        for n in range(B):
+            for j in range(u):
+                dh = g[n, t, j] + dhd[n, j] + dhr[n, j]
+                dz, ds, dhd[n, j] = unit_backward(a, dh, hp[n, j], n, j, code, rcode, zero)
+                d[n, j] = dz
+                if after:
+                    r = a[n, u + j]
+                    d[n, u + j] = ds * RH[t, n, j] * act_grad(rcode, r, r, zero)
+                    d[n, 2 * u + j] = ds
+                    dR[t, n, j] = dz
+                    dR[t, n, u + j] = d[n, u + j]
+                    dR[t, n, 2 * u + j] = ds * r
+                else:
+                    dAH[t, n, j] = ds
+        if not after:
+            np.dot(dAH[t], Uh.T, drh)  # d(r h_{t-1})
+            for n in range(B):
+                for j in range(u):
+                    r = a[n, u + j]
+                    d[n, u + j] = drh[n, j] * hp[n, j] * act_grad(rcode, r, r, zero)
+                    dhd[n, j] += drh[n, j] * r
+        if t > 0 or need_h0:
+            np.dot(dR[t] if after else d, U.T, dhr)
+    G = 3 * u
+    if after:
+        dA2 = dA.reshape(T * B, G)
+        np.dot(H[:T].reshape(T * B, u).T, dR.reshape(T * B, G), dU)
+    else:
+        dA2 = np.concatenate((dA, dAH), axis=2).reshape(T * B, G)
+        dU[:, :2 * u] = np.dot(H[:T].reshape(T * B, u).T, dA.reshape(T * B, 2 * u))
+        dU[:, 2 * u:] = np.dot(RH.reshape(T * B, u).T, dAH.reshape(T * B, u))
+    np.dot(xt.reshape(T * B, n_in).T, dA2, dW)
+    if need_dx:
+        np.dot(dA2, W.T, dxt.reshape(T * B, n_in))
+    db = np.zeros((2, G), dA.dtype)  # row 0: the input bias; row 1: the recurrent one
+    for k in range(T * B):
+        for m in range(G):
+            db[0, m] += dA2[k, m]
+    if after:
+        dR2 = dR.reshape(T * B, G)
+        for k in range(T * B):
+            for m in range(G):
+                db[1, m] += dR2[k, m]
+    return db
+
+
+def _split(U: np.ndarray, after: bool) -> tuple[np.ndarray, np.ndarray]:
+    # the recurrent kernel as the per-step GEMMs read it (contiguous blocks)
+    u = U.shape[0]
+    if after:
+        return np.ascontiguousarray(U), U[:0, :0]
+    return np.ascontiguousarray(U[:, :2 * u]), np.ascontiguousarray(U[:, 2 * u:])
+
+
+def gru_forward(x: np.ndarray, W: np.ndarray, U: np.ndarray, b: np.ndarray | None = None,
+                h0: np.ndarray | None = None, activation: str = "tanh",
+                recurrent_activation: str = "sigmoid", reset_after: bool = True) -> tuple:
+    """``(y, state)``: all hidden states ``y (B, T, u)`` of Keras 3's GRU (gates z, r, h;
+    ``b`` is ``(2, 3u)`` with ``reset_after``, else ``(3u,)``) and what backward reads."""
+    acts = codes(activation, recurrent_activation)
+    B, T, n_in, u = check_shapes(x, W, U, 3, (h0,))
+    after = bool(reset_after)
+    if b is not None and tuple(b.shape) != ((2, 3 * u) if after else (3 * u,)):
+        raise ValueError(f"a GRU bias of shape {tuple(b.shape)} does not fit {u} units with "
+                         f"reset_after={after}")
+    dt = x.dtype
+    W = np.ascontiguousarray(W)
+    Uq, Uh = _split(U, after)
+    xt = np.ascontiguousarray(np.swapaxes(x, 0, 1))
+    H = np.empty((T + 1, B, u), dt)
+    H[0] = 0 if h0 is None else h0
+    A = np.empty((T, B, 3 * u), dt)
+    RH = np.empty((T, B, u), dt)
+    y = np.empty((B, T, u), dt)
+    if b is None:
+        bi = bh = W[0, :0]
+    else:  # the z, r gates add both rows (they sum before the activation)
+        bb = np.reshape(b, (-1, 3 * u))
+        bi = np.array(bb[0], copy=True)  # not the caller's array: += below
+        if after:
+            bi[:2 * u] += bb[1, :2 * u]
+        bh = np.ascontiguousarray(bb[-1, 2 * u:])
+    with one_blas_thread(B * u * 3 * u):
+        _seq_forward(xt, W, Uq, Uh, bi, bh, b is not None, after, H, A, RH,
+                     np.empty((B, Uq.shape[1]), dt), np.empty((B, u), dt), y, *acts,
+                     dt.type(0))
+    return y, (xt, H, A, RH)
+
+
+def gru_backward(g: np.ndarray, state: tuple, W: np.ndarray, U: np.ndarray,
+                 activation: str = "tanh", recurrent_activation: str = "sigmoid",
+                 reset_after: bool = True, bias: bool = True, need_dx: bool = True,
+                 need_h0: bool = False) -> tuple:
+    """``(dx, dW, dU, db, dh0)`` of ``gru_forward`` given ``g = dL/dy``; ``db`` has the
+    bias's shape; ``dx``, ``db`` and ``dh0`` are None when not asked for."""
+    acts = codes(activation, recurrent_activation)
+    xt, H, A, RH = state
+    after = bool(reset_after)
+    W = np.ascontiguousarray(W)
+    Uq, Uh = _split(U, after)
+    T, B, n_in = xt.shape
+    u = H.shape[2]
+    dt = xt.dtype
+    dA = np.empty((T, B, 3 * u if after else 2 * u), dt)
+    dR = np.empty(A.shape if after else (0, B, 3 * u), dt)
+    dAH = np.empty((0, B, u) if after else (T, B, u), dt)
+    dhd, dhr, drh = (np.empty((B, u), dt) for _ in range(3))
+    dW, dU = np.empty(W.shape, dt), np.empty((u, 3 * u), dt)
+    dxt = np.empty(xt.shape, dt) if need_dx else xt[:0]
+    with one_blas_thread(B * u * 3 * u):
+        db = _seq_backward(np.ascontiguousarray(g), xt, W, Uq, Uh, H, A, RH, after, *acts,
+                           dt.type(0), need_dx, need_h0, dA, dR, dAH, dhd, dhr, drh, dW, dU,
+                           dxt)
+    dx = np.ascontiguousarray(np.swapaxes(dxt, 0, 1)) if need_dx else None
+    if bias:
+        db = db if after else np.ascontiguousarray(db[0])
+    return dx, dW, dU, db if bias else None, dhd + dhr if need_h0 else None
