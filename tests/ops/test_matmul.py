@@ -69,7 +69,7 @@ def test_gradient_of_a_shared_weight_over_a_batch(rng):
     with gn.Graph():
         x = gn.Input((3, 4), dtype="float64")
         W = gn.Parameter(rng.normal(size=(4, 2)), dtype="float64")
-        loss = gn.sum(x @ W, axis=(0, 1))
+        loss = gn.sum(x @ W)
     _, (dW,) = gn.compile(loss, wrt=[W])({x: xb})
     np.testing.assert_allclose(dW, xb.reshape(-1, 4).sum(0)[:, None] * np.ones((1, 2)))
 
