@@ -50,7 +50,8 @@ def graphnet_step(hwc, k, filters, strides, transpose, need_dx, seed=0):
         fn = gn.conv2d_transpose if transpose else gn.conv2d
         y = fn(x, kern, bias, strides=strides, padding="same",
                activation=None if transpose else "relu")
-    prog = gn.compile(y, wrt=[kern, bias] + ([x] if need_dx else []))
+        loss = gn.sum(y)  # the differentiated output must be a scalar: d sum(y) = ones
+    prog = gn.compile(loss, wrt=[kern, bias] + ([x] if need_dx else []))
     feeds = {} if need_dx else {x: xb}
     return lambda: prog(feeds)
 

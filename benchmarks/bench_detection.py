@@ -107,7 +107,8 @@ def graphnet_roi(feat, boxes, idx):
     with gn.Graph("bench"):
         f = gn.Parameter(feat, name="features")
         y = gn.roi_align(f, boxes, idx, output_size=7, sampling_ratio=2, spatial_scale=1 / 16)
-    prog = gn.compile(y, wrt=[f])  # backward seeded with ones: the gradient of sum(y)
+        loss = gn.sum(y)  # backward seeded with ones: the gradient of sum(y)
+    prog = gn.compile(loss, wrt=[f])
     return lambda: prog.run({}, to_host=False)
 
 
@@ -152,7 +153,8 @@ def main(argv: list[str] | None = None) -> None:
     with gn.Graph("check"):
         f = gn.Parameter(feat, name="features")
         y = gn.roi_align(f, boxes, idx, 7, 2, 1 / 16)
-    got, (d,) = gn.compile(y, wrt=[f])({})
+        loss = gn.sum(y)
+    (_, got), (d,) = gn.compile([loss, y], wrt=[f])({})
     assert np.allclose(got, y_ref, atol=1e-4), np.abs(got - y_ref).max()
     assert np.allclose(d, bwd(np.ones_like(y_ref)), atol=1e-4)
     assert np.array_equal(detection.nms(nboxes, scores, 0.7, 300), np_nms(nboxes, scores))

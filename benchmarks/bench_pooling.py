@@ -35,7 +35,8 @@ def graphnet_step(build, x: np.ndarray, backward: bool = True):
     with gn.Graph("bench"):
         xp = gn.Parameter(x, name="x")
         y = build(xp)
-    prog = gn.compile(y, wrt=[xp] if backward else ())
+        loss = gn.sum(y)  # the differentiated output must be a scalar
+    prog = gn.compile(loss, wrt=[xp]) if backward else gn.compile(y)
     return lambda: prog.run({}, to_host=False)
 
 

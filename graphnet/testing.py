@@ -2,7 +2,7 @@
 
 ``check_gradients(build, *arrays)`` builds ``build(*params)`` in a fresh graph with one float64
 Parameter per array, weights the output by a fixed random tensor R (so every output element
-counts), and compares d sum(R * out) / d param from backward with
+counts) and sums it, and compares d sum(R * out) / d param from backward with
 (f(p + eps) - f(p - eps)) / (2 eps) for each element.
 """
 
@@ -15,6 +15,7 @@ import numpy as np
 from .core.graph import Graph
 from .core.program import compile
 from .core.tensor import Parameter, Tensor, constant
+from .ops.reduce import sum as reduce_sum
 
 
 def numeric_gradient(f: Callable[[], float], x: np.ndarray, eps: float = 1e-6) -> np.ndarray:
@@ -54,7 +55,7 @@ def check_gradients(build: Callable[..., Tensor], *arrays: np.ndarray,
         if any(d is None for d in out.shape):
             raise ValueError("check_gradients needs an output of static shape")
         R = rng.normal(size=out.shape) if out.shape else np.array(rng.normal())
-        loss = out * constant(R.astype(out.dtype), dtype=out.dtype, name="R")
+        loss = reduce_sum(out * constant(R.astype(out.dtype), dtype=out.dtype, name="R"))
     idx = [i for i, a in enumerate(arrays) if np.asarray(a).dtype.kind == "f"] \
         if wrt is None else list(wrt)
     params = [leaves[i] for i in idx]

@@ -114,6 +114,12 @@ class Program:
             loss = self.outputs[0]  # any further outputs are fetched beside it
             if loss.dtype.kind != "f":
                 raise GraphError(f"cannot differentiate {loss.name!r} of dtype {loss.dtype}")
+            if any(d != 1 for d in loss.shape):  # None (the batch) counts as unknown
+                raise GraphError(
+                    f"the differentiated output {loss.name!r} (op {loss.op_name}) has shape "
+                    f"{fmt_shape(loss.shape)}, not a scalar: its gradient can be seeded only "
+                    "for a scalar loss; reduce it first (gn.sum(y) or gn.mean(y)), or fetch "
+                    "it beside a scalar loss as a further output")
             down = set()
             for w in self.wrt:
                 down |= nx.descendants(sub, w.name) | {w.name}
@@ -297,7 +303,8 @@ def compile(outputs: Tensor | Sequence[Tensor], wrt: Sequence[Tensor] = (), devi
             training: bool = False, check_numerics: bool = False, seed: int = 0) -> Program:
     """Compile outputs into a Program; with ``wrt``, calls return ``(value, grads)``.
 
-    With ``wrt`` the first output is the loss that is differentiated; a list of outputs
+    With ``wrt`` the first output is the loss that is differentiated, a scalar (a shape of
+    ones; otherwise a GraphError, as PyTorch refuses to seed a non-scalar); a list of outputs
     ``[loss, *aux]`` returns ``([loss, *aux], grads)``, the aux values of the same forward pass
     (the parts of a loss, predictions), as JAX's ``has_aux``.
     ``wrt`` may name Parameters and Inputs (gradients with respect to data: saliency maps).

@@ -33,7 +33,10 @@ class Reshape(Op):
     """y = x with a new shape of the same size;  dx = g reshaped to x's shape.
 
     -1 stands for the size that makes the total match. When x has a batch dimension (None),
-    the target marks where it goes with None, or with its one -1: ``(None, 8, 8) -> (-1, 64)``.
+    the target marks where it goes with None (and may hold one -1 besides), or with its one
+    -1, which then takes the unknown factor as NumPy's would: ``(None, 8, 8) -> (-1, 64)``,
+    ``(None, 4) -> (-1, 2, 2)`` give (None, 64) and (None, 2, 2); ``(None, 4) -> (-1, 2)``
+    gives (None, 2) (2 x batch rows) and ``(None, 4) -> (2, -1)`` gives (2, None).
     With ``fold_batch`` the batch may absorb whole factors or give them back (TimeDistributed
     folds time into the batch: ``(None, T, C) -> (-1, C) -> (-1, T, C)``).
     """
@@ -58,7 +61,21 @@ class Reshape(Op):
             if n_none > 1 or (n_none == 0 and n_free != 1):
                 raise GraphError(f"cannot reshape {src} to {fmt_shape(target)}: mark where the "
                                  "batch dimension goes with one None or a single -1")
-            batch_pos = target.index(None) if n_none else target.index(-1)
+            if n_none == 0 and getattr(self, "fold_batch", False):
+                batch_pos = target.index(-1)  # folding: the -1 is the batch (below)
+            elif n_none == 0:  # the one -1 takes the unknown factor: (None, 4) -> (2, -1)
+                batch_pos = target.index(-1)
+                known = _prod(d for i, d in enumerate(target) if i != batch_pos)
+                if known == 0 or size % known:
+                    raise GraphError(
+                        f"cannot reshape {src} (size {size}) to {fmt_shape(target)}: "
+                        f"{known} does not divide {size} x the batch size for every batch size")
+                out = list(target)
+                out[batch_pos] = None
+                self.run_shape = tuple(target)  # the -1 stays: the kernel infers it per call
+                return tuple(out), x.dtype
+            else:
+                batch_pos = target.index(None)
         rest = [i for i in range(len(target)) if i != batch_pos]
         free = [i for i in rest if target[i] == -1]
         if len(free) > 1:

@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from .saving import remove_stale_temporaries
+
 __all__ = ["Callback", "CallbackList", "History", "EarlyStopping", "ModelCheckpoint",
            "LearningRateScheduler", "ProgressBar"]
 
@@ -169,6 +171,10 @@ class ModelCheckpoint(Callback):
         self.save_weights_only = save_weights_only
         self.mode = _mode_op(monitor, mode)
         self.best = np.inf if self.mode == "min" else -np.inf
+
+    def on_train_begin(self, logs=None):
+        # the temporary files that killed earlier runs left beside these checkpoints
+        remove_stale_temporaries(self.filepath)
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}

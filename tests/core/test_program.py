@@ -1,5 +1,7 @@
 """The executor: pruning, fan-out, wrt inputs, feeds by name, idempotent backward, numerics."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -27,7 +29,7 @@ def test_gradients_with_respect_to_inputs(graph):
     # saliency: d/dx of sum(w * x^2) = 2 w x
     x = gn.Input((3,), name="x", dtype="float64")
     w = gn.Parameter(np.array([1.0, 2.0, 3.0]), dtype="float64")
-    loss = w * x * x
+    loss = gn.sum(w * x * x)
     _, (dx, dw) = gn.compile(loss, wrt=[x, w])({x: np.ones((2, 3))})
     np.testing.assert_allclose(dx, 2 * np.array([[1, 2, 3], [1, 2, 3]]))
     np.testing.assert_allclose(dw, [2, 2, 2])
@@ -36,14 +38,14 @@ def test_gradients_with_respect_to_inputs(graph):
 def test_backward_is_idempotent_and_results_are_not_overwritten(graph):
     x = gn.Input((3,), name="x")
     w = gn.Parameter(np.array([1.0, -2.0, 0.5]))
-    loss = (x * w) * (x * w)
-    prog = gn.compile(loss, wrt=[w])
+    sq = (x * w) * (x * w)
+    prog = gn.compile([gn.sum(sq), sq], wrt=[w])
     feed = {x: np.arange(6, dtype=np.float32).reshape(2, 3)}
-    v1, (g1,) = prog(feed)
-    v2, (g2,) = prog(feed)
+    (_, v1), (g1,) = prog(feed)
+    (_, v2), (g2,) = prog(feed)
     np.testing.assert_array_equal(g1, g2)
     np.testing.assert_array_equal(v1, v2)
-    v3, _ = prog({x: np.zeros((2, 3), np.float32)})
+    (_, v3), _ = prog({x: np.zeros((2, 3), np.float32)})
     assert np.all(v3 == 0) and not np.all(v1 == 0), "earlier results are copies"
 
 
@@ -51,9 +53,9 @@ def test_only_the_nodes_between_wrt_and_loss_run_backward(graph):
     x = gn.Input((2,), name="x")
     w = gn.Parameter(np.ones(2))
     frozen = gn.exp(x)  # depends on no parameter: no backward step
-    loss = frozen * w
+    loss = gn.sum(frozen * w)
     prog = gn.compile(loss, wrt=[w])
-    assert [s[0].name for s in prog._bwd] == ["mul"]
+    assert [s[0].name for s in prog._bwd] == ["sum", "mul"]
 
 
 def test_unrelated_wrt_is_an_error(graph):
@@ -74,14 +76,14 @@ def test_check_numerics_names_the_first_bad_node(graph):
 
 def test_check_numerics_in_backward(graph):
     w = gn.Parameter(np.array([0.0, 1.0]))
-    y = gn.sqrt(w)  # d sqrt at 0 is infinite
+    y = gn.sum(gn.sqrt(w))  # d sqrt at 0 is infinite
     with pytest.raises(gn.NumericsError, match="gradient"):
         gn.compile(y, wrt=[w], check_numerics=True)({})
 
 
 def test_float64_graph(graph):
     w = gn.Parameter(np.array([1.0, 2.0]), dtype="float64")
-    v, (g,) = gn.compile(w * w, wrt=[w])({})
+    v, (g,) = gn.compile(gn.sum(w * w), wrt=[w])({})
     assert v.dtype == np.float64 and g.dtype == np.float64
     np.testing.assert_array_equal(g, [2.0, 4.0])
 
@@ -105,3 +107,32 @@ def test_wrt_with_auxiliary_outputs(rng):
     assert np.isclose(value, (x0 ** 2).sum() + x0.sum())
     assert np.isclose(a, (x0 ** 2).sum()) and np.isclose(b, x0.sum())
     np.testing.assert_allclose(dx, 2 * x0 + 1)
+
+
+@pytest.mark.parametrize("shape,batched", [((3,), False), ((2, 2), False), ((), True),
+                                           ((2,), True)])
+def test_a_non_scalar_loss_is_refused(graph, shape, batched):
+    # as PyTorch's "grad can be implicitly created only for scalar outputs": no silent sum
+    w = gn.Parameter(np.ones(shape), name="w")
+    y = gn.Input(shape, name="x") * w if batched else gn.exp(w)
+    want = re.escape(str(((None,) if batched else ()) + shape))
+    with pytest.raises(gn.GraphError,
+                       match=r"differentiated output '(mul|exp)' \(op (mul|exp)\) has shape "
+                       f"{want}, not a scalar.*gn\\.sum"):
+        gn.compile(y, wrt=[w])
+    with pytest.raises(gn.GraphError, match="not a scalar"):
+        gn.compile([y, gn.sum(y)], wrt=[w])  # the first output is the differentiated one
+    # reduced explicitly it works, and the tensor itself can ride along as an aux output
+    (value, aux), (g,) = gn.compile([gn.sum(y), y], wrt=[w])(
+        {"x": np.ones((2,) + shape)} if batched else {})
+    assert np.shape(aux) == ((2,) if batched else ()) + shape
+    assert g.shape == shape
+
+
+def test_a_loss_of_shape_ones_counts_as_a_scalar(graph):
+    # one element, as PyTorch's numel() == 1: a keepdims reduction is a scalar loss
+    w = gn.Parameter(np.array([[1.0, 2.0]]), dtype="float64")
+    loss = gn.sum(w * w, axis=1, keepdims=True)
+    assert loss.shape == (1, 1)
+    v, (g,) = gn.compile(loss, wrt=[w])({})
+    np.testing.assert_array_equal(g, [[2.0, 4.0]])

@@ -114,3 +114,21 @@ def test_loaded_cuda_model_resumes_with_its_adam_state(tmp_path):
     back.fit(x, y, epochs=1, batch_size=4, verbose=0, shuffle=False)
     for u, v in zip(m.get_weights(), back.get_weights()):
         np.testing.assert_allclose(u, v, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("sa,sb", [((3, 4), (4,)), ((4,), (2, 4, 3)), ((4,), (4,))])
+def test_vector_matmul_matches_cpu(sa, sb):
+    # the op views a 1-D operand as a matrix, so the CUDA GEMM sees rank >= 2 only
+    rng = np.random.default_rng(1)
+    with gn.Graph("vec"):
+        a = gn.Parameter(rng.normal(size=sa).astype(np.float32), name="a")
+        b = gn.Parameter(rng.normal(size=sb).astype(np.float32), name="b")
+        y = a @ b
+        loss = gn.sum(y * y)
+    cpu_val, cpu_grads = gn.compile(loss, wrt=[a, b])({})
+    cpu_y = gn.compile(y)({})
+    val, grads = gn.compile(loss, wrt=[a, b], device="cuda")({})
+    np.testing.assert_allclose(gn.compile(y, device="cuda")({}), cpu_y, rtol=1e-5)
+    np.testing.assert_allclose(val, cpu_val, rtol=1e-5)
+    for g, cg in zip(grads, cpu_grads):
+        np.testing.assert_allclose(g, cg, rtol=1e-4, atol=1e-6)

@@ -20,7 +20,7 @@ def check_layer_gradients(make_layer: Callable, *xs: np.ndarray, call: Callable 
         layer = make_layer()
         out = layer(ps[0] if len(ps) == 1 else ps) if call is None else call(layer, *ps)
         R = rng.normal(size=out.shape)
-        loss = out * gn.constant(R, dtype="float64", name="R")
+        loss = gn.sum(out * gn.constant(R, dtype="float64", name="R"))
     params = [*ps, *layer.trainable_weights]
     _, grads = gn.compile(loss, wrt=params)({})
     fwd = gn.compile(loss)

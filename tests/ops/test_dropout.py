@@ -16,8 +16,13 @@ def _run(x, rate, training, seed=None, prog_seed=0, calls=1, dtype="float32"):
     with gn.Graph():
         p = gn.Parameter(x, dtype=dtype)
         y = gn.dropout(p, rate, seed=seed)
-    prog = gn.compile(y, wrt=[p], training=training, seed=prog_seed)
-    return [prog({}) for _ in range(calls)]
+        loss = gn.sum(y)
+    prog = gn.compile([loss, y], wrt=[p], training=training, seed=prog_seed)
+    runs = []
+    for _ in range(calls):
+        (_, yv), grads = prog({})
+        runs.append((yv, grads))
+    return runs
 
 
 def test_identity_at_inference(rng):

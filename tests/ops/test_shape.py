@@ -5,7 +5,7 @@ import pytest
 
 import graphnet as gn
 from graphnet.core.backend import get_backend
-from graphnet.testing import check_gradients
+from graphnet.testing import check_gradients, numeric_gradient
 from tests.conftest import run_fn
 
 A = np.arange(24, dtype=np.float64).reshape(2, 3, 4) / 7.0
@@ -42,6 +42,50 @@ def test_reshape_method_and_batch_dimension():
         np.testing.assert_array_equal(val, xb.reshape(3, *static[1:]))
     shape, val = _batched(lambda x: x.reshape(-1, 4, 16), [xb], x=(8, 8))
     assert shape == (None, 4, 16)
+
+
+@pytest.mark.lecture3
+@pytest.mark.parametrize("src,target,static", [
+    ((4,), (-1, 2, 2), (None, 2, 2)),     # the -1 is the batch
+    ((4,), (None, -1), (None, 4)),        # None marks the batch, -1 the rest
+    ((4,), (None, 2, -1), (None, 2, 2)),
+    ((2, 2), (-1,), (None,)),             # everything flattened: batch x 4 values
+    ((4,), (-1, 2), (None, 2)),           # the -1 takes the unknown factor: 2 x batch rows
+    ((4,), (2, -1), (2, None)),
+    ((3, 4), (-1, 4, 1), (None, 4, 1)),
+])
+def test_reshape_next_to_the_batch_axis_as_numpy(src, target, static, rng):
+    xb = rng.normal(size=(6,) + src)
+    want = np.reshape(xb, tuple(len(xb) if d is None else d for d in target))
+    with gn.Graph():
+        x = gn.Input(src, dtype="float64")
+        y = gn.reshape(x, target)
+        assert y.shape == static
+        R = rng.normal(size=want.shape)
+        loss = gn.sum(y * gn.constant(R))
+        fwd, prog = gn.compile([y, loss]), gn.compile(loss, wrt=[x])
+    yv, _ = fwd({x: xb})
+    np.testing.assert_array_equal(yv, want)
+    _, (dx,) = prog({x: xb})
+    # float64 central differences through the batched feed
+    num = numeric_gradient(lambda: float(fwd({x: xb})[1]), xb)
+    np.testing.assert_allclose(dx, num, rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(dx, R.reshape(xb.shape))
+
+
+@pytest.mark.lecture3
+def test_impossible_reshapes_next_to_the_batch_axis_name_both_shapes():
+    with gn.Graph():
+        x = gn.Input((4,))
+        with pytest.raises(gn.GraphError, match=r"reshape node .*\(None, 4\) \(size 4\) "
+                           r"to \(-1, 3\): 3 does not divide"):
+            gn.reshape(x, (-1, 3))
+        with pytest.raises(gn.GraphError, match=r"\(None, 4\) \(size 4\) to \(None, 3\)"):
+            gn.reshape(x, (None, 3))
+        with pytest.raises(gn.GraphError, match=r"\(None, 4\) to \(-1, -1, 2\).*batch"):
+            gn.reshape(x, (-1, -1, 2))
+        with pytest.raises(gn.GraphError, match=r"\(None, 4\) to \(None, -1, -1\).*only one"):
+            gn.reshape(x, (None, -1, -1))
 
 
 @pytest.mark.lecture3

@@ -1,6 +1,9 @@
 """save / load_model / save_weights: exact round trips, atomic writes, refusing bad files."""
 
 import os
+import signal
+import subprocess
+import sys
 import zipfile
 
 import numpy as np
@@ -187,3 +190,119 @@ def test_untrained_model_saves_no_optimizer_state(data, tmp_path):
     with zipfile.ZipFile(tmp_path / "m.graphnet") as zf:
         assert not any(n.startswith("optimizer/") for n in zf.namelist())
     assert gn.load_model(tmp_path / "m.graphnet").optimizer.iterations == 0
+
+
+# -- killed saves: the previous checkpoint stays, the debris goes -------------------------
+
+# A child process that starts saving a model (about 0.5 MB of weights) to argv[1] and stalls
+# mid-write, after the manifest and the first weight are in its temporary file, until killed.
+_CHILD = r"""
+import sys, time
+import numpy as np
+import graphnet as gn
+from graphnet.layers import Dense
+
+path, seed = sys.argv[1], int(sys.argv[2])
+m = gn.Sequential([Dense(256, seed=seed), Dense(3, seed=seed)], input_shape=(512,), name="big")
+real, calls = np.lib.format.write_array, []
+
+def stalled(*args, **kwargs):
+    real(*args, **kwargs)
+    calls.append(1)
+    if len(calls) == 2:
+        print("mid-write", flush=True)
+        time.sleep(120)
+
+np.lib.format.write_array = stalled
+m.save(path)
+"""
+
+
+def _big(seed):
+    return gn.Sequential([Dense(256, seed=seed), Dense(3, seed=seed)], input_shape=(512,),
+                         name="big")
+
+
+def _start_saving(path, seed):
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, "-c", _CHILD, str(path), str(seed)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _temporaries(folder):
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith(".tmp-"))
+
+
+@pytest.mark.skipif(os.name == "nt", reason="SIGKILL and pids as on POSIX")
+def test_sigkilled_saves_leave_the_checkpoint_and_no_debris(tmp_path):
+    path = tmp_path / "m.graphnet"
+    m = _big(0)
+    m.save(path)
+    old = path.read_bytes()
+    # three saves of m.graphnet and one of another target, all stalled mid-write
+    kids = [_start_saving(path, s) for s in (1, 2, 3)] + \
+        [_start_saving(tmp_path / "ck-03.graphnet", 4)]
+    try:
+        for k in kids:
+            line = k.stdout.readline().strip()
+            assert line == "mid-write", k.stderr.read() if k.poll() is not None else line
+        first, second, live, other = kids
+        for k in (first, second, other):
+            os.kill(k.pid, signal.SIGKILL)  # SIGKILL: no handler or finally runs
+        first.wait()
+        other.wait()  # `second` stays a zombie: killed but not reaped, dead all the same
+        assert len(_temporaries(tmp_path)) == 4  # the debris of three, one live file
+        assert path.read_bytes() == old  # the previous checkpoint is intact
+        _same_weights(gn.load_model(path).get_weights(), m.get_weights())
+
+        # the next save of m.graphnet removes its killed saves' files, not a live writer's
+        # nor another target's
+        m.save(path)
+        left = _temporaries(tmp_path)
+        assert len(left) == 2
+        assert sum(f"-{live.pid}-" in n for n in left) == 1
+        assert sum(n.startswith(".tmp-ck-03.graphnet~") for n in left) == 1
+        _same_weights(gn.load_model(path).get_weights(), m.get_weights())
+
+        # killed too: a ModelCheckpoint's start removes it, and its template names ck-03
+        os.kill(live.pid, signal.SIGKILL)
+        live.wait()
+        gn.callbacks.ModelCheckpoint(str(path)).on_train_begin()
+        assert _temporaries(tmp_path) == [n for n in left if n.startswith(".tmp-ck-03")]
+        gn.callbacks.ModelCheckpoint(str(tmp_path / "ck-{epoch:02d}.graphnet")).on_train_begin()
+        assert _temporaries(tmp_path) == []
+        assert sorted(os.listdir(tmp_path)) == ["m.graphnet"]
+    finally:
+        for k in kids:
+            if k.poll() is None:
+                k.kill()
+            k.wait()
+            k.stdout.close()
+            k.stderr.close()
+
+
+@pytest.mark.skipif(os.name == "nt", reason="pids as on POSIX")
+def test_only_temporaries_of_dead_writers_on_this_host_are_removed(tmp_path):
+    from graphnet.training import saving
+
+    pid, host = os.getpid(), saving._host()
+    start = saving._start_time(pid)
+    done = subprocess.Popen([sys.executable, "-c", "pass"])
+    done.wait()  # a pid that has just ended
+    names = {
+        "mine": f".tmp-m.graphnet~{host}-{pid}-{start}-abc_12.graphnet",  # this live process
+        # the same pid, started at another time: a reused pid, the writer is gone
+        "reused": f".tmp-m.graphnet~{host}-{pid}-{start + 1}-abc_13.graphnet",
+        "gone": f".tmp-m.graphnet~{host}-{done.pid}-0-abc_14.graphnet",
+        # another host's writer: its pids mean nothing here
+        "elsewhere": f".tmp-m.graphnet~{'0' * 8 if host != '0' * 8 else '1' * 8}-{done.pid}-0-"
+                     "abc_15.graphnet",
+        "other": f".tmp-m2.graphnet~{host}-{done.pid}-0-abc_16.graphnet",  # another target
+        "unrelated": ".tmp-notours.graphnet",
+    }
+    for n in names.values():
+        (tmp_path / n).write_bytes(b"partial")
+    removed = saving.remove_stale_temporaries(tmp_path / "m.graphnet")
+    gone = {"gone"} | ({"reused"} if start else set())  # start times where /proc has them
+    assert sorted(os.path.basename(p) for p in removed) == sorted(names[k] for k in gone)
+    assert _temporaries(tmp_path) == sorted(n for k, n in names.items() if k not in gone)
