@@ -69,6 +69,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--fail-rank", type=int, default=1)
     p.add_argument("--save", default="")
     p.add_argument("--resume", default="")
+    p.add_argument("--stop", action="store_true")
     a = p.parse_args(argv)
     dist = gn.distribute.MPIDataParallel() if a.dist else None
     rank = dist.rank if dist else 0
@@ -82,7 +83,9 @@ def main(argv: list[str] | None = None) -> None:
     cbs: list = [Fail(a.fail, a.fail_rank, rank)]
     if a.save:
         cbs.append(gn.callbacks.ModelCheckpoint(a.save, save_weights_only=False, verbose=1))
-    cbs.append(gn.callbacks.EarlyStopping(monitor="val_loss", patience=50))
+    # --stop: a min_delta no epoch beats after the first, so the second epoch stops training
+    cbs.append(gn.callbacks.EarlyStopping(monitor="val_loss", patience=1 if a.stop else 50,
+                                          min_delta=10.0 if a.stop else 0.0))
     batch = a.batch or (16 if a.model == "mlp" else 8)
     h = model.fit(x, y, batch_size=batch, epochs=a.epochs, initial_epoch=a.initial_epoch,
                   validation_split=0.15, seed=3, verbose=2 if a.dist else 0, callbacks=cbs)
