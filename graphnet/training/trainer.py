@@ -170,7 +170,7 @@ class Trainer:
         if dist is not None:  # rank 0 alone prints and writes files
             seed = dist.setup(self, p["params"], n, seed)
             if not dist.is_chief:
-                cbs, verbose = [cb for cb in cbs if not cb.chief_only], 0
+                cbs, verbose = [cb for cb in cbs if not getattr(cb, "chief_only", False)], 0
         if verbose:
             cbs.append(_callbacks.ProgressBar(verbose))
         cbl = _callbacks.CallbackList(cbs, self, {"epochs": epochs, "steps": steps,
