@@ -49,10 +49,10 @@ def build(kind: str, dist):
     return m
 
 
-def worker(kind: str, n: int, epochs: int) -> None:
+def worker(kind: str, n: int, epochs: int, poll: float | None) -> None:
     """One rank: train ``epochs`` timed epochs after a warm-up one; rank 0 prints JSON."""
     import graphnet as gn
-    dist = gn.distribute.MPIDataParallel()
+    dist = gn.distribute.MPIDataParallel(poll=poll)
     comm = dist.comm
     rng = np.random.default_rng(0)
     shape = (784,) if kind == "mlp" else (28, 28, 1)
@@ -89,7 +89,7 @@ def worker(kind: str, n: int, epochs: int) -> None:
         print("RESULT " + json.dumps(out), flush=True)
 
 
-def run(procs: int, kind: str, n: int, epochs: int) -> dict:
+def run(procs: int, kind: str, n: int, epochs: int, poll: str = "none") -> dict:
     mpiexec = os.path.join(os.path.dirname(sys.executable), "mpiexec")
     if not os.path.exists(mpiexec):
         mpiexec = shutil.which("mpiexec")
@@ -100,7 +100,7 @@ def run(procs: int, kind: str, n: int, epochs: int) -> dict:
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env["PYTHONPATH"] = os.pathsep.join([root, env.get("PYTHONPATH", "")])
     cmd = [mpiexec, "-n", str(procs), sys.executable, os.path.abspath(__file__), "--worker",
-           kind, "--n", str(n), "--epochs", str(epochs)]
+           kind, "--n", str(n), "--epochs", str(epochs), "--poll", poll]
     r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1800)
     for line in r.stdout.splitlines():
         if line.startswith("RESULT "):
@@ -115,9 +115,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--worker", default="")
     p.add_argument("--n", type=int, default=0)
     p.add_argument("--epochs", type=int, default=2)
+    p.add_argument("--poll", default="none", help="MPIDataParallel(poll=...): none (a "
+                   "blocking Allreduce) or seconds between tests of an Iallreduce")
     args = p.parse_args(argv)
     if args.worker:
-        return worker(args.worker, args.n, args.epochs)
+        return worker(args.worker, args.n, args.epochs,
+                      None if args.poll == "none" else float(args.poll))
     rounds = args.rounds or (1 if args.quick else 3)
     sizes = {"mlp": 2560 if args.quick else 12800, "cnn": 512 if args.quick else 2048}
     rows = []
@@ -125,7 +128,7 @@ def main(argv: list[str] | None = None) -> None:
         best: dict[int, dict] = {}
         for _ in range(rounds):  # 1 and 2 processes take turns; the best of each is kept
             for procs in (1, 2):
-                res = run(procs, kind, sizes[kind], args.epochs)
+                res = run(procs, kind, sizes[kind], args.epochs, args.poll)
                 if procs not in best or res["samples_per_s"] > best[procs]["samples_per_s"]:
                     best[procs] = res
         one, two = best[1], best[2]

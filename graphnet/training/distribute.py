@@ -62,12 +62,16 @@ class MPIDataParallel:
     ``bucket_bytes`` caps each gradient buffer of the ``Allreduce`` (parameters of one dtype
     are packed, last layer first, into as few buffers as that allows); ``abort_on_error``
     turns an exception on one rank into ``MPI_Abort`` of all (see the module docstring).
+    ``poll``: None reduces with a blocking ``Allreduce``, in which MPI spins while it waits
+    for the slowest rank (best on dedicated cores); a number of seconds starts
+    ``Iallreduce`` and tests it, sleeping that long (0: yielding the core) between tests,
+    which leaves the core to others where there are more processes than free cores.
     ``stats`` counts the steps, the seconds spent in the gradient reduction (packing,
     ``Allreduce``, unpacking) and the bytes each rank sends per step.
     """
 
     def __init__(self, comm: Any = None, bucket_bytes: int = 8 << 20,
-                 abort_on_error: bool = True) -> None:
+                 abort_on_error: bool = True, poll: float | None = None) -> None:
         try:
             from mpi4py import MPI
         except ImportError as e:
@@ -81,6 +85,7 @@ class MPIDataParallel:
             raise ValueError(f"bucket_bytes must be positive, got {bucket_bytes}")
         self.bucket_bytes = int(bucket_bytes)
         self.abort_on_error = bool(abort_on_error)
+        self.poll = None if poll is None else float(poll)
         self._buckets: list[tuple[np.ndarray, list[tuple[int, int, int]]]] = []
         self._views: list[np.ndarray] = []
         self._layout: list | None = None
@@ -189,8 +194,14 @@ class MPIDataParallel:
                     view *= weight
         first = self._buckets[0][0]
         first[-1] = loss * weight if grads is not None else 0.0
-        for buf, _ in self._buckets:
-            self.comm.Allreduce(MPI.IN_PLACE, buf, op=MPI.SUM)
+        if self.poll is None:
+            for buf, _ in self._buckets:
+                self.comm.Allreduce(MPI.IN_PLACE, buf, op=MPI.SUM)
+        else:  # non-blocking: test, and give the core away between tests
+            reqs = [self.comm.Iallreduce(MPI.IN_PLACE, buf, op=MPI.SUM)
+                    for buf, _ in self._buckets]
+            while not MPI.Request.Testall(reqs):
+                time.sleep(self.poll) if self.poll else os.sched_yield()
         self.stats["steps"] += 1
         self.stats["reduce_s"] += time.perf_counter() - t0
         return float(first[-1]), self._views

@@ -90,12 +90,14 @@ def test_compile_refuses_what_is_no_strategy():
 
 
 @needs_mpi
-@pytest.mark.parametrize("kind", ["mlp", "lstm"])
-def test_two_ranks_train_as_one_process(kind, tmp_path):
+@pytest.mark.parametrize("kind,poll", [("mlp", "none"), ("lstm", "0")])
+def test_two_ranks_train_as_one_process(kind, poll, tmp_path):
     """3 epochs, shuffled, uneven last batches (the MLP's has one sample: an empty slice),
-    validation and accuracy: the same weights, step count and logs as one process."""
+    validation and accuracy: the same weights, step count and logs as one process; with a
+    blocking Allreduce (MLP) and a polled Iallreduce (LSTM)."""
     script.main(["--model", kind, "--out", str(tmp_path / "one")])
-    r = ok(launch(2, "--model", kind, "--out", str(tmp_path / "two"), "--dist"))
+    r = ok(launch(2, "--model", kind, "--out", str(tmp_path / "two"), "--dist", "--poll",
+                  poll))
     ref, it, hist = result(tmp_path / "one")
     w0, it0, h0 = result(tmp_path / "two", 0)
     w1, it1, h1 = result(tmp_path / "two", 1)

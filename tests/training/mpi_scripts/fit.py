@@ -70,8 +70,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--save", default="")
     p.add_argument("--resume", default="")
     p.add_argument("--stop", action="store_true")
+    p.add_argument("--poll", default="none")
     a = p.parse_args(argv)
-    dist = gn.distribute.MPIDataParallel() if a.dist else None
+    poll = None if a.poll == "none" else float(a.poll)
+    dist = gn.distribute.MPIDataParallel(poll=poll) if a.dist else None
     rank = dist.rank if dist else 0
     if a.resume:
         model = gn.load_model(a.resume, distribute=dist)
