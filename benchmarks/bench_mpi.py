@@ -84,7 +84,7 @@ def worker(kind: str, n: int, epochs: int, poll: float | None) -> None:
                 comm.Allreduce(MPI.IN_PLACE, b, op=MPI.SUM)
         out["allreduce_ms"] = 1e3 * (time.perf_counter() - t1) / reps
         out["allreduce_share"] = out["allreduce_ms"] / out["step_ms"]
-        out["buckets"] = len(bufs)
+        out["buckets"] = dist.stats["buckets"]
     if dist.is_chief:
         print("RESULT " + json.dumps(out), flush=True)
 

@@ -66,15 +66,16 @@ class MPIDataParallel:
     for the slowest rank (best on dedicated cores); a number of seconds starts
     ``Iallreduce`` and tests it, sleeping that long (0: yielding the core) between tests,
     which leaves the core to others where there are more processes than free cores.
-    ``stats`` counts the steps, the seconds spent in the gradient reduction (packing,
-    ``Allreduce``, unpacking) and the bytes each rank sends per step.
+    ``stats`` counts the steps, the seconds spent in the gradient reduction (packing and
+    ``Allreduce``, waiting for the slowest rank included) and the bytes of the buffers reduced
+    per step (``buckets`` their number).
     """
 
     def __init__(self, comm: Any = None, bucket_bytes: int = 8 << 20,
                  abort_on_error: bool = True, poll: float | None = None) -> None:
         try:
             from mpi4py import MPI
-        except ImportError as e:
+        except (ImportError, RuntimeError, OSError) as e:  # no mpi4py, or no libmpi for it
             raise GraphError("gn.distribute.MPIDataParallel needs mpi4py and an MPI library: "
                              "pip install 'graphnet[mpi]' (the mpi extra: mpi4py and the mpich "
                              f"wheel) ({type(e).__name__}: {e})") from None
@@ -89,7 +90,7 @@ class MPIDataParallel:
         self._buckets: list[tuple[np.ndarray, list[tuple[int, int, int]]]] = []
         self._views: list[np.ndarray] = []
         self._layout: list | None = None
-        self.stats = {"steps": 0, "reduce_s": 0.0, "bytes_per_step": 0}
+        self.stats = {"steps": 0, "reduce_s": 0.0, "bytes_per_step": 0, "buckets": 0}
 
     @property
     def is_chief(self) -> bool:
@@ -171,6 +172,7 @@ class MPIDataParallel:
             self._buckets.append((buf, slots))
         self._layout = layout
         self.stats["bytes_per_step"] = sum(b.nbytes for b, _ in self._buckets)
+        self.stats["buckets"] = len(self._buckets)
 
     def reduce_gradients(self, grads: Sequence | None, loss: float, weight: float
                          ) -> tuple[float, list[np.ndarray]]:

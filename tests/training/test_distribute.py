@@ -90,14 +90,16 @@ def test_compile_refuses_what_is_no_strategy():
 
 
 @needs_mpi
-@pytest.mark.parametrize("kind,poll", [("mlp", "none"), ("lstm", "0")])
-def test_two_ranks_train_as_one_process(kind, poll, tmp_path):
+@pytest.mark.parametrize("kind,poll,buckets", [("mlp", "none", 4), ("lstm", "0", 1)])
+def test_two_ranks_train_as_one_process(kind, poll, buckets, tmp_path):
     """3 epochs, shuffled, uneven last batches (the MLP's has one sample: an empty slice),
     validation and accuracy: the same weights, step count and logs as one process; with a
-    blocking Allreduce (MLP) and a polled Iallreduce (LSTM)."""
+    blocking Allreduce of 4 small buckets (MLP) and a polled Iallreduce of one (LSTM)."""
     script.main(["--model", kind, "--out", str(tmp_path / "one")])
     r = ok(launch(2, "--model", kind, "--out", str(tmp_path / "two"), "--dist", "--poll",
-                  poll))
+                  poll, "--bucket-bytes", "200" if buckets > 1 else str(8 << 20)))
+    with np.load(tmp_path / "two" / "rank0.npz") as f:
+        assert int(f["buckets"]) == buckets
     ref, it, hist = result(tmp_path / "one")
     w0, it0, h0 = result(tmp_path / "two", 0)
     w1, it1, h1 = result(tmp_path / "two", 1)

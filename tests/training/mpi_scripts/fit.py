@@ -71,9 +71,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--resume", default="")
     p.add_argument("--stop", action="store_true")
     p.add_argument("--poll", default="none")
+    p.add_argument("--bucket-bytes", type=int, default=8 << 20)
     a = p.parse_args(argv)
     poll = None if a.poll == "none" else float(a.poll)
-    dist = gn.distribute.MPIDataParallel(poll=poll) if a.dist else None
+    dist = gn.distribute.MPIDataParallel(poll=poll, bucket_bytes=a.bucket_bytes) \
+        if a.dist else None
     rank = dist.rank if dist else 0
     if a.resume:
         model = gn.load_model(a.resume, distribute=dist)
@@ -93,7 +95,8 @@ def main(argv: list[str] | None = None) -> None:
                   validation_split=0.15, seed=3, verbose=2 if a.dist else 0, callbacks=cbs)
     os.makedirs(a.out, exist_ok=True)
     np.savez(os.path.join(a.out, f"rank{rank}.npz"), *model.get_weights(),
-             iterations=model.optimizer.iterations, history=json.dumps(h.history))
+             iterations=model.optimizer.iterations, history=json.dumps(h.history),
+             buckets=dist.stats["buckets"] if dist else 0)
     sys.stdout.flush()
 
 
