@@ -18,7 +18,7 @@ from .export import onnx
 from .layers import regularizers
 from .ops import *  # noqa: F403
 from .ops import __all__ as _ops_all
-from .training import callbacks, losses, metrics, optimizers, schedules
+from .training import callbacks, distribute, losses, metrics, optimizers, schedules
 from .training.model import Model, Sequential, load_model
 from .training.saving import CheckpointError
 
@@ -31,4 +31,4 @@ __all__ += ["data", "datasets", "optimizers", "schedules", "batches", "text", "m
             "detection"]
 __all__ += ["layers", "losses", "metrics", "callbacks", "regularizers", "Model", "Sequential",
             "load_model", "CheckpointError"]
-__all__ += ["onnx"]
+__all__ += ["onnx", "distribute"]

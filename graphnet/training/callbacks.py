@@ -21,7 +21,13 @@ __all__ = ["Callback", "CallbackList", "History", "EarlyStopping", "ModelCheckpo
 
 
 class Callback:
-    """Base class; ``self.model`` is set by fit before ``on_train_begin``."""
+    """Base class; ``self.model`` is set by fit before ``on_train_begin``.
+
+    ``chief_only``: under a multi-process ``distribute`` strategy only rank 0 runs it (set it
+    on callbacks that print or write files); the others run on every rank, on the same logs.
+    """
+
+    chief_only = False
 
     def __init__(self) -> None:
         self.model: Any = None  # the Model being trained (set_model)
@@ -160,6 +166,8 @@ class ModelCheckpoint(Callback):
     """Save the model (or weights) after each epoch; ``filepath`` may hold ``{epoch:02d}`` and
     log keys such as ``{val_loss:.3f}``. ``save_best_only`` saves only on improvement."""
 
+    chief_only = True  # one writer under gn.distribute
+
     def __init__(self, filepath: str | os.PathLike, monitor: str = "val_loss", verbose: int = 0,
                  save_best_only: bool = False, save_weights_only: bool = False,
                  mode: str = "auto") -> None:
@@ -226,6 +234,8 @@ def _fmt_logs(logs: dict) -> str:
 class ProgressBar(Callback):
     """One tqdm bar per epoch with the running loss and metrics (fit's ``verbose=1``);
     ``verbose=2`` prints one line per epoch instead."""
+
+    chief_only = True
 
     def __init__(self, verbose: int = 1) -> None:
         super().__init__()

@@ -161,17 +161,24 @@ class Model(Trainer):
 
     # -- compile --------------------------------------------------------------------------
     def compile(self, optimizer: Any = "adam", loss: Any = None, metrics: Sequence[Any] = (),
-                device: str = "cpu", check_numerics: bool = False, seed: int = 0) -> None:
+                device: str = "cpu", check_numerics: bool = False, seed: int = 0,
+                distribute: Any = None) -> None:
         """Choose optimizer, loss and metrics; the Programs are built once, on first use.
 
         ``loss`` is a name, a gn.losses.Loss, a function ``(y_true, y_pred) -> scalar``, or
         one of these per output. ``seed`` seeds the training program's dropout masks.
+        ``distribute``: a strategy such as ``gn.distribute.MPIDataParallel()`` for
+        data-parallel ``fit`` over several processes (docs/distributed.md).
         """
         if loss is None:
             raise GraphError("compile needs a loss, e.g. loss='sparse_softmax_cross_entropy'")
+        if distribute is not None and not hasattr(distribute, "reduce_gradients"):
+            raise GraphError(f"distribute must be a strategy such as "
+                             f"gn.distribute.MPIDataParallel(), got {distribute!r}")
         self.optimizer = _optimizers.get(optimizer)
         self._compiled = {"loss": loss, "metrics": list(metrics or []), "device": device,
-                          "check_numerics": check_numerics, "seed": seed}
+                          "check_numerics": check_numerics, "seed": seed,
+                          "distribute": distribute}
         self._programs = None
         if self.built:
             self._build_programs()
@@ -233,11 +240,13 @@ class Model(Trainer):
             metric_objs.append(ms)
         params = self.trainable_weights
         dev, chk = cfg["device"], cfg["check_numerics"]
+        dist = cfg.get("distribute")  # each rank its own dropout masks
+        seed = cfg["seed"] if dist is None else dist.program_seed(cfg["seed"])
         self._programs = {
             "targets": targets, "losses": loss_objs, "loss": total, "metrics": metric_objs,
             "params": params,
             "train": _compile(total, wrt=params, device=dev, training=True,
-                              check_numerics=chk, seed=cfg["seed"]) if params else None,
+                              check_numerics=chk, seed=seed) if params else None,
             "eval": _compile([total, *self.outputs], device=dev, check_numerics=chk),
             "predict": _compile(list(self.outputs), device=dev, check_numerics=chk),
         }
@@ -457,6 +466,9 @@ class Sequential(Model):
                    name=config.get("name"))
 
 
-def load_model(path: str | os.PathLike, compile: bool = True) -> Model:  # noqa: A002
-    """Rebuild a model saved by ``model.save``: architecture, weights and compile settings."""
-    return _saving.load_model(path, {"Sequential": Sequential, "Model": Model}, compile=compile)
+def load_model(path: str | os.PathLike, compile: bool = True,  # noqa: A002
+               distribute: Any = None) -> Model:
+    """Rebuild a model saved by ``model.save``: architecture, weights and compile settings
+    (with ``distribute``, e.g. ``gn.distribute.MPIDataParallel()``, to resume on N ranks)."""
+    return _saving.load_model(path, {"Sequential": Sequential, "Model": Model}, compile=compile,
+                              distribute=distribute)

@@ -316,7 +316,7 @@ def load_weights(model: Any, path: str | os.PathLike) -> None:
 
 
 def load_model(path: str | os.PathLike, classes: Mapping[str, Any],
-               compile: bool = True) -> Any:  # noqa: A002
+               compile: bool = True, distribute: Any = None) -> Any:  # noqa: A002
     """Rebuild the model in a fresh graph, load its weights, and compile it as it was.
 
     ``classes`` maps the saved class names to the model classes (``training.model`` passes
@@ -346,7 +346,7 @@ def load_model(path: str | os.PathLike, classes: Mapping[str, Any],
                       loss=loss if cc.get("loss_is_list") else loss[0],
                       metrics=[m if isinstance(m, str) else metrics.deserialize(m)
                                for m in cc["metrics"]],
-                      device=cc.get("device", "cpu"))
+                      device=cc.get("device", "cpu"), distribute=distribute)
         state = manifest.get("optimizer_state")
         if state:
             _resume(model, state, os.fspath(path))

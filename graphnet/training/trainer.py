@@ -9,7 +9,8 @@ optimizer, calling callbacks, and batches evaluation and prediction. The other h
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import functools
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -22,6 +23,19 @@ from ..data.batches import batches
 from . import callbacks as _callbacks
 
 __all__ = ["Trainer"]
+
+
+def _guarded(method: Callable) -> Callable:
+    """Under a multi-process ``distribute`` strategy, an exception in ``method`` on one rank
+    ends every rank (``strategy.guard()``) instead of leaving the others in a collective."""
+    @functools.wraps(method)
+    def run(self, *args: Any, **kwargs: Any) -> Any:
+        dist = self._distribution()
+        if dist is None:
+            return method(self, *args, **kwargs)
+        with dist.guard():
+            return method(self, *args, **kwargs)
+    return run
 
 
 class Trainer:
@@ -127,7 +141,14 @@ class Trainer:
             xs, ys = [a[:cut] for a in xs], [a[:cut] for a in ys]
         return xs, ys, val
 
+    def _distribution(self) -> Any:
+        """The compile's ``distribute`` strategy when it spans several processes, else None
+        (one process runs the plain loop)."""
+        d = self._compiled.get("distribute") if self._compiled else None
+        return d if d is not None and d.size > 1 else None
+
     # -- training and inference -----------------------------------------------------------
+    @_guarded
     def fit(self, x: Any = None, y: Any = None, batch_size: int = 32, epochs: int = 1,
             verbose: int = 1, callbacks: Sequence[_callbacks.Callback] | None = None,
             validation_split: float = 0.0, validation_data: Any = None, shuffle: bool = True,
@@ -146,6 +167,11 @@ class Trainer:
         steps = -(-n // batch_size)
         self.history = _callbacks.History()
         cbs = [*(callbacks or []), self.history]
+        dist = self._distribution()
+        if dist is not None:  # rank 0 alone prints and writes files
+            seed = dist.setup(self, p["params"], n, seed)
+            if not dist.is_chief:
+                cbs, verbose = [cb for cb in cbs if not getattr(cb, "chief_only", False)], 0
         if verbose:
             cbs.append(_callbacks.ProgressBar(verbose))
         cbl = _callbacks.CallbackList(cbs, self, {"epochs": epochs, "steps": steps,
@@ -164,27 +190,41 @@ class Trainer:
             for b, arrays in enumerate(batches(*xs, *ys, batch_size=batch_size,
                                                shuffle=shuffle, seed=rng)):
                 cbl.on_batch_begin(b, {})
-                # gradients stay where they were computed (no host copy); the loss comes over
-                loss, grads = train.run(dict(zip(feed_to, arrays)), to_host=False)
-                loss = train.be.to_host(loss)
-                self.optimizer.apply(grads, params)
                 size = len(arrays[0])
+                if dist is not None:  # this rank's slice of the global batch
+                    arrays = dist.shard(arrays)
+                if dist is None or len(arrays[0]):
+                    # gradients stay where they were computed (no host copy); the loss comes over
+                    loss, grads = train.run(dict(zip(feed_to, arrays)), to_host=False)
+                    loss = train.be.to_host(loss)
+                else:
+                    loss, grads = 0.0, None
+                if dist is not None:  # the global batch's gradient and loss, on every rank
+                    loss, grads = dist.reduce_gradients(grads, float(loss),
+                                                        len(arrays[0]) / size)
+                self.optimizer.apply(grads, params)
                 total += float(loss) * size
                 seen += size
                 logs = {"loss": total / seen}
-                preds = self._train_predictions(train, arrays[:len(xs)]) if any(metrics) \
-                    else []
+                preds = self._train_predictions(train, arrays[:len(xs)]) \
+                    if any(metrics) and len(arrays[0]) else []
                 for k, (ms, pred) in enumerate(zip(metrics, preds)):
                     for m in ms:
                         m.update_state(arrays[len(xs) + k], pred)
                         logs[m.name] = m.result()
                 cbl.on_batch_end(b, logs)
+            if dist is not None:
+                dist.reduce_metrics(metrics)
             logs = {"loss": total / seen,
                     **{m.name: m.result() for ms in metrics for m in ms}}
             if val is not None:
                 vlogs = self._evaluate_arrays(val[0], val[1], batch_size)
                 logs.update({f"val_{k}": v for k, v in vlogs.items()})
+            if dist is not None:
+                logs = dist.agree(logs)
             cbl.on_epoch_end(epoch, logs)
+            if dist is not None:
+                self.stop_training = dist.agree(self.stop_training)
             if self.stop_training:
                 break
         cbl.on_train_end()
@@ -223,6 +263,9 @@ class Trainer:
         for ms in metrics:
             for m in ms:
                 m.reset_state()
+        dist = self._distribution()
+        if dist is not None:  # each rank evaluates its slice; the sums are reduced below
+            xs, ys = dist.shard(xs), dist.shard(ys)
         n, total = len(xs[0]), 0.0
         for s in range(0, n, batch_size):
             sl = slice(s, s + batch_size)
@@ -233,8 +276,11 @@ class Trainer:
             for ms, yk, pred in zip(metrics, ys, preds):
                 for m in ms:
                     m.update_state(yk[sl], pred)
+        if dist is not None:
+            total, n = dist.reduce_metrics(metrics, total, n)
         return {"loss": total / n, **{m.name: m.result() for ms in metrics for m in ms}}
 
+    @_guarded
     def evaluate(self, x: Any, y: Any, batch_size: int = 32, verbose: int = 0,
                  return_dict: bool = False) -> float | list[float] | dict[str, float]:
         """The loss (and metrics) over the data: a scalar without metrics, else a list."""
@@ -242,7 +288,8 @@ class Trainer:
         xs = self._prepare_x(x)
         ys = self._prepare_y(y, len(xs[0]))
         logs = self._evaluate_arrays(xs, ys, int(batch_size))
-        if verbose:
+        dist = self._distribution()
+        if verbose and (dist is None or dist.is_chief):
             print(_callbacks._fmt_logs(logs))
         if return_dict:
             return logs
