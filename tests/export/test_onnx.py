@@ -483,3 +483,29 @@ def test_time_distributed_conv1d_and_masked_attention(tmp_path):
     for g, w in zip(run_onnx(path, feeds), want):
         assert g.shape == w.shape
         np.testing.assert_allclose(g, w, **TOL)
+
+
+@pytest.mark.lecture2
+def test_bidirectional_states_and_unrolled_gru(tmp_path):
+    """Bidirectional(GRU) with initial states in and return_state out (merge None), and an
+    unrolled GRU of each reset_after form, which exports as primitive ops."""
+    with gn.Graph():
+        x = gn.Input((4, 3), name="x")
+        hf, hb = gn.Input((2,), name="hf"), gn.Input((2,), name="hb")
+        fwd, bwd, h_f, h_b = L.Bidirectional(
+            L.GRU(2, return_sequences=True, return_state=True, seed=1), merge_mode=None,
+            name="bi")(x, initial_state=[hf, hb])
+        u1 = L.GRU(3, unroll=True, seed=2, name="unrolled_after")(x)
+        u2 = L.GRU(3, unroll=True, reset_after=False, go_backwards=True, seed=3,
+                   name="unrolled_before")(x)
+    outs = [fwd, bwd, h_f, h_b, u1, u2]
+    path = gn.onnx.export(outs, tmp_path / "bi.onnx", inputs=[x, hf, hb])
+    proto = onnx.load(path)
+    onnx.checker.check_model(proto, full_check=True)
+    assert [n.op_type for n in proto.graph.node].count("GRU") == 2  # the unrolled: none
+    rng = np.random.default_rng(8)
+    feeds = {k: rng.normal(size=s).astype(np.float32)
+             for k, s in (("x", (3, 4, 3)), ("hf", (3, 2)), ("hb", (3, 2)))}
+    want = gn.compile(outs)({x: feeds["x"], hf: feeds["hf"], hb: feeds["hb"]})
+    for g, w in zip(run_onnx(path, feeds), want):
+        np.testing.assert_allclose(g, w, **TOL)
