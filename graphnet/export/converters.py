@@ -30,11 +30,16 @@ INT64_MAX, INT64_MIN = np.iinfo(np.int64).max, np.iinfo(np.int64).min
 
 
 def value(t: Tensor) -> np.ndarray:
-    """The array of a Parameter or constant input (weights the converters re-lay out)."""
-    if t.kind not in ("parameter", "constant"):
-        raise GraphError(f"the ONNX export needs {t.name!r} to be a Parameter or constant "
-                         f"(its layout is changed at export), got a {t.kind} node")
-    return np.asarray(t.value)
+    """The array of a Parameter or constant input (weights the converters re-lay out), or of
+    a node computed from those alone (Conv1D's kernel reshaped for conv2d), folded here."""
+    if t.kind in ("parameter", "constant"):
+        return np.asarray(t.value)
+    if t.kind == "op" and all(a.kind in ("parameter", "constant", "op")
+                              for a in t.graph.ancestors([t])):
+        from ..core.program import compile as _compile
+        return np.asarray(_compile(t)({}))
+    raise GraphError(f"the ONNX export needs {t.name!r} to be a Parameter or constant "
+                     f"(its layout is changed at export), got a {t.kind} node")
 
 
 # -- activations ------------------------------------------------------------------------------
@@ -247,16 +252,18 @@ def _gates(a: np.ndarray, order: tuple[int, ...], axis: int) -> np.ndarray:
 
 
 def _recurrent(e: Emitter, t: Tensor, xs: list[str], kind: str, order: tuple[int, ...],
-               acts: list[str], n_states: int) -> tuple[str, list[str]]:
-    """The ONNX recurrent node for SimpleRNN (order (0,)) or LSTM; returns the batch-major
-    sequence (B, T, u) and the last states' names (1, B, u)."""
+               acts: list[str], n_states: int, **attrs: object) -> tuple[str, list[str]]:
+    """The ONNX recurrent node for SimpleRNN (order (0,)), LSTM or GRU; returns the
+    batch-major sequence (B, T, u) and the last states' names (1, B, u). A bias of two rows
+    (GRU's reset_after) is ONNX's [W_b | R_b]; one row is W_b, with R_b zero."""
     op = t.op
     W, U = value(t.inputs[1]), value(t.inputs[2])
     u = U.shape[0]
     bias = value(t.inputs[3]) if op.use_bias else np.zeros(W.shape[1], W.dtype)
+    wb, rb = (bias[0], bias[1]) if bias.ndim == 2 else (bias, np.zeros_like(bias))
     w = e.const(_gates(W, order, 1).T[None], base=f"{t.inputs[1].name}/onnx")
     r = e.const(_gates(U, order, 1).T[None], base=f"{t.inputs[2].name}/onnx")
-    b = e.const(np.concatenate([_gates(bias, order, 0), np.zeros_like(bias)])[None],
+    b = e.const(np.concatenate([_gates(wb, order, 0), _gates(rb, order, 0)])[None],
                 base=f"{t.inputs[3].name}/onnx" if op.use_bias else None)
     states = xs[3 + int(op.use_bias):]
     init = [e.node("Unsqueeze", [s, e.ints([0])]) for s in states]
@@ -264,11 +271,11 @@ def _recurrent(e: Emitter, t: Tensor, xs: list[str], kind: str, order: tuple[int
         init = ["", *init]
     x = e.node("Transpose", [xs[0]], perm=[1, 0, 2])
     alpha_beta = {}
-    if "Affine" in acts:
-        alpha_beta = dict(activation_alpha=[1.0 if a == "Affine" else 0.0 for a in acts],
-                          activation_beta=[0.0] * len(acts))
+    if "Affine" in acts:  # consumed by the activations that take them only (onnxruntime)
+        n = acts.count("Affine")
+        alpha_beta = dict(activation_alpha=[1.0] * n, activation_beta=[0.0] * n)
     ys = e.node(kind, [x, w, r, b, "", *init], n_out=1 + n_states, hidden_size=int(u),
-                activations=acts, **alpha_beta)
+                activations=acts, **alpha_beta, **attrs)
     seq = e.node("Transpose", [e.node("Squeeze", [ys[0], e.ints([1])])], perm=[1, 0, 2])
     return seq, ys[1:]
 
@@ -301,6 +308,20 @@ def _lstm(e: Emitter, t: Tensor, xs: list[str]) -> str:
     c = e.node("Transpose", [c_last], perm=[1, 0, 2])  # (B, 1, u)
     c = e.node("Expand", [c, e.node("Shape", [seq])])
     return e.node("Concat", [seq, c], axis=-1)
+
+
+@converts("gru")
+def _gru(e: Emitter, t: Tensor, xs: list[str]) -> str:
+    """ONNX's GRU. Keras' gates z, r, h are ONNX's z, r, h (same order), both take
+    h_t = z h_{t-1} + (1 - z) h~; Keras' reset_after=True, h~ = g(x W_h + b_h + r (h U_h +
+    b'_h)), is ONNX's linear_before_reset=1 with the bias rows as W_b and R_b, and
+    reset_after=False, h~ = g(x W_h + b_h + (r h) U_h), is linear_before_reset=0 with R_b
+    zero. go_backwards is the reversing slice the layer puts before the node."""
+    op = t.op
+    acts = [_RNN_ACT[op.recurrent_activation], _RNN_ACT[op.activation]]
+    seq, _ = _recurrent(e, t, xs, "GRU", (0, 1, 2), acts, 1,
+                        linear_before_reset=int(op.reset_after))
+    return seq
 
 
 def _reads_last_cell(r: Tensor, u: int, steps: int) -> bool:
@@ -364,7 +385,28 @@ def _nms(e: Emitter, t: Tensor, xs: list[str]) -> str:
 
 
 # -- normalization ----------------------------------------------------------------------------
-# BatchNormalization (inference form: the moving statistics as initializers) and
-# LayerNormalization (opset 17) converters go here with the ops, and a GRU converter above
-# beside _simple_rnn and _lstm (ONNX's GRU, gates z, r, h; Keras' reset_after=True is ONNX's
-# linear_before_reset=1): one @converts function each.
+
+@converts("layer_norm")
+def _layer_norm(e: Emitter, t: Tensor, xs: list[str]) -> str:
+    """LayerNormalization (opset 17) over the node's trailing ``naxes`` axes (other axes
+    are the transposes graphnet puts around the node); gamma and beta as Scale and B."""
+    return e.node("LayerNormalization", xs, axis=-int(t.op.naxes),
+                  epsilon=float(t.op.epsilon))
+
+
+@converts("batch_norm")
+def _batch_norm(e: Emitter, t: Tensor, xs: list[str]) -> str:
+    """BatchNormalization in inference form: the moving mean and variance as initializers
+    (training_mode 0). ONNX's channels are axis 1: NHWC is read as the NCHW value of the conv
+    before it where there is one (conv, batch norm, conv: no Transposes between them, and
+    onnxruntime folds the batch norm into the conv), other ranks are transposed around it."""
+    n = t.ndim
+    attrs = dict(epsilon=float(t.op.epsilon), momentum=float(t.op.momentum))
+    if n == 2:
+        return e.node("BatchNormalization", xs, **attrs)
+    if n == 4:
+        return _nhwc(e, e.node("BatchNormalization", [_nchw(e, xs[0]), *xs[1:]], **attrs))
+    first = [0, n - 1, *range(1, n - 1)]
+    x = e.node("Transpose", [xs[0]], perm=first)
+    y = e.node("BatchNormalization", [x, *xs[1:]], **attrs)
+    return e.node("Transpose", [y], perm=[first.index(a) for a in range(n)])

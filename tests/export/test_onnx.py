@@ -340,3 +340,172 @@ def test_one_hot_and_take(tmp_path):
     want = gn.compile(outs)({i: iv})
     for g, w in zip(run_onnx(gn.onnx.export(outs, tmp_path / "oh.onnx"), {"i": iv}), want):
         np.testing.assert_allclose(g, w, **TOL)
+
+
+@pytest.mark.lecture2
+@pytest.mark.parametrize("reset_after", [True, False])
+@pytest.mark.parametrize("return_sequences", [True, False])
+@pytest.mark.parametrize("go_backwards", [False, True])
+def test_gru_round_trip(tmp_path, reset_after, return_sequences, go_backwards):
+    """ONNX's GRU: gates z, r, h as Keras', linear_before_reset = reset_after, the bias rows
+    as W_b and R_b (one row: R_b zero); go_backwards' reversed input and output order."""
+    model = gn.Sequential([L.GRU(4, reset_after=reset_after, return_sequences=return_sequences,
+                                 go_backwards=go_backwards, seed=1, name="gru"),
+                           L.Dense(3, seed=2, name="out")], input_shape=(5, 3), name="gru")
+    # a non-zero bias, so that both rows (or the one row) are checked
+    b = model.get_layer("gru").bias
+    b.value = np.random.default_rng(4).normal(size=b.shape).astype(np.float32)
+    proto = round_trip(model, floats(5, 3), tmp_path)
+    grus = [n for n in proto.graph.node if n.op_type == "GRU"]
+    assert len(grus) == 1
+    lbr = {a.name: a.i for a in grus[0].attribute}["linear_before_reset"]
+    assert lbr == int(reset_after)
+
+
+@pytest.mark.lecture2
+def test_gru_states_and_activations(tmp_path):
+    """GRU with an initial state, return_state, no bias, and a relu / linear activation; a
+    linear LSTM too (onnxruntime gives activation_alpha to the Affine activations only)."""
+    with gn.Graph():
+        x = gn.Input((4, 3), name="x")
+        h0 = gn.Input((5,), name="h0")
+        seq, h = L.GRU(5, return_sequences=True, return_state=True, seed=1)(
+            x, initial_state=[h0])
+        last = L.GRU(2, activation="relu", use_bias=False, reset_after=False, seed=2,
+                     go_backwards=True)(seq, initial_state=[h0[:, :2]])
+        lin = L.GRU(3, activation=None, seed=3)(x)
+        lin_lstm = L.LSTM(2, activation=None, seed=4)(x)
+    outs = [seq, h, last, lin, lin_lstm]
+    path = gn.onnx.export(outs, tmp_path / "gru.onnx", inputs=[x, h0])
+    onnx.checker.check_model(onnx.load(path), full_check=True)
+    rng = np.random.default_rng(2)
+    feeds = {"x": rng.normal(size=(3, 4, 3)).astype(np.float32),
+             "h0": rng.normal(size=(3, 5)).astype(np.float32)}
+    want = gn.compile(outs)({x: feeds["x"], h0: feeds["h0"]})
+    for g, w in zip(run_onnx(path, feeds), want):
+        np.testing.assert_allclose(g, w, **TOL)
+
+
+@pytest.mark.lecture2
+@pytest.mark.parametrize("merge_mode", ["concat", "ave"])
+def test_bidirectional_gru_round_trip(tmp_path, merge_mode):
+    model = gn.Sequential([
+        L.Bidirectional(L.GRU(3, return_sequences=True, seed=1), merge_mode=merge_mode,
+                        name="bi"),
+        L.Bidirectional(L.LSTM(2, seed=2), name="bi_lstm"),
+        L.Dense(2, seed=3, name="out")], input_shape=(5, 3), name="bigru")
+    proto = round_trip(model, floats(5, 3), tmp_path)
+    kinds = [n.op_type for n in proto.graph.node]
+    assert kinds.count("GRU") == 2 and kinds.count("LSTM") == 2
+
+
+def _fit_a_little(model, make_x, n_out, steps=3):
+    """A few training steps, so that the moving statistics are not their start values."""
+    x = make_x(16) * 2.0 + 1.0
+    y = np.random.default_rng(5).normal(size=(16, n_out)).astype(np.float32)
+    model.compile(optimizer=gn.optimizers.SGD(0.05), loss="mse")
+    model.fit(x, y, batch_size=8, epochs=steps, verbose=0, shuffle=False)
+
+
+@pytest.mark.lecture3
+def test_cnn_with_batch_norm_round_trip(tmp_path):
+    """BatchNormalization (inference form: the moving statistics, after a few training
+    steps) on the image, between convs (it reads their NCHW values: no Transposes between
+    them), on a sequence (rank 3) and after a Dense (rank 2)."""
+    model = gn.Sequential([
+        L.BatchNormalization(momentum=0.5, name="bn_in"),
+        L.Conv2D(4, 3, padding="same", seed=1, name="conv1"),
+        L.BatchNormalization(momentum=0.5, name="bn1"),
+        L.Conv2D(3, 3, strides=2, activation="relu", seed=2, name="conv2"),
+        L.BatchNormalization(momentum=0.5, name="bn2"),
+        L.Reshape((9, 3), name="seq"),
+        L.BatchNormalization(momentum=0.5, epsilon=0.01, name="bn_seq"),
+        L.Flatten(name="flatten"),
+        L.Dense(5, seed=3, name="hidden"),
+        L.BatchNormalization(momentum=0.5, center=False, name="bn_dense"),
+        L.Dense(2, seed=4, name="scores"),
+    ], input_shape=(8, 8, 1), name="bn_cnn")
+    _fit_a_little(model, floats(8, 8, 1), 2)
+    bn_in, bn1 = model.get_layer("bn_in"), model.get_layer("bn1")
+    assert np.all(bn_in.moving_mean.value > 0.5)  # trained: not the initial zeros and ones
+    assert np.abs(bn1.moving_variance.value - 1.0).max() > 0.05
+    proto = round_trip(model, floats(8, 8, 1), tmp_path, batch=3)
+    kinds = [n.op_type for n in proto.graph.node]
+    assert kinds.count("BatchNormalization") == 5
+    # NCHW from the input's Transpose to bn2's: bn_in, conv1, bn1, conv2, bn2 share it
+    first_bn = kinds.index("BatchNormalization")
+    assert kinds[:first_bn].count("Transpose") == 1
+    inits = {i.name for i in proto.graph.initializer}
+    assert {"bn1/moving_mean", "bn1/moving_variance", "bn1/gamma", "bn1/beta"} <= inits
+
+
+def test_layer_norm_round_trip(tmp_path):
+    """LayerNormalization over the last axis, over two trailing axes, over a middle axis
+    (transposed around the node), without scale/center."""
+    with gn.Graph():
+        x = gn.Input((3, 4), name="x")
+        a = L.LayerNormalization(name="ln_last")(x)
+        b = L.LayerNormalization(axis=[1, 2], epsilon=1e-5, name="ln_two")(x)
+        c = L.LayerNormalization(axis=1, center=False, scale=False, name="ln_mid")(x)
+        d = L.LayerNormalization(name="ln_dense")(L.Dense(6, seed=1)(x))
+        y = gn.concatenate([a, b, c], axis=-1)
+    for layer in ("ln_last", "ln_two"):  # not the initial ones and zeros
+        for w in y.graph.nodes:
+            if w.kind == "parameter" and w.name.startswith(layer):
+                w.value = np.random.default_rng(7).normal(size=w.shape).astype(np.float32)
+    model = gn.Model(x, [y, d], name="ln")
+    proto = round_trip(model, floats(3, 4), tmp_path)
+    assert [n.op_type for n in proto.graph.node].count("LayerNormalization") == 4
+
+
+def test_time_distributed_conv1d_and_masked_attention(tmp_path):
+    """Layers that compose existing ops: TimeDistributed(Dense) and (Conv2D on frames),
+    Conv1D (its kernel a reshaped Parameter, folded at export) with causal padding, and
+    MultiHeadAttention with an attention_mask input."""
+    with gn.Graph():
+        x = gn.Input((5, 4), name="x")
+        mask = gn.Input((5, 5), name="mask")
+        frames = gn.Input((3, 4, 4, 1), name="frames")
+        td = L.TimeDistributed(L.Dense(3, activation="tanh", seed=1), name="td")(x)
+        c1 = L.Conv1D(2, 3, padding="causal", dilation_rate=2, seed=2, name="c1")(x)
+        c2 = L.Conv1D(3, 2, strides=2, activation="relu", seed=3, name="c2")(x)
+        att = L.MultiHeadAttention(2, 3, seed=4, name="mha")(x, x, attention_mask=mask)
+        tdc = L.TimeDistributed(L.Conv2D(2, 3, seed=5), name="tdc")(frames)
+    outs = [td, c1, c2, att, tdc]
+    path = gn.onnx.export(outs, tmp_path / "mix.onnx", inputs=[x, mask, frames])
+    onnx.checker.check_model(onnx.load(path), full_check=True)
+    rng = np.random.default_rng(6)
+    feeds = {"x": rng.normal(size=(3, 5, 4)).astype(np.float32),
+             "mask": (rng.uniform(size=(3, 5, 5)) < 0.7).astype(np.float32),
+             "frames": rng.normal(size=(3, 3, 4, 4, 1)).astype(np.float32)}
+    feeds["mask"][:, :, 0] = 1.0  # every query attends to something
+    want = gn.compile(outs)({x: feeds["x"], mask: feeds["mask"], frames: feeds["frames"]})
+    for g, w in zip(run_onnx(path, feeds), want):
+        assert g.shape == w.shape
+        np.testing.assert_allclose(g, w, **TOL)
+
+
+@pytest.mark.lecture2
+def test_bidirectional_states_and_unrolled_gru(tmp_path):
+    """Bidirectional(GRU) with initial states in and return_state out (merge None), and an
+    unrolled GRU of each reset_after form, which exports as primitive ops."""
+    with gn.Graph():
+        x = gn.Input((4, 3), name="x")
+        hf, hb = gn.Input((2,), name="hf"), gn.Input((2,), name="hb")
+        fwd, bwd, h_f, h_b = L.Bidirectional(
+            L.GRU(2, return_sequences=True, return_state=True, seed=1), merge_mode=None,
+            name="bi")(x, initial_state=[hf, hb])
+        u1 = L.GRU(3, unroll=True, seed=2, name="unrolled_after")(x)
+        u2 = L.GRU(3, unroll=True, reset_after=False, go_backwards=True, seed=3,
+                   name="unrolled_before")(x)
+    outs = [fwd, bwd, h_f, h_b, u1, u2]
+    path = gn.onnx.export(outs, tmp_path / "bi.onnx", inputs=[x, hf, hb])
+    proto = onnx.load(path)
+    onnx.checker.check_model(proto, full_check=True)
+    assert [n.op_type for n in proto.graph.node].count("GRU") == 2  # the unrolled: none
+    rng = np.random.default_rng(8)
+    feeds = {k: rng.normal(size=s).astype(np.float32)
+             for k, s in (("x", (3, 4, 3)), ("hf", (3, 2)), ("hb", (3, 2)))}
+    want = gn.compile(outs)({x: feeds["x"], hf: feeds["hf"], hb: feeds["hb"]})
+    for g, w in zip(run_onnx(path, feeds), want):
+        np.testing.assert_allclose(g, w, **TOL)
