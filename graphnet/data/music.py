@@ -15,7 +15,6 @@ from __future__ import annotations
 import functools
 import os
 import re
-import uuid
 import warnings
 import wave
 from fractions import Fraction
@@ -23,6 +22,8 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
+
+from ..core.files import atomic_write
 
 __all__ = ["Note", "ABCWarning", "parse_abc", "is_valid_song", "synthesize", "write_wav",
            "abc_to_wav"]
@@ -391,20 +392,14 @@ def write_wav(path: str | os.PathLike, wave_data: np.ndarray, sample_rate: int =
         raise ValueError(f"sample_rate must be positive, got {sample_rate}")
     pcm = np.rint(np.clip(data, -1, 1) * 32767).astype("<i2")
     path = Path(path)
-    # a unique name beside the target (same file system, so the rename is atomic), opened
-    # with open() so that it gets the usual permissions, not mkstemp's owner-only ones
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:12]}.tmp")
-    try:
-        with open(tmp, "xb") as f:
-            with wave.open(f, "wb") as w:
-                w.setnchannels(pcm.shape[1])
-                w.setsampwidth(2)
-                w.setframerate(int(sample_rate))
-                w.writeframes(pcm.tobytes())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+
+    def write(f) -> None:
+        with wave.open(f, "wb") as w:
+            w.setnchannels(pcm.shape[1])
+            w.setsampwidth(2)
+            w.setframerate(int(sample_rate))
+            w.writeframes(pcm.tobytes())
+    atomic_write(path, write, mode=0o644)  # a sound file others may read, unlike mkstemp's
     return path
 
 

@@ -12,11 +12,11 @@ temporary name and renamed into place. ``onnx`` is imported only when exporting.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Sequence
 from typing import Any
 
 from ..core.errors import GraphError
+from ..core.files import atomic_write
 from ..core.tensor import Tensor
 from . import converters as _converters  # fills CONVERTERS
 from .emitter import CONVERTERS, Emitter
@@ -118,16 +118,5 @@ def export(outputs: Tensor | Sequence[Tensor], path: str | os.PathLike,
     model = to_model(outputs, inputs, name)
     data = model.SerializeToString()
     path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".onnx", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    atomic_write(path, lambda f: f.write(data), mode=0o644)
     return path

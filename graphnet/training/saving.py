@@ -4,29 +4,19 @@ every weight's key, shape and dtype) and one ``.npy`` member per weight.
 A trained, compiled model also saves its optimizer's step count and slots (momenta, Adam's
 moments) under ``optimizer/``, so ``load_model`` resumes training exactly where it stopped.
 
-Writing goes to a temporary file in the target's folder, then ``os.replace``: a crash never
-leaves half a checkpoint, and an existing file is replaced only by a complete one. The
-temporary file is named after its target and its writer
-(``.tmp-<target>~<host>-<pid>-<start>-<random>.graphnet``: a hash of the host name, the
-writer's pid and the pid's start time), so that a process killed mid-write (SIGKILL, which
-no handler sees) leaves debris that the next save of the same target removes: only files of
-this target, written on this host by a process that is gone (no such pid, a zombie, or a pid
-reused by a process that started at another time). A live writer's file is never touched,
-nor another target's. Loading
+Writing goes through ``core.files.atomic_write``: a temporary file beside the target, then
+``os.replace``, so a crash never leaves half a checkpoint and an existing file is replaced
+only by a complete one; the debris of saves killed mid-write (SIGKILL) is removed by the
+next save of the same target (never a live writer's file, nor another target's). Loading
 reads and checks everything (zip CRCs, the manifest, every key and shape against the model)
 before it assigns a single weight, so a bad file raises CheckpointError and changes nothing.
 """
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
-import re
-import socket
-import string
-import tempfile
 import warnings
 import zipfile
 from collections.abc import Mapping
@@ -35,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from ..core.errors import GraphError
+from ..core.files import atomic_write, remove_stale_temporaries
 from ..core.tensor import fmt_shape
 
 __all__ = ["CheckpointError", "save_model", "save_weights", "load_model", "load_weights",
@@ -76,124 +67,18 @@ def _compile_config(model: Any) -> dict[str, Any] | None:
         return None
 
 
-# -- temporary files and the debris of killed saves ----------------------------------------
-
-_TMP = re.compile(r"\.tmp-(?P<tag>.+)~(?P<host>[0-9a-f]{8})-(?P<pid>\d+)-(?P<start>\d+)-"
-                  r"[a-z0-9_]+\.graphnet")
-
-
-def _tag(base: str) -> str:
-    """The target's file name as it appears in its temporary files (hashed when long)."""
-    return base if len(base) <= 120 else hashlib.sha1(base.encode()).hexdigest()[:20]
-
-
-def _host() -> str:
-    return hashlib.sha1(socket.gethostname().encode()).hexdigest()[:8]
-
-
-def _stat(pid: int) -> tuple[str, int] | None:
-    """(state, start time in clock ticks since boot) of a process, from Linux's /proc;
-    None where there is no /proc entry to read."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            rest = f.read().rsplit(b")", 1)[1].split()  # the name in (...) may hold spaces
-        return rest[0].decode(), int(rest[19])
-    except (OSError, IndexError, ValueError):
-        return None
-
-
-def _start_time(pid: int) -> int:
-    st = _stat(pid)
-    return st[1] if st else 0
-
-
-def _writer_alive(pid: int, start: int) -> bool:
-    """Whether the process that wrote a temporary file may still be writing it. In doubt
-    (no way to ask, another user's process), yes: a live writer's file is never removed."""
-    if os.name == "nt":  # os.kill(pid, 0) would terminate the process there
-        return True
-    if pid == os.getpid():  # this process, unless the pid was reused since the file's writer
-        own = _start_time(pid)
-        return not (start and own and start != own)
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass  # it exists, owned by someone else: still check for pid reuse below
-    except OSError:
-        return True
-    st = _stat(pid)
-    if st is None:
-        return True
-    state, started = st
-    if state == "Z":  # killed, not yet reaped: it writes nothing any more
-        return False
-    return not (start and started != start)  # a different start time: the pid was reused
-
-
-def remove_stale_temporaries(path: str | os.PathLike) -> list[str]:
-    """Remove the temporary files that killed saves of ``path`` left in its folder, and
-    return their paths. ``path`` may be a ``ModelCheckpoint`` template (``m-{epoch:02d}.graphnet``):
-    then the debris of every file it names goes. Files of a live writer, of another target
-    or written on another host stay."""
-    path = os.fspath(path)
-    folder, base = os.path.split(os.path.abspath(path))
-    if "{" in folder:
-        return []
-    if "{" in base:  # a template: every target it can name
-        parts = [re.escape(lit) + ("" if field is None else ".+")
-                 for lit, field, _, _ in string.Formatter().parse(base)]
-        wanted = re.compile("".join(parts))
-        match = wanted.fullmatch
-    else:
-        tag = _tag(base)
-        match = tag.__eq__
-    host, removed = _host(), []
-    try:
-        names = os.listdir(folder)
-    except OSError:
-        return []
-    for name in names:
-        m = _TMP.fullmatch(name)
-        if not m or m["host"] != host or not match(m["tag"]):
-            continue
-        if _writer_alive(int(m["pid"]), int(m["start"])):
-            continue
-        try:
-            os.remove(os.path.join(folder, name))
-            removed.append(os.path.join(folder, name))
-        except FileNotFoundError:  # another process cleaned it first
-            pass
-    return removed
-
-
 def _write(path: str | os.PathLike, manifest: dict[str, Any],
            members: list[tuple[str, np.ndarray]]) -> None:
-    """Write the zip (the manifest and ``(file, array)`` members) to a temp file beside
-    ``path`` and rename it over ``path``; first remove what killed saves of ``path`` left."""
-    path = os.fspath(path)
-    folder, base = os.path.split(os.path.abspath(path))
-    remove_stale_temporaries(path)
-    pid = os.getpid()
-    fd, tmp = tempfile.mkstemp(
-        prefix=f".tmp-{_tag(base)}~{_host()}-{pid}-{_start_time(pid)}-", suffix=".graphnet",
-        dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED) as zf:
-                zf.writestr(_MANIFEST, json.dumps(manifest, indent=1))
-                for name, a in members:
-                    buf = io.BytesIO()
-                    np.lib.format.write_array(buf, np.ascontiguousarray(a), allow_pickle=False)
-                    zf.writestr(name, buf.getvalue())
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    """Write the zip (the manifest and ``(file, array)`` members) atomically to ``path``
+    (``core.files.atomic_write``: first it removes what killed saves of ``path`` left)."""
+    def write(f) -> None:
+        with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED) as zf:
+            zf.writestr(_MANIFEST, json.dumps(manifest, indent=1))
+            for name, a in members:
+                buf = io.BytesIO()
+                np.lib.format.write_array(buf, np.ascontiguousarray(a), allow_pickle=False)
+                zf.writestr(name, buf.getvalue())
+    atomic_write(path, write)
 
 
 def _weights_manifest(model: Any) -> tuple[list[dict[str, Any]], list[np.ndarray]]:

@@ -283,26 +283,26 @@ def test_sigkilled_saves_leave_the_checkpoint_and_no_debris(tmp_path):
 
 @pytest.mark.skipif(os.name == "nt", reason="pids as on POSIX")
 def test_only_temporaries_of_dead_writers_on_this_host_are_removed(tmp_path):
-    from graphnet.training import saving
+    from graphnet.core import files
 
-    pid, host = os.getpid(), saving._host()
-    start = saving._start_time(pid)
+    pid, host = os.getpid(), files._host()
+    start = files._start_time(pid)
     done = subprocess.Popen([sys.executable, "-c", "pass"])
     done.wait()  # a pid that has just ended
     names = {
-        "mine": f".tmp-m.graphnet~{host}-{pid}-{start}-abc_12.graphnet",  # this live process
+        "mine": f".tmp-m.graphnet~{host}-{pid}-{start}-abc_12.part",  # this live process
         # the same pid, started at another time: a reused pid, the writer is gone
-        "reused": f".tmp-m.graphnet~{host}-{pid}-{start + 1}-abc_13.graphnet",
-        "gone": f".tmp-m.graphnet~{host}-{done.pid}-0-abc_14.graphnet",
+        "reused": f".tmp-m.graphnet~{host}-{pid}-{start + 1}-abc_13.part",
+        "gone": f".tmp-m.graphnet~{host}-{done.pid}-0-abc_14.part",
         # another host's writer: its pids mean nothing here
         "elsewhere": f".tmp-m.graphnet~{'0' * 8 if host != '0' * 8 else '1' * 8}-{done.pid}-0-"
-                     "abc_15.graphnet",
-        "other": f".tmp-m2.graphnet~{host}-{done.pid}-0-abc_16.graphnet",  # another target
+                     "abc_15.part",
+        "other": f".tmp-m2.graphnet~{host}-{done.pid}-0-abc_16.part",  # another target
         "unrelated": ".tmp-notours.graphnet",
     }
     for n in names.values():
         (tmp_path / n).write_bytes(b"partial")
-    removed = saving.remove_stale_temporaries(tmp_path / "m.graphnet")
+    removed = files.remove_stale_temporaries(tmp_path / "m.graphnet")
     gone = {"gone"} | ({"reused"} if start else set())  # start times where /proc has them
     assert sorted(os.path.basename(p) for p in removed) == sorted(names[k] for k in gone)
     assert _temporaries(tmp_path) == sorted(n for k, n in names.items() if k not in gone)
