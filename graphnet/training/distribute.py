@@ -246,5 +246,8 @@ class MPIDataParallel:
         sys.stderr.write(f"{tb}graphnet.distribute: rank {self.rank} of {self.size} failed: "
                          f"{type(error).__name__}: {error}\n")
         sys.stderr.flush()
+        # give mpiexec's output forwarding a moment: MPI_Abort ends every rank at once, and a
+        # message still in the process manager's pipes is lost (seen on a loaded machine)
+        time.sleep(0.5)
         self.comm.Abort(1)
         os._exit(1)  # MPICH's MPI_Abort can return before the process manager ends this rank

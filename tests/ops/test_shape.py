@@ -251,7 +251,9 @@ def test_reshape_fold_batch_moves_factors_in_and_out_of_the_batch(rng):
     np.testing.assert_array_equal(b, xb)
     with gn.Graph(), pytest.raises(gn.GraphError, match="must take or give whole factors"):
         gn.reshape(gn.Input((3, 4)), (-1, 5), fold_batch=True)
+    with gn.Graph():  # without fold_batch a lone -1 folds in as NumPy's does...
+        assert gn.reshape(gn.Input((3, 4)), (-1, 4)).shape == (None, 4)
     with gn.Graph(), pytest.raises(gn.GraphError, match="cannot reshape"):
-        gn.reshape(gn.Input((3, 4)), (-1, 4))   # without fold_batch the batch stays put
+        gn.reshape(gn.Input((4,)), (-1, 3, 4))   # ...but only fold_batch gives factors back
     check_gradients(lambda a: gn.reshape(a, (-1, 2), fold_batch=True) * 1.5,
                     rng.normal(size=(2, 3, 2)))
