@@ -1,0 +1,194 @@
+"""Layer and batch normalization on the GPU, the CPU kernels' formulas (see
+``kernels/cpu/normalization.py``): ``xhat = (x - mean) rstd``, ``rstd = 1 / sqrt(var + eps)``
+with the biased variance; ``dx = rstd (dxhat - mean(dxhat) - xhat mean(dxhat xhat))``.
+
+Layer norm: one thread per row (a sample's features) forward and for dx; one thread per
+feature sums dgamma and dbeta over the rows. Batch norm: one thread per channel takes the
+statistics (neighbouring threads read neighbouring channels, so reads coalesce) and updates
+the moving averages in place; a grid-stride pass over every element normalizes.
+"""
+
+from __future__ import annotations
+
+import math
+
+from numba import cuda
+
+from . import _base
+
+__all__ = ["layer_norm", "layer_norm_grad", "batch_norm", "batch_norm_grad"]
+
+
+@cuda.jit
+def _ln_rows(x, gamma, beta, eps, inv_n, y, mean, rstd):
+    n = x.shape[1]
+    for i in range(cuda.grid(1), x.shape[0], cuda.gridsize(1)):
+        s = eps - eps
+        for j in range(n):
+            s += x[i, j]
+        m = s * inv_n
+        v = eps - eps
+        for j in range(n):
+            d = x[i, j] - m
+            v += d * d
+        r = (eps / eps) / math.sqrt(v * inv_n + eps)
+        mean[i] = m
+        rstd[i] = r
+        for j in range(n):
+            y[i, j] = (x[i, j] - m) * r * gamma[j] + beta[j]
+
+
+@cuda.jit
+def _ln_grad_rows(g, x, gamma, mean, rstd, inv_n, dx):
+    n = x.shape[1]
+    for i in range(cuda.grid(1), x.shape[0], cuda.gridsize(1)):
+        m, r = mean[i], rstd[i]
+        s1 = r - r
+        s2 = r - r
+        for j in range(n):
+            d = g[i, j] * gamma[j]
+            s1 += d
+            s2 += d * (x[i, j] - m) * r
+        s1 *= inv_n
+        s2 *= inv_n
+        for j in range(n):
+            dx[i, j] = r * (g[i, j] * gamma[j] - s1 - (x[i, j] - m) * r * s2)
+
+
+@cuda.jit
+def _param_grads(g, x, mean, rstd, by_row, dgamma, dbeta):
+    # one thread per column j: dgamma[j] = sum_i g xhat, dbeta[j] = sum_i g
+    for j in range(cuda.grid(1), x.shape[1], cuda.gridsize(1)):
+        sg = g[0, j] - g[0, j]
+        sb = sg
+        for i in range(x.shape[0]):
+            k = i if by_row else j
+            sg += g[i, j] * (x[i, j] - mean[k]) * rstd[k]
+            sb += g[i, j]
+        dgamma[j] = sg
+        dbeta[j] = sb
+
+
+@cuda.jit
+def _bn_stats(x, eps, inv_n, mean, rstd, mm, mv, momentum, update):
+    for j in range(cuda.grid(1), x.shape[1], cuda.gridsize(1)):
+        s = eps - eps
+        for i in range(x.shape[0]):
+            s += x[i, j]
+        m = s * inv_n
+        v = eps - eps
+        for i in range(x.shape[0]):
+            d = x[i, j] - m
+            v += d * d
+        v *= inv_n
+        one = eps / eps
+        mean[j] = m
+        rstd[j] = one / math.sqrt(v + eps)
+        if update:
+            mm[j] = mm[j] * momentum + m * (one - momentum)
+            mv[j] = mv[j] * momentum + v * (one - momentum)
+
+
+@cuda.jit
+def _bn_moving(mm, mv, eps, mean, rstd):
+    # inference: the moving statistics as (mean, rstd)
+    for j in range(cuda.grid(1), mm.size, cuda.gridsize(1)):
+        mean[j] = mm[j]
+        rstd[j] = (eps / eps) / math.sqrt(mv[j] + eps)
+
+
+@cuda.jit
+def _bn_apply(x, gamma, beta, mean, rstd, y):
+    C = x.shape[1]
+    for t in range(cuda.grid(1), x.size, cuda.gridsize(1)):
+        i, j = t // C, t % C
+        s = gamma[j] * rstd[j]
+        y[i, j] = x[i, j] * s + (beta[j] - mean[j] * s)
+
+
+@cuda.jit
+def _bn_grad_apply(g, x, gamma, mean, rstd, dgamma, dbeta, inv_m, training, dx):
+    C = x.shape[1]
+    for t in range(cuda.grid(1), x.size, cuda.gridsize(1)):
+        i, j = t // C, t % C
+        r = rstd[j]
+        if training:  # dx = gamma rstd (g - mean(g) - xhat mean(g xhat))
+            dx[i, j] = gamma[j] * r * (g[i, j] - dbeta[j] * inv_m
+                                       - (x[i, j] - mean[j]) * r * dgamma[j] * inv_m)
+        else:
+            dx[i, j] = gamma[j] * r * g[i, j]
+
+
+def _rows(a, n: int):
+    from . import asarray
+
+    return _base.rows(asarray(a), n)
+
+
+def layer_norm(x, gamma, beta, epsilon: float):
+    """``(y, mean, rstd)``: rows of ``gamma.size`` trailing features normalized, scaled and
+    shifted; mean and rstd per row."""
+    K = gamma.size
+    x2 = _rows(x, K)
+    M, dt = x2.shape[0], x.dtype.type
+    y = _base.empty(x2.shape, x.dtype)
+    mean, rstd = _base.empty(M, x.dtype), _base.empty(M, x.dtype)
+    if M:
+        _ln_rows[_base.blocks(M), _base.TPB](x2, _rows(gamma, K)[0], _rows(beta, K)[0],
+                                             dt(epsilon), dt(1.0 / K), y, mean, rstd)
+    return y.reshape(x.shape), mean, rstd
+
+
+def layer_norm_grad(g, x, gamma, mean, rstd):
+    """``(dx, dgamma, dbeta)`` of layer normalization."""
+    K = gamma.size
+    x2, g2, gm = _rows(x, K), _rows(g, K), _rows(gamma, K)[0]
+    M = x2.shape[0]
+    dx = _base.empty(x2.shape, x.dtype)
+    dgamma, dbeta = _base.empty(K, x.dtype), _base.empty(K, x.dtype)
+    if M:
+        _ln_grad_rows[_base.blocks(M), _base.TPB](g2, x2, gm, mean, rstd,
+                                                  x.dtype.type(1.0 / K), dx)
+        _param_grads[_base.blocks(K), _base.TPB](g2, x2, mean, rstd, True, dgamma, dbeta)
+    return dx.reshape(x.shape), dgamma.reshape(gamma.shape), dbeta.reshape(gamma.shape)
+
+
+def batch_norm(x, gamma, beta, moving_mean, moving_variance, epsilon: float, momentum: float,
+               training: bool):
+    """``(y, mean, rstd)`` of batch normalization over the last axis; in ``training`` the
+    batch statistics, and the moving ones updated in place (device arrays)."""
+    from . import asarray
+
+    C = x.shape[len(x.shape) - 1]  # the simulator's shapes take no negative index
+    x2 = _rows(x, C)
+    dt = x.dtype.type
+    mean, rstd = _base.empty(C, x.dtype), _base.empty(C, x.dtype)
+    mm, mv = asarray(moving_mean), asarray(moving_variance)
+    if training:
+        _bn_stats[_base.blocks(C), _base.TPB](x2, dt(epsilon), dt(1.0 / max(x2.shape[0], 1)),
+                                              mean, rstd, mm, mv, dt(momentum), True)
+        if mm is not moving_mean:  # a host array was given: write the update back
+            moving_mean[...] = mm.copy_to_host()
+            moving_variance[...] = mv.copy_to_host()
+    else:
+        _bn_moving[_base.blocks(C), _base.TPB](mm, mv, dt(epsilon), mean, rstd)
+    y = _base.empty(x2.shape, x.dtype)
+    if x2.size:
+        _bn_apply[_base.blocks(x2.size), _base.TPB](x2, asarray(gamma), asarray(beta), mean,
+                                                    rstd, y)
+    return y.reshape(x.shape), mean, rstd
+
+
+def batch_norm_grad(g, x, gamma, mean, rstd, training: bool):
+    """``(dx, dgamma, dbeta)`` of batch normalization (``training``: batch statistics)."""
+    C = x.shape[len(x.shape) - 1]  # the simulator's shapes take no negative index
+    x2, g2 = _rows(x, C), _rows(g, C)
+    dgamma, dbeta = _base.empty(C, x.dtype), _base.empty(C, x.dtype)
+    dx = _base.empty(x2.shape, x.dtype)
+    if x2.shape[0]:
+        _param_grads[_base.blocks(C), _base.TPB](g2, x2, mean, rstd, False, dgamma, dbeta)
+        _bn_grad_apply[_base.blocks(x2.size), _base.TPB](
+            g2, x2, _rows(gamma, C)[0], mean, rstd, dgamma, dbeta,
+            x.dtype.type(1.0 / x2.shape[0]), training, dx)
+    return dx.reshape(x.shape), dgamma, dbeta
+
