@@ -11,6 +11,10 @@ Backward, with ``xhat = (x - mean) rstd`` and ``dxhat = g gamma`` (n values per 
 ``dx = rstd (dxhat - mean(dxhat) - xhat mean(dxhat xhat))``, ``dgamma = sum g xhat``,
 ``dbeta = sum g``. Batch norm at inference normalizes with fixed statistics, so there
 ``dx = g gamma rstd``.
+
+The row kernels of layer norm reduce along a row, a chain of dependent additions unless the
+compiler may reorder them: ``fastmath={"reassoc"}`` (reordering only; NaN and inf keep their
+meaning) lets LLVM vectorize the sums, 0.64 -> 0.17 ms forward on (2048, 128) float32.
 """
 
 import math
@@ -23,7 +27,7 @@ from ..jit import kernel, pick
 __all__ = ["layer_norm", "layer_norm_grad", "batch_norm", "batch_norm_grad"]
 
 
-@kernel(parallel=True)
+@kernel(parallel=True, fastmath={"reassoc"})
 def _ln_rows(x, gamma, beta, eps, inv_n, y, mean, rstd):
     n = x.shape[1]
     for i in prange(x.shape[0]):
@@ -43,7 +47,7 @@ def _ln_rows(x, gamma, beta, eps, inv_n, y, mean, rstd):
     return y
 
 
-@kernel(parallel=True)
+@kernel(parallel=True, fastmath={"reassoc"})
 def _ln_grad_rows(g, x, gamma, mean, rstd, inv_n, dx):
     n = x.shape[1]
     for i in prange(x.shape[0]):
@@ -68,11 +72,19 @@ def _param_grads(g, x, mean, rstd, by_row, dgamma, dbeta):
     statistics belong to rows (layer norm, ``by_row``) or to columns (batch norm)."""
     dgamma[:] = 0
     dbeta[:] = 0
-    for i in range(x.shape[0]):
-        for j in range(x.shape[1]):
-            k = i if by_row else j
-            dgamma[j] += g[i, j] * (x[i, j] - mean[k]) * rstd[k]
-            dbeta[j] += g[i, j]
+    # the branch outside the loops: each inner loop runs along j without a reduction, so it
+    # vectorizes (with the branch inside, the backward pass of layer norm took 4x longer)
+    if by_row:
+        for i in range(x.shape[0]):
+            m, r = mean[i], rstd[i]
+            for j in range(x.shape[1]):
+                dgamma[j] += g[i, j] * (x[i, j] - m) * r
+                dbeta[j] += g[i, j]
+    else:
+        for i in range(x.shape[0]):
+            for j in range(x.shape[1]):
+                dgamma[j] += g[i, j] * (x[i, j] - mean[j]) * rstd[j]
+                dbeta[j] += g[i, j]
 
 
 @kernel

@@ -148,6 +148,31 @@ def test_against_pytorch(rng):
     np.testing.assert_allclose(y, want.permute(0, 2, 3, 1).numpy(), rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("which", ["layer", "batch"])
+def test_gradients_against_pytorch(which, rng):
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    x = rng.normal(size=(4, 3, 5))
+    gamma, beta, mm, mv = (rng.normal(size=5), rng.normal(size=5), np.zeros(5), np.ones(5))
+    R = rng.normal(size=x.shape)
+    with gn.Graph():
+        ps = [gn.Parameter(a, dtype="float64") for a in (x, gamma, beta)]
+        stats = [gn.Parameter(a, dtype="float64", trainable=False) for a in (mm, mv)]
+        y = (gn.layer_norm(*ps) if which == "layer" else gn.batch_norm(*ps, *stats))
+        loss = gn.sum(y * gn.constant(R))
+    _, grads = gn.compile(loss, wrt=ps, training=True)({})
+    tx, tg, tb = (torch.tensor(a, requires_grad=True) for a in (x, gamma, beta))
+    if which == "layer":
+        ty = F.layer_norm(tx, (5,), tg, tb, eps=1e-3)
+    else:  # (N, T, C) as torch's (N, C, T)
+        ty = F.batch_norm(tx.permute(0, 2, 1), torch.zeros(5, dtype=torch.float64),
+                          torch.ones(5, dtype=torch.float64), tg, tb, training=True,
+                          eps=1e-3).permute(0, 2, 1)
+    (ty * torch.tensor(R)).sum().backward()
+    for got, t in zip(grads, (tx, tg, tb)):
+        np.testing.assert_allclose(got, t.grad.numpy(), rtol=1e-9, atol=1e-10)
+
+
 def test_errors_are_graph_errors():
     with gn.Graph():
         x = gn.Input((3, 4))
