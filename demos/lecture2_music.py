@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 import graphnet as gn
-from demos.common import Stopwatch, plt, progress, rounded, savefig
+from demos.common import Stopwatch, draw_layers, plt, progress, rounded, savefig
 
 ORDER = 2  # after the RNN gradients: the lab that puts the LSTM to work
 
@@ -42,7 +42,7 @@ def make_model(vocab: int, length: int, embed: int, units: int, seed: int) -> gn
 
 
 def make_transformer(vocab: int, length: int, d_model: int, heads: int, blocks: int,
-                     seed: int) -> gn.Model:
+                     seed: int, lr: float = 5e-3) -> gn.Model:
     """Embedding + positions -> ``blocks`` causal pre-norm Transformer blocks -> Dense."""
     with gn.Graph("transformer"):
         ids = gn.Input((length,), dtype="int64", name="ids")
@@ -54,7 +54,7 @@ def make_transformer(vocab: int, length: int, d_model: int, heads: int, blocks: 
                                              name=f"block_{i}")(h, use_causal_mask=True)
         logits = gn.layers.Dense(vocab, seed=seed + 5, name="logits")(h)
     model = gn.Model(ids, logits, name="transformer")
-    model.compile(optimizer=gn.optimizers.Adam(2e-3, global_clipnorm=5.0),
+    model.compile(optimizer=gn.optimizers.Adam(lr, global_clipnorm=5.0),
                   loss="sparse_softmax_cross_entropy")
     return model
 
@@ -109,7 +109,7 @@ def run(quick: bool, out: Path, seed: int) -> dict:
         d_model, heads, blocks = 16, 2, 2
     else:
         length, embed, units, epochs, windows, n_songs, gen_len = 100, 64, 256, 6, None, 16, 600
-        d_model, heads, blocks = 64, 4, 2
+        d_model, heads, blocks = 128, 4, 2  # about the LSTM's parameter count
     songs = gn.datasets.irish_songs()
     vocab = gn.text.Vocabulary.fit(songs)
     ids = vocab.encode("\n\n".join(songs))
@@ -168,6 +168,10 @@ def run(quick: bool, out: Path, seed: int) -> dict:
     ax.legend(fontsize=8)
     fig.tight_layout()
     pictures = [str(savefig(fig, out, "lecture2_music_loss"))]
+    # the Transformer layer by layer, each block opened into its sub-blocks
+    drawn = draw_layers(tmodel, out, "lecture2_transformer_graph", expand_nested=True)
+    if not drawn.startswith("no drawing"):
+        pictures.append(drawn)
 
     return rounded({
         "vocab_size": vocab.size, "windows": len(x), "parameters": model.count_params(),
