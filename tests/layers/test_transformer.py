@@ -269,3 +269,28 @@ def test_padding_mask_input_round_trips(rng, tmp_path):
     again = gn.load_model(path)
     np.testing.assert_allclose(again.predict([xv, pv]), model.predict([xv, pv]), rtol=1e-6,
                                atol=1e-6)
+
+
+def test_sequential_round_trip_and_frozen_block(rng, tmp_path):
+    model = gn.Sequential([TransformerEncoder(12, 2, activation="gelu", seed=0, name="enc"),
+                           Dense(3, seed=1)], input_shape=(4, 8))
+    enc = model.get_layer("enc")
+    enc.set_weights(_random_weights(enc, rng))
+    xv = rng.normal(size=(2, 4, 8)).astype(np.float32)
+    path = tmp_path / "seq.graphnet"
+    model.save(path)
+    again = gn.load_model(path)
+    np.testing.assert_allclose(again.predict(xv), model.predict(xv), rtol=1e-6, atol=1e-6)
+    assert again.get_layer("enc").get_config() == enc.get_config()
+    frozen = TransformerEncoder(12, 2, trainable=False)
+    with gn.Graph("frozen"):
+        frozen(gn.Input((4, 8)))
+    assert frozen.trainable_weights == [] and len(frozen.non_trainable_weights) == 16
+
+
+def test_integer_mask_is_refused():
+    with gn.Graph("bad"):
+        x = gn.Input((4, 8), name="x")
+        pad = gn.Input((4,), dtype="int64", name="pad")
+        with pytest.raises(gn.GraphError, match="padding_mask 'pad'.*float32"):
+            TransformerEncoder(12, 2)(x, padding_mask=pad)
