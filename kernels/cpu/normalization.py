@@ -173,9 +173,9 @@ def batch_norm(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, moving_mean: 
     C = x.shape[-1]
     x2 = _rows(x, C)
     dt = x.dtype.type
-    if training:
+    if training and x2.shape[0]:  # an empty batch leaves the moving statistics alone
         mean, rstd = np.empty(C, x.dtype), np.empty(C, x.dtype)
-        _bn_stats(x2, dt(epsilon), dt(1.0 / max(x2.shape[0], 1)), mean, rstd, moving_mean,
+        _bn_stats(x2, dt(epsilon), dt(1.0 / x2.shape[0]), mean, rstd, moving_mean,
                   moving_variance, dt(momentum), True)
     else:
         mean = np.array(moving_mean, copy=True)
