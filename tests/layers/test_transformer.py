@@ -234,7 +234,7 @@ def test_dropout_only_while_training(rng):
 
 def test_causal_language_model_trains_and_round_trips(rng, tmp_path):
     t, vocab = 6, 5
-    ids_v = rng.integers(0, vocab, (64, t + 1))
+    ids_v = rng.integers(0, vocab, (128, t + 1))
     xv, yv = ids_v[:, :-1], ids_v[:, 1:].copy()
     yv[:, 1:] = xv[:, :-1]  # predict the previous token: needs the causal look-back
     with gn.Graph("lm"):
@@ -245,8 +245,8 @@ def test_causal_language_model_trains_and_round_trips(rng, tmp_path):
         logits = Dense(vocab, seed=3)(h)
     model = gn.Model(ids, logits)
     model.compile(optimizer=gn.optimizers.Adam(0.02), loss="sparse_softmax_cross_entropy")
-    hist = model.fit(xv, yv, batch_size=16, epochs=12, verbose=0)
-    assert hist.history["loss"][-1] < 0.8 * hist.history["loss"][0]
+    hist = model.fit(xv, yv, batch_size=16, epochs=15, verbose=0, seed=0)
+    assert hist.history["loss"][-1] < 0.6 * hist.history["loss"][0]
     assert [la.name for la in model.layers] == ["embedding", "positional_encoding",
                                                 "transformer_encoder", "transformer_encoder_1",
                                                 "dense"]
