@@ -6,6 +6,11 @@ with gates) and a ``Dense`` layer predicts the next character at every step, tra
 cross-entropy over all steps. A second graph, sharing the trained weights, runs the LSTM
 ONE step at a time with ``initial_state`` to sample songs with a temperature; they are written
 as ``.abc`` files and the first playable one as a ``.wav``.
+
+Beside it, the same next-character task for a small causal Transformer: ``Embedding`` +
+``PositionalEncoding`` + ``TransformerEncoder`` blocks with ``use_causal_mask`` (step t sees
+steps <= t only, as the LSTM does) + ``Dense``, trained on the same windows; the validation
+perplexity of each is reported and both loss curves drawn.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 import graphnet as gn
-from demos.common import Stopwatch, plt, progress, rounded, savefig
+from demos.common import Stopwatch, draw_layers, plt, progress, rounded, savefig
 
 ORDER = 2  # after the RNN gradients: the lab that puts the LSTM to work
 
@@ -32,6 +37,24 @@ def make_model(vocab: int, length: int, embed: int, units: int, seed: int) -> gn
                           input_shape=(length,))
     # (B, T, vocab) logits against (B, T) ids: the mean cross-entropy over every step
     model.compile(optimizer=gn.optimizers.Adam(5e-3, global_clipnorm=5.0),
+                  loss="sparse_softmax_cross_entropy")
+    return model
+
+
+def make_transformer(vocab: int, length: int, d_model: int, heads: int, blocks: int,
+                     seed: int, lr: float = 5e-3) -> gn.Model:
+    """Embedding + positions -> ``blocks`` causal pre-norm Transformer blocks -> Dense."""
+    with gn.Graph("transformer"):
+        ids = gn.Input((length,), dtype="int64", name="ids")
+        h = gn.layers.Embedding(vocab, d_model, seed=seed, name="embedding")(ids)
+        h = gn.layers.PositionalEncoding(name="positions")(h)
+        for i in range(blocks):
+            h = gn.layers.TransformerEncoder(4 * d_model, heads, normalize_first=True,
+                                             seed=seed + 10 * (i + 1),
+                                             name=f"block_{i}")(h, use_causal_mask=True)
+        logits = gn.layers.Dense(vocab, seed=seed + 5, name="logits")(h)
+    model = gn.Model(ids, logits, name="transformer")
+    model.compile(optimizer=gn.optimizers.Adam(lr, global_clipnorm=5.0),
                   loss="sparse_softmax_cross_entropy")
     return model
 
@@ -83,8 +106,10 @@ class Sampler:
 def run(quick: bool, out: Path, seed: int) -> dict:
     if quick:
         length, embed, units, epochs, windows, n_songs, gen_len = 40, 16, 32, 3, 96, 4, 120
+        d_model, heads, blocks = 16, 2, 2
     else:
         length, embed, units, epochs, windows, n_songs, gen_len = 100, 64, 256, 6, None, 16, 600
+        d_model, heads, blocks = 128, 4, 2  # about the LSTM's parameter count
     songs = gn.datasets.irish_songs()
     vocab = gn.text.Vocabulary.fit(songs)
     ids = vocab.encode("\n\n".join(songs))
@@ -97,6 +122,13 @@ def run(quick: bool, out: Path, seed: int) -> dict:
         hist = model.fit(x, y, batch_size=32, epochs=epochs, validation_split=0.05, seed=seed,
                          verbose=0 if quick else 1).history
     loss, val = np.array(hist["loss"]), np.array(hist["val_loss"])
+
+    # the same windows, the same validation split, for a causal Transformer
+    tmodel = make_transformer(vocab.size, length, d_model, heads, blocks, seed)
+    with Stopwatch() as t_time:
+        thist = tmodel.fit(x, y, batch_size=32, epochs=epochs, validation_split=0.05,
+                           seed=seed, verbose=0 if quick else 1).history
+    tloss, tval = np.array(thist["loss"]), np.array(thist["val_loss"])
 
     sampler = Sampler(model, vocab.size, embed, units)
     rng = np.random.default_rng(seed)
@@ -120,24 +152,36 @@ def run(quick: bool, out: Path, seed: int) -> dict:
             files.append(str(gn.music.abc_to_wav(playable[0], out / "lecture2_song.wav",
                                                  max_seconds=120)))
 
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
     ep = np.arange(1, len(loss) + 1)
-    ax.plot(ep, loss, "o-", label="training")
-    ax.plot(ep, val, "o-", color="C3", label="validation (last 5% of windows)")
+    ax.plot(ep, loss, "o--", color="C0", alpha=0.6, label="LSTM, training")
+    ax.plot(ep, val, "o-", color="C0", label=f"LSTM, validation (perplexity {np.exp(val[-1]):.2f})")
+    ax.plot(ep, tloss, "s--", color="C3", alpha=0.6, label="Transformer, training")
+    ax.plot(ep, tval, "s-", color="C3",
+            label=f"Transformer, validation (perplexity {np.exp(tval[-1]):.2f})")
     ax.axhline(np.log(vocab.size), color="gray", ls=":", label=f"uniform guess, log {vocab.size}")
     ax.set(xlabel="epoch", ylabel="cross-entropy per character (nats)",
-           title=f"Embedding {embed} -> LSTM {units} -> Dense {vocab.size}, sequences of "
-                 f"{length}: final perplexity {np.exp(val[-1]):.2f}")
+           title=f"next character, sequences of {length} (validation: last 5% of windows)\n"
+                 f"LSTM {units} ({model.count_params():,} params) vs {blocks} causal "
+                 f"Transformer blocks, d={d_model} ({tmodel.count_params():,} params)")
     ax.xaxis.get_major_locator().set_params(integer=True)
-    ax.legend()
+    ax.legend(fontsize=8)
     fig.tight_layout()
     pictures = [str(savefig(fig, out, "lecture2_music_loss"))]
+    # the Transformer layer by layer, each block opened into its sub-blocks
+    drawn = draw_layers(tmodel, out, "lecture2_transformer_graph", expand_nested=True)
+    if not drawn.startswith("no drawing"):
+        pictures.append(drawn)
 
     return rounded({
         "vocab_size": vocab.size, "windows": len(x), "parameters": model.count_params(),
         "train_seconds": train_time.elapsed,
         "final_loss": loss[-1], "final_val_loss": val[-1],
         "perplexity": float(np.exp(loss[-1])), "val_perplexity": float(np.exp(val[-1])),
+        "transformer": {"parameters": tmodel.count_params(), "blocks": blocks,
+                        "d_model": d_model, "heads": heads, "train_seconds": t_time.elapsed,
+                        "final_loss": tloss[-1], "final_val_loss": tval[-1],
+                        "val_perplexity": float(np.exp(tval[-1]))},
         "valid_fraction": {f"T={t}": len(valid[t]) / len(generated[t]) for t in temperatures},
         "sample": (playable or generated[temperatures[0]])[0][:300],
         "files": files, "pictures": pictures})

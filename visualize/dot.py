@@ -16,7 +16,7 @@ import graphviz
 
 from graphnet.core.tensor import Tensor, fmt_shape
 
-from .view import TIME, Edge, Item, View, boundary, params_of
+from .view import TIME, Edge, Item, View, boundary, params_of, sublayer_of
 
 FONT = "Helvetica"
 
@@ -473,6 +473,7 @@ def _cluster_label(view: View, path: tuple[str, ...]) -> str:
                     break
         if layer is not None:
             break
+    layer = sublayer_of(layer, path) if layer is not None else None
     cls = type(layer).__name__ if layer is not None else ""
     label = f"{leaf} : {cls}" if cls and cls != leaf else leaf
     sh = view.shared.get("/".join(path))

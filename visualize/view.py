@@ -125,6 +125,17 @@ def _collapsed(path: tuple[str, ...], collapse) -> tuple[str, ...] | None:
     return None
 
 
+def sublayer_of(layer: Any, path: Sequence[str]) -> Any:
+    """The Layer drawn for scope ``path`` of ``layer``'s nodes: the layer at its own scope; in
+    a composite layer (one with ``sublayers()``: scope below its own -> Layer, e.g. a
+    TransformerEncoder) the sub-layer of that scope, or None for its other sub-scopes."""
+    subs, name = getattr(layer, "sublayers", None), getattr(layer, "name", None)
+    if not callable(subs) or name not in path:
+        return layer
+    rel = "/".join(path[list(path).index(name) + 1:])
+    return subs().get(rel) if rel else layer
+
+
 _SUFFIX = re.compile(r"_\d+$")
 
 
@@ -238,6 +249,9 @@ def build(nodes: list[Tensor], outputs: list[Tensor], level: str = "layer", roll
             it.steps.add(k)
         key_of[id(t)] = key
 
+    for it in items.values():  # a composite layer's sub-boxes show their own layers
+        if it.group and it.layer is not None and it.step is None:
+            it.layer = sublayer_of(it.layer, it.key.split("/"))
     edges: list[Edge] = []
     shared: dict[str, Item] = {}
     seen = set()
