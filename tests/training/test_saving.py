@@ -4,6 +4,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import zipfile
 
 import numpy as np
@@ -229,6 +230,13 @@ def _start_saving(path, seed):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+def _wait_until_zombie(pid, timeout=30.0):
+    from graphnet.core import files
+    end = time.monotonic() + timeout
+    while (files._stat(pid) or ("Z",))[0] != "Z" and time.monotonic() < end:
+        time.sleep(0.01)
+
+
 def _temporaries(folder):
     return sorted(p.name for p in folder.iterdir() if p.name.startswith(".tmp-"))
 
@@ -251,6 +259,7 @@ def test_sigkilled_saves_leave_the_checkpoint_and_no_debris(tmp_path):
             os.kill(k.pid, signal.SIGKILL)  # SIGKILL: no handler or finally runs
         first.wait()
         other.wait()  # `second` stays a zombie: killed but not reaped, dead all the same
+        _wait_until_zombie(second.pid)  # a SIGKILL lands asynchronously (a loaded machine)
         assert len(_temporaries(tmp_path)) == 4  # the debris of three, one live file
         assert path.read_bytes() == old  # the previous checkpoint is intact
         _same_weights(gn.load_model(path).get_weights(), m.get_weights())
