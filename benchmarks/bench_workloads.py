@@ -341,6 +341,9 @@ def main(argv: list[str] | None = None) -> None:
                      "-" if tt is None else f"{tt / tg:.2f}", f"{w.model.count_params():,}",
                      "-" if tp is None else f"{tp:,}"))
         print(f"# {name} done", file=sys.stderr, flush=True)
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"{os.cpu_count()} cores, 1-minute load average {load:.1f} at the end; "
+          f"{rounds} rounds, medians")
     print(table(rows, ("workload", "graphnet samples/s", "torch samples/s",
                        "ratio (torch time / graphnet time)", "graphnet params",
                        "torch params")))

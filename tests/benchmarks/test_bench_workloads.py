@@ -23,7 +23,7 @@ def test_quick_prints_every_row_with_equal_parameter_counts(capsys):
     bench = _load()
     bench.main(["--quick", "--no-first-step"])
     lines = capsys.readouterr().out.splitlines()
-    rows = {ln.split()[0]: ln.split() for ln in lines[2:] if ln.strip()}
+    rows = {ln.split()[0]: ln.split() for ln in lines[3:] if ln.strip()}
     assert set(rows) == set(bench.NAMES)
     for name, cols in rows.items():
         assert cols[-1] == cols[-2], f"{name}: parameter counts differ: {cols}"
