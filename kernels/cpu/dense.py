@@ -23,17 +23,35 @@ __all__ = ["dense", "dense_grad"]
 _THREADS = numba.config.NUMBA_NUM_THREADS
 
 
+# inner dimensions up to this run as a loop, not a GEMM: OpenBLAS spent 17 ms on the
+# (50176, 9) @ (9, 32) product of a first 3x3 convolution of a gray image (the loop: 1 ms)
+_SMALL_K = 16
+
+
 @kernel(parallel=True)
 def _dense_fwd(x2, W, b, code, alpha, y, z):
     # z = x W (BLAS sgemm/dgemm through np.dot), then z += b and y = act(z) in one pass;
-    # an empty b means no bias, and y is z itself unless the backward pass needs z (gelu)
-    np.dot(x2, W, z)
+    # an empty b means no bias, and y is z itself unless the backward pass needs z (gelu).
+    # A small inner dimension is a loop of rows instead, fused with the pass
     has_b = b.shape[0] > 0
+    small = W.shape[0] <= _SMALL_K
+    if not small:
+        np.dot(x2, W, z)
     for i in prange(z.shape[0]):
-        for j in range(z.shape[1]):
-            v = z[i, j] + b[j] if has_b else z[i, j]
-            z[i, j] = v
-            y[i, j] = act(code, v, alpha)
+        if small:
+            for j in range(z.shape[1]):
+                z[i, j] = b[j] if has_b else alpha - alpha
+            for k in range(W.shape[0]):
+                xk = x2[i, k]
+                for j in range(z.shape[1]):
+                    z[i, j] += xk * W[k, j]
+            for j in range(z.shape[1]):
+                y[i, j] = act(code, z[i, j], alpha)
+        else:
+            for j in range(z.shape[1]):
+                v = z[i, j] + b[j] if has_b else z[i, j]
+                z[i, j] = v
+                y[i, j] = act(code, v, alpha)
     return y
 
 
