@@ -322,13 +322,15 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--rounds", type=int, default=None, help="timed rounds (default 5)")
     p.add_argument("--no-first-step", action="store_true",
                    help="skip the cold/warm Numba-cache first step of the lstm workload")
+    p.add_argument("--torch-threads", type=int, default=2,
+                   help="PyTorch's intra-op threads (default 2, the issue's setting)")
     p.add_argument("--first-step", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.first_step:  # the subprocess of cold_warm
         print(f"{first_step(args.quick):.6f}")
         return
     if torch is not None:
-        torch.set_num_threads(2)
+        torch.set_num_threads(args.torch_threads)
     rounds = args.rounds or (2 if args.quick else 5)
     rng = np.random.default_rng(0)
     rows = []
@@ -343,7 +345,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"# {name} done", file=sys.stderr, flush=True)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"{os.cpu_count()} cores, 1-minute load average {load:.1f} at the end; "
-          f"{rounds} rounds, medians")
+          f"{rounds} rounds, medians; torch on {args.torch_threads} threads")
     print(table(rows, ("workload", "graphnet samples/s", "torch samples/s",
                        "ratio (torch time / graphnet time)", "graphnet params",
                        "torch params")))
