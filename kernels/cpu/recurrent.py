@@ -127,7 +127,9 @@ def _cell_row(a, cp, cn, h, yn, u, code, zero):
         yn[j] = hj
 
 
-@kernel
+# fastmath "contract" only: multiply-adds fuse into FMAs (the exp and tanh polynomials
+# halve); no assumption about NaN or infinities
+@kernel(fastmath={"contract"})
 def _seq_forward(cell, xt, W, U, b, has_b, H, C, A, R, y, code, rcode, zero):
     # A <- X W for every step (one GEMM); H[0], C[0] hold the initial state. Per step one
     # GEMM R = h_{t-1} U, then per batch row the gates in vectorizable passes over
@@ -185,7 +187,7 @@ def _lstm_grad_row(a, d, gn, dhn, dcn, cp, cn, u, cell_out, code, rcode, zero):
         dcn[j] = dct * f
 
 
-@kernel
+@kernel(fastmath={"contract"})
 def _seq_backward(cell, g, xt, W, U, H, C, A, code, rcode, zero, need_dx, need_h0,
                   dZ, dh, dc, dW, dU, dxt):
     # reverse over time: dZ_t from (g_t + dZ_{t+1} U^T) and the carried dc, then the
