@@ -24,7 +24,8 @@ _THREADS = numba.config.NUMBA_NUM_THREADS
 
 
 # inner dimensions up to this run as a loop, not a GEMM: OpenBLAS spent 17 ms on the
-# (50176, 9) @ (9, 32) product of a first 3x3 convolution of a gray image (the loop: 1 ms)
+# (50176, 9) @ (9, 32) product of a first 3x3 convolution of a gray image (the loop: 1 ms);
+# backward sums dW = x^T dZ, with x that narrow, in its dZ pass
 _SMALL_K = 16
 
 
@@ -62,18 +63,30 @@ def _dense_bwd(g2, x2, W, zy, y, code, alpha, threads, need_dx, dz, dx, dW):
     n, m = g2.shape
     chunks = min(threads, max(n, 1))
     part = np.zeros((chunks, m), g2.dtype)
+    small = W.shape[0] <= _SMALL_K  # dW = x^T dZ summed in the pass too, not by a GEMM
+    part_w = np.zeros((chunks, W.shape[0], m) if small else (1, 1, 1), g2.dtype)
     for k in prange(chunks):
         for i in range(k * n // chunks, (k + 1) * n // chunks):
             for j in range(m):
                 d = g2[i, j] * act_grad(code, zy[i, j], y[i, j], alpha)
                 dz[i, j] = d
                 part[k, j] += d
+            if small:
+                for r in range(W.shape[0]):
+                    xr = x2[i, r]
+                    for j in range(m):
+                        part_w[k, r, j] += xr * dz[i, j]
     db = part[0].copy()
     for k in range(1, chunks):
         db += part[k]
     if need_dx:
         np.dot(dz, W.T, dx)
-    np.dot(x2.T, dz, dW)
+    if small:
+        dW[:] = part_w[0]
+        for k in range(1, chunks):
+            dW += part_w[k]
+    else:
+        np.dot(x2.T, dz, dW)
     return db
 
 

@@ -142,3 +142,17 @@ def test_small_and_large_inner_dimensions_match_numpy(n_in, bias, rng):
     zr = x.astype(np.float64) @ W + (b if bias else 0)
     np.testing.assert_allclose(z, zr, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(y, np.maximum(zr, 0), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("n_in", [3, 17])  # dW summed in the pass, or by a GEMM
+def test_gradients_of_narrow_and_wide_inputs_match_numpy(n_in, rng):
+    x = rng.normal(size=(41, n_in)).astype(np.float32)
+    W = rng.normal(size=(n_in, 7)).astype(np.float32)
+    b = rng.normal(size=7).astype(np.float32)
+    y, z = dense_kernel(x, W, b, "tanh")
+    g = rng.normal(size=y.shape).astype(np.float32)
+    dx, dW, db = dense_grad(g, x, W, z, y, "tanh")
+    dz = g.astype(np.float64) * (1 - y.astype(np.float64) ** 2)
+    np.testing.assert_allclose(dW, x.T.astype(np.float64) @ dz, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(db, dz.sum(0), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(dx, dz @ W.T.astype(np.float64), rtol=1e-4, atol=1e-4)
