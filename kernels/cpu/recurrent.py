@@ -282,6 +282,15 @@ _balance = {"next": 0.0, "one": False, "old": None,
                                                   "MKL_NUM_THREADS"))}
 
 
+def runnable() -> int:
+    """Tasks runnable on the machine right now (Linux's /proc/loadavg), 0 where unknown."""
+    try:
+        with open("/proc/loadavg") as f:
+            return int(f.read().split()[3].split("/")[0])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
 def balance_threads(now: float | None = None) -> bool:
     """BLAS on one thread while the machine is busy, its default again when it is calm;
     returns whether BLAS is held at one thread. Checked at most once a second.
@@ -289,8 +298,9 @@ def balance_threads(now: float | None = None) -> bool:
     A GEMM split over BLAS's threads waits for its slowest part: on the 2-core machine
     shared with other jobs (load average 5), the LSTM's output-layer backward GEMMs took
     12-28 ms on two BLAS threads and 1.1-1.9 ms on one; idle, two threads are at most 2x
-    faster. So above ``_BUSY`` x cores of 1-minute load average BLAS runs on one thread,
-    below ``_CALM`` x cores it gets its threads back. A thread count the user set
+    faster. So above ``_BUSY`` x cores of 1-minute load average (or of tasks runnable now,
+    besides this process's two) BLAS runs on one thread, below ``_CALM`` x cores it gets
+    its threads back. A thread count the user set
     (``OPENBLAS_NUM_THREADS``, ``OMP_NUM_THREADS``, ``MKL_NUM_THREADS``) is left alone."""
     b = _balance
     if b["user"]:
@@ -299,17 +309,21 @@ def balance_threads(now: float | None = None) -> bool:
     if now < b["next"]:
         return b["one"]
     b["next"] = now + 1.0
+    cores = os.cpu_count() or 1
     try:
-        load = os.getloadavg()[0] / (os.cpu_count() or 1)
+        load = os.getloadavg()[0] / cores
     except OSError:
         return b["one"]
+    # the 1-minute average lags a burst by tens of seconds: the tasks runnable right now
+    # beyond this process's own two (main and one BLAS worker) count too
+    now_busy = (runnable() - 2) / cores
     blas = blas_controllers()
-    if not b["one"] and load > _BUSY:
+    if not b["one"] and max(load, now_busy) > _BUSY:
         b["old"] = [c.get_num_threads() for c in blas]
         for c in blas:
             c.set_num_threads(1)
         b["one"] = True
-    elif b["one"] and load < _CALM:
+    elif b["one"] and max(load, now_busy) < _CALM:
         for c, n in zip(blas, b["old"] or []):
             c.set_num_threads(n)
         b["one"] = False

@@ -228,6 +228,7 @@ def test_balance_threads_holds_blas_at_one_thread_while_the_machine_is_busy(monk
     for key, value in (("user", False), ("one", False), ("next", 0.0), ("old", None)):
         monkeypatch.setitem(rec._balance, key, value)  # restored after the test
     cores = os.cpu_count() or 1
+    monkeypatch.setattr(rec, "runnable", lambda: 0)
     try:
         monkeypatch.setattr(os, "getloadavg", lambda: (3.0 * cores, 0.0, 0.0))
         assert rec.balance_threads(now=1e9)
@@ -236,6 +237,8 @@ def test_balance_threads_holds_blas_at_one_thread_while_the_machine_is_busy(monk
         assert rec.balance_threads(now=1e9 + 0.5)  # checked at most once a second
         assert not rec.balance_threads(now=1e9 + 2)
         assert [c.get_num_threads() for c in blas] == before
+        monkeypatch.setattr(rec, "runnable", lambda: 2 + 3 * cores)  # a burst, right now
+        assert rec.balance_threads(now=1e9 + 4)
     finally:
         for c, n in zip(blas, before):
             c.set_num_threads(n)
