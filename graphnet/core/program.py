@@ -200,6 +200,9 @@ class Program:
 
         Returned arrays are fresh copies on the host, so later calls never overwrite them.
         """
+        balance = getattr(self.be, "balance_threads", None)
+        if balance is not None:  # BLAS on one thread while the machine is busy (CPU)
+            balance()
         vals = self._feed(feeds or {})
         step = None
         check = self.check_numerics

@@ -44,7 +44,15 @@ class Embedding(Op):
 
     def backward(self, ctx, g, y, ids, table):
         dt = ctx.buffer("dtable", tuple(table.shape), table.dtype)
-        return None, ctx.be.embedding_grad(g, ids, table.shape[0], out=dt)
+        if dt is None:  # the backend allocates (CUDA)
+            return None, ctx.be.embedding_grad(g, ids, table.shape[0])
+        # the reused table is zero but for the rows the last call scattered into: only
+        # those are cleared (ctx.dirty pairs the buffer with the ids that filled it)
+        last = getattr(ctx, "dirty", None)
+        rows = last[1] if last is not None and last[0] is dt else None
+        out = ctx.be.embedding_grad(g, ids, table.shape[0], out=dt, dirty=rows)
+        ctx.dirty = (dt, ctx.be.asarray(ids).reshape(-1).copy())
+        return None, out
 
 
 class Take(Op):

@@ -9,6 +9,7 @@ device-neutral.
 import numpy as np
 
 from .. import export_families
+from .recurrent import balance_threads
 
 # every module here is a node family; its __all__ lists its kernels (kernels/__init__.py)
 KERNELS = export_families(globals())
@@ -41,4 +42,4 @@ def is_finite(x) -> bool:
 
 
 __all__ = ["name", "badge", "reuses_buffers", "empty", "zeros", "asarray", "to_host",
-           "is_finite", *KERNELS]
+           "is_finite", "balance_threads", *KERNELS]

@@ -13,8 +13,9 @@ element; tanh and sigmoid 1.5-2x).
 import math
 
 import numpy as np
+from llvmlite import ir
 from numba import prange, types
-from numba.extending import overload
+from numba.extending import intrinsic, overload
 
 from ..jit import kernel, pick
 
@@ -40,20 +41,71 @@ _TANH_TAYLOR = (-1 / 3, 2 / 15, -17 / 315, 62 / 2835, -1382 / 155925, 21844 / 60
                 -929569 / 638512875, 6404582 / 10854718875)
 
 
+def exp_neg(x):
+    """exp of ``x <= 0``; in compiled float32 code the vectorizable ``_exp_neg32`` below."""
+    return math.exp(x)
+
+
+@intrinsic
+def _f32_from_bits(typingctx, i):
+    # the float32 whose IEEE bits are the low 32 bits of the integer i (an LLVM bitcast,
+    # which the loop vectorizer keeps in vector registers)
+    if not isinstance(i, types.Integer):
+        return None
+
+    def codegen(context, builder, sig, args):
+        v = args[0]
+        if v.type.width > 32:
+            v = builder.trunc(v, ir.IntType(32))
+        return builder.bitcast(v, ir.FloatType())
+
+    return types.float32(i), codegen
+
+
+# 1/k! for e^r = 1 + r + r^2/2 + ... + r^7/7!: on |r| <= ln2/2 the truncation is r^8/8! <
+# 6e-9, under float32's half ulp
+_EXP_TAYLOR = tuple(1 / math.factorial(k) for k in range(8))
+
+
+def _exp_neg32(x):
+    # Numba without SVML calls libm's expf per element and no loop around it vectorizes.
+    # Here only arithmetic: x = k ln2 + r with k = round(x / ln2) (ln2 split in a short high
+    # part, exact in k ln2_hi, and the rest), e^r from its Taylor series, 2^k built from
+    # its exponent bits. Within 2 ulp of expf; below -87.3 (2^-126) the result is 0.
+    lo = np.float32(-87.3)
+    xc = x if x > lo else lo
+    k = math.floor(xc * np.float32(1.4426950408889634) + np.float32(0.5))
+    r = xc - k * np.float32(0.693359375) - k * np.float32(-2.12194440e-4)
+    p = np.float32(_EXP_TAYLOR[7])
+    for j in range(6, -1, -1):
+        p = p * r + np.float32(_EXP_TAYLOR[j])
+    e = p * _f32_from_bits((np.int64(k) + 127) << 23)
+    return e if x > lo else np.float32(0)
+
+
+@overload(exp_neg, jit_options={"error_model": "numpy"})
+def _exp_neg_typed(x):
+    if x == types.float32:
+        return _exp_neg32
+    return lambda x: math.exp(x)
+
+
 def _tanh32(z):
     # libm's tanhf cost 25 ns a call, exp 4 ns: tanh |z| = (1 - e) / (1 + e), e = exp(-2|z|),
     # which loses no precision for |z| >= 0.55 (e <= 1/3); below, the Taylor series to z^17
     # (truncation < 1e-8 relative at 0.55, under float32's 6e-8)
+    # (both forms computed and one selected, with the vectorizable exp: no branch stops the
+    # loop vectorizer)
     a = abs(z)
-    if a < np.float32(0.55):
-        z2 = z * z
-        p = np.float32(_TANH_TAYLOR[7])
-        for k in range(6, -1, -1):
-            p = p * z2 + np.float32(_TANH_TAYLOR[k])
-        return z + z * z2 * p
-    e = math.exp(np.float32(-2) * a)
+    z2 = z * z
+    p = np.float32(_TANH_TAYLOR[7])
+    for k in range(6, -1, -1):
+        p = p * z2 + np.float32(_TANH_TAYLOR[k])
+    small = z + z * z2 * p
+    e = exp_neg(np.float32(-2) * a)
     t = (np.float32(1) - e) / (np.float32(1) + e)
-    return t if z >= np.float32(0) else -t
+    big = t if z >= np.float32(0) else -t
+    return small if a < np.float32(0.55) else big
 
 
 @overload(tanh, jit_options={"error_model": "numpy"})
@@ -73,7 +125,7 @@ def act(code, z, alpha):
         return zero if z < zero else z
     if code == 2:  # sigmoid from e = exp(-|z|), never exp of a large positive number:
         one = type(z)(1)  # 1 / (1 + e) for z >= 0, e / (1 + e) below (one exp, no branch)
-        e = math.exp(-abs(z))
+        e = exp_neg(-abs(z))
         return one / (one + e) if z >= zero else e / (one + e)
     if code == 3:
         return tanh(z)

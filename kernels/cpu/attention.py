@@ -10,7 +10,7 @@ one ``exp`` per weight, which is most of the pass's time), and a GEMM with V. Th
     dQ = scale dS K,  dK = scale dS^T Q.
 
 Masked entries need no mask in backward: A is 0 there, so dS is too. Slices run in parallel
-(each thread its own slices and its own dA scratch) when the GEMM work is large.
+(each thread its own slices and its own dA scratch, BLAS on one thread) when the work is large.
 """
 
 import math
@@ -20,6 +20,8 @@ import numpy as np
 from numba import prange
 
 from ..jit import kernel, pick
+from .activation import exp_neg
+from .recurrent import one_blas_thread
 from .softmax import _softmax_grad_rows
 
 __all__ = ["attention", "attention_grad"]
@@ -28,9 +30,6 @@ __all__ = ["attention", "attention_grad"]
 _softmax_grad = pick(_softmax_grad_rows, 0)
 # slice chunks of the parallel backward (read once: keeps the kernel cacheable)
 _THREADS = numba.config.NUMBA_NUM_THREADS
-# OpenBLAS runs a GEMM of m n k multiply-adds on one thread below 65536 x 4 (its
-# GEMM_MULTITHREAD_THRESHOLD): smaller per-slice GEMMs are left to our parallel loop
-_BLAS_THREADED = 1 << 18
 
 
 @kernel
@@ -38,17 +37,18 @@ def masked_softmax_row(s, i, scale, causal):
     """Row i of s <- softmax(scale s[i]), keys j > i given weight 0 when ``causal``.
 
     One exp per weight: e = exp(scale (s - m)) is kept and divided by the row sum after
-    (m the row maximum; scale > 0 keeps it the maximum). Shared with the CUDA twin."""
+    (m the row maximum; scale > 0 keeps it the maximum, so the argument is <= 0 and the
+    vectorizable float32 ``exp_neg`` applies). Shared with the CUDA twin."""
     zero = type(scale)(0)
     n = min(i + 1, s.shape[1]) if causal else s.shape[1]
     m = s[i, 0]
     for j in range(1, n):
         m = max(m, s[i, j])
+    for j in range(n):  # no sum in this loop: with exp_neg it vectorizes
+        s[i, j] = exp_neg((s[i, j] - m) * scale)
     total = zero
     for j in range(n):
-        e = math.exp((s[i, j] - m) * scale)
-        s[i, j] = e
-        total += e
+        total += s[i, j]
     inv = type(scale)(1) / total
     for j in range(n):
         s[i, j] *= inv
@@ -107,13 +107,20 @@ def check_shapes(q, k, v) -> None:
 
 
 def _work(q: np.ndarray, k: np.ndarray, v: np.ndarray) -> int:
-    """Multiply-adds of the GEMMs, for ``pick``: 0 (serial loop) for a single slice, or for
-    slices whose GEMMs are big enough for BLAS to thread them itself (threads inside threads
-    would fight over the cores)."""
+    """Multiply-adds of the GEMMs, for ``pick``: 0 (serial loop) for a single slice.
+
+    Several slices run in parallel, each thread's GEMMs on one BLAS thread
+    (``one_blas_thread``): threads inside threads would fight over the cores, and a
+    loop of GEMMs each split over BLAS's two threads collapsed on a loaded 2-core machine
+    (the workload (32, 4, 128, 32) forward + backward 667 ms; slices in parallel on one BLAS
+    thread each, 65 ms)."""
     n = q.size // max(q.shape[-1] * q.shape[-2], 1)
-    per = q.shape[-2] * k.shape[-2] * max(q.shape[-1], v.shape[-1])
-    return n * q.shape[-2] * k.shape[-2] * (q.shape[-1] + v.shape[-1]) \
-        if n > 1 and per < _BLAS_THREADED else 0
+    return n * q.shape[-2] * k.shape[-2] * (q.shape[-1] + v.shape[-1]) if n > 1 else 0
+
+
+def _per_slice(q: np.ndarray, k: np.ndarray, v: np.ndarray) -> int:
+    """m n k of one slice's largest GEMM (for ``one_blas_thread``)."""
+    return q.shape[-2] * k.shape[-2] * max(q.shape[-1], v.shape[-1])
 
 
 def attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, causal: bool = False,
@@ -129,8 +136,10 @@ def attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, causal: bool = False,
         y, a = np.empty(lead + (tq, v.shape[-1]), q.dtype), np.empty(lead + (tq, tk), q.dtype)
     else:
         y, a = out
-    pick(_attn_fwd, _work(q, k, v))(_slices(q), _slices(k), _slices(v), sc, bool(causal),
-                                    _slices(a), _slices(y))
+    k_ = pick(_attn_fwd, _work(q, k, v))
+    par = k_ is getattr(_attn_fwd, "parallel", None)
+    with one_blas_thread(_per_slice(q, k, v) if par else 0):
+        k_(_slices(q), _slices(k), _slices(v), sc, bool(causal), _slices(a), _slices(y))
     return y, a
 
 
@@ -143,7 +152,9 @@ def attention_grad(g: np.ndarray, q: np.ndarray, k: np.ndarray, v: np.ndarray, a
     dq, dk, dv = np.empty_like(q), np.empty_like(k), np.empty_like(v)
     k_ = pick(_attn_bwd, _work(q, k, v))
     n = _slices(q).shape[0]
-    chunks = max(1, min(_THREADS, n)) if k_ is getattr(_attn_bwd, "parallel", None) else 1
-    k_(_slices(g), _slices(q), _slices(k), _slices(v), _slices(a), sc, chunks,
-       bool(need[0]), bool(need[1]), bool(need[2]), _slices(dq), _slices(dk), _slices(dv))
+    par = k_ is getattr(_attn_bwd, "parallel", None)
+    chunks = max(1, min(_THREADS, n)) if par else 1
+    with one_blas_thread(_per_slice(q, k, v) if par else 0):
+        k_(_slices(g), _slices(q), _slices(k), _slices(v), _slices(a), sc, chunks,
+           bool(need[0]), bool(need[1]), bool(need[2]), _slices(dq), _slices(dk), _slices(dv))
     return tuple(d if w else None for d, w in zip((dq, dk, dv), need))

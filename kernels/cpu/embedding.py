@@ -43,6 +43,18 @@ def _scatter_add(g, ids, chunks, dtable):
     return dtable
 
 
+@kernel
+def _zero_rows(rows, dtable):
+    # dtable[rows[i], :] = 0: undoes a scatter into these rows, so that a reused gradient
+    # table is clean again without a pass over all of it
+    zero = dtable.dtype.type(0)
+    for i in range(rows.shape[0]):
+        r = rows[i]
+        for j in range(dtable.shape[1]):
+            dtable[r, j] = zero
+    return dtable
+
+
 @kernel(parallel=True)
 def _one_hot(ids, out, one):
     # out[i, :] = 0 except out[i, ids[i]] = 1 (``one`` is a 1 of out's dtype)
@@ -81,14 +93,20 @@ def embedding(ids: np.ndarray, table: np.ndarray, out: np.ndarray | None = None)
 
 
 def embedding_grad(g: np.ndarray, ids: np.ndarray, vocab: int,
-                   out: np.ndarray | None = None) -> np.ndarray:
+                   out: np.ndarray | None = None, dirty: np.ndarray | None = None
+                   ) -> np.ndarray:
     """The table's gradient ``(vocab, dim)``: the rows of ``g`` summed into the rows their ids
     name (an id seen twice gets both rows). ``out`` is a ``(vocab, dim)`` array to zero and
-    fill (a reused one is faster than fresh zeros, whose pages fault in on first touch)."""
+    fill (a reused one is faster than fresh zeros, whose pages fault in on first touch).
+    ``dirty``: the flat ids of the last call that filled ``out``, when ``out`` is zero
+    elsewhere; then only those rows are zeroed (a batch touches a few rows of a large
+    vocabulary: 4096 of 20000 rows cleared instead of the whole 10 MB table)."""
     dim = g.shape[-1]
     flat = check_ids(ids, vocab)
     if out is None:
         dtable = np.zeros((vocab, dim), g.dtype)
+    elif dirty is not None:
+        dtable = _zero_rows(dirty, out)
     else:
         dtable = out
         dtable.fill(0)

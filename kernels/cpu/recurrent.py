@@ -3,21 +3,28 @@
 One driver serves both cells. Inside, everything is time-major (``xt`` is ``x`` as
 ``(T, B, in)``), so that each step's state ``h_{t-1}`` is a contiguous ``(B, units)`` block
 BLAS can read. Forward: the input projection of every step is ONE GEMM (``(T B, in) @ W``),
-then per step one GEMM ``R = h_{t-1} U`` and one fused pass that adds ``R`` and the bias and
-applies the cell (``unit_forward``). Backward through time runs the steps in reverse: one
-fused pass per step forms the step's pre-activation gradients ``dZ_t`` (``unit_backward``)
-and one GEMM carries ``dh_{t-1} = dZ_t U^T`` back; after the loop ``dW = X^T dZ``,
-``dU = H_{t-1}^T dZ`` and ``dx = dZ W^T`` are one GEMM each over all steps, and ``db`` is
-the column sum of ``dZ``.
+then per step one GEMM ``R = h_{t-1} U`` and, per batch row, passes over contiguous blocks
+that add ``R`` and the bias and apply the gates (``_gates_row``), then the cell update.
+Backward through time runs the steps in reverse: one pass per row forms the step's
+pre-activation gradients ``dZ_t`` and one GEMM carries ``dh_{t-1} = dZ_t U^T`` back; after
+the loop ``dW = X^T dZ``, ``dU = H_{t-1}^T dZ`` and ``dx = dZ W^T`` are one GEMM each over
+all steps, and ``db`` is the column sum of ``dZ``.
 
-The cell math is two scalar functions shared with the CUDA twins (``_base.twin``), built on
-``activation.py``'s ``act``/``act_grad``. Their derivatives are read from the outputs: the
+The passes are pure arithmetic over unit-stride blocks, so that with ``activation.py``'s
+vectorizable float32 exp and tanh LLVM runs them 16 lanes wide (Numba here has no SVML;
+a per-element libm call kept every loop scalar: the LSTM of the music demo's shape ran its
+forward 1.7x and its backward 1.45x slower, measured side by side). ``unit_forward`` and
+``unit_backward`` hold the same cell math as scalar functions of one unit, the form the
+CUDA twins (``_base.twin``) run one thread per unit with; tests/cuda/test_recurrent.py
+checks both backends agree. Derivatives are read from the outputs: the
 activations allowed here (linear, relu, sigmoid, tanh) are either functions of their output
 or, for relu, a sign test where the output has the input's sign, so the kept activations
 stand in for the pre-activations.
 """
 
 import contextlib
+import os
+import time
 from collections.abc import Iterator
 
 import numpy as np
@@ -31,6 +38,7 @@ SIMPLE, LSTM = 0, 1  # the cells the driver knows
 GATES = (1, 4)  # pre-activations per unit: SimpleRNN z; LSTM i, f, c~, o (Keras' order)
 # activations whose derivative can be read from the output (see the module docstring)
 ALLOWED = ("linear", "relu", "sigmoid", "tanh")
+_SIG, _TANH = code_of("sigmoid"), code_of("tanh")  # global ints: compile-time constants
 
 
 @kernel(inline=True)
@@ -88,9 +96,44 @@ def unit_backward(cell, a, dz, c_prev, c, dh, dc, n, j, code, rcode, zero):
     return dc * f
 
 
-@kernel
+@kernel(inline=True)
+def _gates_row(a, r, b, has_b, lo, hi, code, zero):
+    # a[lo:hi] <- act(a + r + b) over one row's contiguous block of gates: a loop of pure
+    # arithmetic (the float32 exp/tanh are vectorizable), so LLVM runs it 16 lanes at a time
+    for k in range(lo, hi):
+        a[k] = act(code, a[k] + r[k] + (b[k] if has_b else zero), zero)
+
+
+@kernel(inline=True)
+def _gates(a, r, b, has_b, lo, hi, code, zero):
+    # _gates_row with the common codes as literals: a loop that branches on a run-time
+    # code inside stays scalar (the LSTM forward's gates 36 ms instead of 65)
+    if code == _SIG:
+        _gates_row(a, r, b, has_b, lo, hi, _SIG, zero)
+    elif code == _TANH:
+        _gates_row(a, r, b, has_b, lo, hi, _TANH, zero)
+    else:
+        _gates_row(a, r, b, has_b, lo, hi, code, zero)
+
+
+@kernel(inline=True)
+def _cell_row(a, cp, cn, h, yn, u, code, zero):
+    # c_t = f c_{t-1} + i c~ and h_t = o act(c_t) over one row (gates i f c~ o in a)
+    for j in range(u):
+        c = a[u + j] * cp[j] + a[j] * a[2 * u + j]
+        hj = a[3 * u + j] * act(code, c, zero)
+        cn[j] = c
+        h[j] = hj
+        yn[j] = hj
+
+
+# fastmath "contract" only: multiply-adds fuse into FMAs (the exp and tanh polynomials
+# halve); no assumption about NaN or infinities
+@kernel(fastmath={"contract"})
 def _seq_forward(cell, xt, W, U, b, has_b, H, C, A, R, y, code, rcode, zero):
-    # A <- X W for every step (one GEMM); H[0], C[0] hold the initial state
+    # A <- X W for every step (one GEMM); H[0], C[0] hold the initial state. Per step one
+    # GEMM R = h_{t-1} U, then per batch row the gates in vectorizable passes over
+    # contiguous blocks (i f | c~ | o for the LSTM) and the cell update in one more pass.
     T, B, n_in = xt.shape
     u = U.shape[0]
     np.dot(xt.reshape(T * B, n_in), W, A.reshape(T * B, A.shape[2]))
@@ -98,25 +141,58 @@ def _seq_forward(cell, xt, W, U, b, has_b, H, C, A, R, y, code, rcode, zero):
     cell_out = y.shape[2] > u  # y is [h | c] side by side
     for t in range(T):
         np.dot(H[t], U, R)  # h_{t-1} U
-        a = A[t]
         for n in range(B):
-            for j in range(u):
-                cp = C[t, n, j] if lstm else zero
-                h, c = unit_forward(cell, a, R, b, has_b, cp, n, j, code, rcode, zero)
-                H[t + 1, n, j] = h
-                y[n, t, j] = h
-                if lstm:
-                    C[t + 1, n, j] = c
-                if cell_out:
-                    y[n, t, u + j] = c
+            a = A[t, n]
+            r = R[n]
+            h = H[t + 1, n]
+            yn = y[n, t]
+            if not lstm:  # h = act(z); A[t] is H[t + 1]
+                _gates(a, r, b, has_b, 0, u, code, zero)
+                for j in range(u):
+                    yn[j] = a[j]
+                continue
+            _gates(a, r, b, has_b, 0, 2 * u, rcode, zero)
+            _gates(a, r, b, has_b, 2 * u, 3 * u, code, zero)
+            _gates(a, r, b, has_b, 3 * u, 4 * u, rcode, zero)
+            cp = C[t, n]
+            cn = C[t + 1, n]
+            if code == _TANH:
+                _cell_row(a, cp, cn, h, yn, u, _TANH, zero)
+            else:
+                _cell_row(a, cp, cn, h, yn, u, code, zero)
+            if cell_out:
+                for j in range(u):
+                    yn[u + j] = cn[j]
     return y
 
 
-@kernel
+@kernel(inline=True)
+def _lstm_grad_row(a, d, gn, dhn, dcn, cp, cn, u, cell_out, code, rcode, zero):
+    # one row of dZ_t from dh_t = g_t + dh and the carried dc (updated to dc_{t-1})
+    for j in range(u):
+        i = a[j]
+        f = a[u + j]
+        cc = a[2 * u + j]
+        o = a[3 * u + j]
+        dht = gn[j] + dhn[j]
+        c = cn[j]
+        tc = act(code, c, zero)
+        dct = dcn[j] + dht * o * act_grad(code, c, tc, zero)  # both paths into c
+        if cell_out:
+            dct += gn[u + j]
+        d[j] = dct * cc * act_grad(rcode, i, i, zero)            # d/di of i c~
+        d[u + j] = dct * cp[j] * act_grad(rcode, f, f, zero)     # d/df of f c_{t-1}
+        d[2 * u + j] = dct * i * act_grad(code, cc, cc, zero)    # d/dc~
+        d[3 * u + j] = dht * tc * act_grad(rcode, o, o, zero)    # d/do of o act(c)
+        dcn[j] = dct * f
+
+
+@kernel(fastmath={"contract"})
 def _seq_backward(cell, g, xt, W, U, H, C, A, code, rcode, zero, need_dx, need_h0,
                   dZ, dh, dc, dW, dU, dxt):
     # reverse over time: dZ_t from (g_t + dZ_{t+1} U^T) and the carried dc, then the
-    # weight gradients as GEMMs over all steps; dh and dc end as dh0 and dc0
+    # weight gradients as GEMMs over all steps; dh and dc end as dh0 and dc0. The step's
+    # pass runs over one batch row's contiguous blocks, vectorizable like the forward's.
     T, B, n_in = xt.shape
     u = U.shape[0]
     G = dZ.shape[2]
@@ -125,21 +201,25 @@ def _seq_backward(cell, g, xt, W, U, H, C, A, code, rcode, zero, need_dx, need_h
     dh[:] = zero
     dc[:] = zero
     for t in range(T - 1, -1, -1):
-        a = A[t]
-        d = dZ[t]
         for n in range(B):
-            for j in range(u):
-                dht = g[n, t, j] + dh[n, j]
-                dct = dc[n, j]
-                if cell_out:
-                    dct += g[n, t, u + j]
-                if lstm:
-                    dc[n, j] = unit_backward(cell, a, d, C[t, n, j], C[t + 1, n, j], dht, dct,
-                                             n, j, code, rcode, zero)
-                else:
-                    unit_backward(cell, a, d, zero, zero, dht, dct, n, j, code, rcode, zero)
+            a = A[t, n]
+            d = dZ[t, n]
+            gn = g[n, t]
+            dhn = dh[n]
+            if not lstm:  # dz = dh act'(z), read from h
+                for j in range(u):
+                    hj = a[j]
+                    d[j] = (gn[j] + dhn[j]) * act_grad(code, hj, hj, zero)
+                continue
+            dcn = dc[n]
+            cp = C[t, n]
+            cn = C[t + 1, n]
+            if code == _TANH and rcode == _SIG:  # Keras' default, with literal codes
+                _lstm_grad_row(a, d, gn, dhn, dcn, cp, cn, u, cell_out, _TANH, _SIG, zero)
+            else:
+                _lstm_grad_row(a, d, gn, dhn, dcn, cp, cn, u, cell_out, code, rcode, zero)
         if t > 0 or need_h0:
-            np.dot(d, U.T, dh)  # dh_{t-1} = dZ_t U^T
+            np.dot(dZ[t], U.T, dh)  # dh_{t-1} = dZ_t U^T
     dZ2 = dZ.reshape(T * B, G)
     np.dot(H[:T].reshape(T * B, u).T, dZ2, dU)
     np.dot(xt.reshape(T * B, n_in).T, dZ2, dW)
@@ -155,6 +235,20 @@ def _seq_backward(cell, g, xt, W, U, H, C, A, code, rcode, zero, need_dx, need_h
 _BLAS: list | None = None  # thread-count controllers of the process's BLAS libraries
 
 
+def blas_controllers() -> list:
+    """threadpoolctl's controllers of the BLAS libraries numpy and numba's ``np.dot`` use
+    (empty without threadpoolctl, installed with scikit-learn)."""
+    global _BLAS
+    if _BLAS is None:
+        try:
+            import scipy.linalg.cython_blas  # noqa: F401 - loads the BLAS numba's np.dot calls
+            from threadpoolctl import ThreadpoolController
+            _BLAS = [c for c in ThreadpoolController().lib_controllers if c.user_api == "blas"]
+        except ImportError:
+            _BLAS = []
+    return _BLAS
+
+
 # OpenBLAS runs a GEMM on one thread anyway below m n k = 4 * 65536 (its
 # GEMM_MULTITHREAD_THRESHOLD): smaller steps skip the switch, which costs about 20 us
 _BLAS_THREADED = 4 * 65536
@@ -167,25 +261,73 @@ def one_blas_thread(step_work: int = _BLAS_THREADED) -> Iterator[None]:
     machine, under load, an LSTM step took 240-3500 ms with two BLAS threads, 60-160 ms with
     one). ``step_work`` is m n k of one step's GEMM. Needs threadpoolctl (installed with
     scikit-learn); without it nothing changes."""
-    global _BLAS
     if step_work < _BLAS_THREADED:
         yield
         return
-    if _BLAS is None:
-        try:
-            import scipy.linalg.cython_blas  # noqa: F401 - loads the BLAS numba's np.dot calls
-            from threadpoolctl import ThreadpoolController
-            _BLAS = [c for c in ThreadpoolController().lib_controllers if c.user_api == "blas"]
-        except ImportError:
-            _BLAS = []
-    old = [c.get_num_threads() for c in _BLAS]
-    for c in _BLAS:
+    blas = blas_controllers()
+    old = [c.get_num_threads() for c in blas]
+    for c in blas:
         c.set_num_threads(1)
     try:
         yield
     finally:
-        for c, n in zip(_BLAS, old):
+        for c, n in zip(blas, old):
             c.set_num_threads(n)
+
+
+# balance_threads: the load at which BLAS goes to one thread, and back (per core)
+_BUSY, _CALM = 1.5, 1.0
+_balance = {"next": 0.0, "one": False, "old": None,
+            "user": any(v in os.environ for v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS",
+                                                  "MKL_NUM_THREADS"))}
+
+
+def runnable() -> int:
+    """Tasks runnable on the machine right now (Linux's /proc/loadavg), 0 where unknown."""
+    try:
+        with open("/proc/loadavg") as f:
+            return int(f.read().split()[3].split("/")[0])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def balance_threads(now: float | None = None) -> bool:
+    """BLAS on one thread while the machine is busy, its default again when it is calm;
+    returns whether BLAS is held at one thread. Checked at most once a second.
+
+    A GEMM split over BLAS's threads waits for its slowest part: on the 2-core machine
+    shared with other jobs (load average 5), the LSTM's output-layer backward GEMMs took
+    12-28 ms on two BLAS threads and 1.1-1.9 ms on one; idle, two threads are at most 2x
+    faster. So above ``_BUSY`` x cores of 1-minute load average (or of tasks runnable now,
+    besides this process's two) BLAS runs on one thread, below ``_CALM`` x cores it gets
+    its threads back. A thread count the user set
+    (``OPENBLAS_NUM_THREADS``, ``OMP_NUM_THREADS``, ``MKL_NUM_THREADS``) is left alone."""
+    b = _balance
+    if b["user"]:
+        return False
+    now = time.monotonic() if now is None else now
+    if now < b["next"]:
+        return b["one"]
+    b["next"] = now + 1.0
+    cores = os.cpu_count() or 1
+    try:
+        load = os.getloadavg()[0] / cores
+    except OSError:
+        return b["one"]
+    # the 1-minute average lags a burst by tens of seconds: the tasks runnable right now
+    # beyond this process's own two (main and one BLAS worker) count too
+    now_busy = (runnable() - 2) / cores
+    blas = blas_controllers()
+    if not b["one"] and max(load, now_busy) > _BUSY:
+        b["old"] = [c.get_num_threads() for c in blas]
+        for c in blas:
+            c.set_num_threads(1)
+        b["one"] = True
+    elif b["one"] and max(load, now_busy) < _CALM:
+        for c, n in zip(blas, b["old"] or []):
+            c.set_num_threads(n)
+        b["one"] = False
+    return b["one"]
 
 
 def codes(activation: str, recurrent_activation: str = "sigmoid") -> tuple[int, int]:

@@ -19,8 +19,8 @@ __all__ = ["activation", "activation_grad"]
 
 
 # the CPU kernels' scalar functions, compiled for the device from the same source (tanh is
-# the device's own: the CPU's fast float32 form answers a CPU libm cost)
-act = _base.twin(_cpu_act, tanh=math.tanh)
+# the device's own: the CPU's fast float32 form answers a CPU libm cost; so is exp)
+act = _base.twin(_cpu_act, tanh=math.tanh, exp_neg=math.exp)
 act_grad = _base.twin(_cpu_act_grad)
 
 

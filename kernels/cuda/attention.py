@@ -24,7 +24,7 @@ __all__ = ["attention", "attention_grad"]
 
 
 # the CPU kernel's row function, compiled for the device from the same source
-_masked_softmax_row = _base.twin(_cpu_row)
+_masked_softmax_row = _base.twin(_cpu_row, exp_neg=math.exp)
 
 
 @cuda.jit

@@ -139,3 +139,17 @@ def test_matches_torch(rng):
             y = gn.sum(fn(p))
         _, (g,) = gn.compile(y, wrt=[p])({})
         np.testing.assert_allclose(g, tt.grad.numpy(), rtol=1e-10, atol=1e-12, err_msg=name)
+
+
+@pytest.mark.parametrize("kind", ["sigmoid", "tanh"])
+def test_float32_sigmoid_and_tanh_within_two_ulp_everywhere(kind):
+    # the vectorizable float32 exp (kernels/cpu/activation.py::exp_neg) against float64
+    x = np.concatenate([np.linspace(-100, 100, 200001), np.linspace(-1, 1, 20001),
+                        [0.0, -0.0, 1e-30, -1e-30, 88.0, -88.0, -87.29, -87.31]]).astype(np.float32)
+    out = activation(x, kind)
+    x64 = x.astype(np.float64)
+    ref = 1 / (1 + np.exp(-x64)) if kind == "sigmoid" else np.tanh(x64)
+    ulp = np.spacing(np.abs(ref).astype(np.float32)).astype(np.float64)
+    big = np.abs(ref) > 1e-37  # below float32's normal range the fast exp returns 0
+    assert np.all(np.abs(out - ref)[big] <= 2 * ulp[big])
+    assert np.all(np.abs(out[~big]) <= 1e-37)

@@ -130,3 +130,29 @@ def test_build_errors_name_the_shapes():
             gn.dense(x, W3, activation="swish")
         with pytest.raises(gn.GraphError, match="dtypes differ"):
             gn.dense(x, gn.Parameter(np.zeros((3, 2)), dtype="float64"))
+
+
+@pytest.mark.parametrize("n_in", [1, 16, 17, 40])  # the small-k loop and the GEMM
+@pytest.mark.parametrize("bias", [True, False])
+def test_small_and_large_inner_dimensions_match_numpy(n_in, bias, rng):
+    x = rng.normal(size=(33, n_in)).astype(np.float32)
+    W = rng.normal(size=(n_in, 20)).astype(np.float32)
+    b = rng.normal(size=20).astype(np.float32) if bias else None
+    y, z = dense_kernel(x, W, b, "relu", keep_z=True)
+    zr = x.astype(np.float64) @ W + (b if bias else 0)
+    np.testing.assert_allclose(z, zr, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(y, np.maximum(zr, 0), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("n_in", [3, 17])  # dW summed in the pass, or by a GEMM
+def test_gradients_of_narrow_and_wide_inputs_match_numpy(n_in, rng):
+    x = rng.normal(size=(41, n_in)).astype(np.float32)
+    W = rng.normal(size=(n_in, 7)).astype(np.float32)
+    b = rng.normal(size=7).astype(np.float32)
+    y, z = dense_kernel(x, W, b, "tanh")
+    g = rng.normal(size=y.shape).astype(np.float32)
+    dx, dW, db = dense_grad(g, x, W, z, y, "tanh")
+    dz = g.astype(np.float64) * (1 - y.astype(np.float64) ** 2)
+    np.testing.assert_allclose(dW, x.T.astype(np.float64) @ dz, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(db, dz.sum(0), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(dx, dz @ W.T.astype(np.float64), rtol=1e-4, atol=1e-4)

@@ -150,6 +150,25 @@ def test_gradient_buffer_is_zeroed_between_calls(rng):
     np.testing.assert_array_equal(d2, [[0] * 3, [0] * 3, [1] * 3, [1] * 3])
 
 
+
+def test_reused_gradient_table_only_clears_the_rows_it_touched(rng):
+    # batches of several sizes and ids, run in turn on one program: each gradient equals a
+    # fresh NumPy scatter-add (the buffer's rows from earlier calls are cleared)
+    with gn.Graph():
+        ids = gn.Input((5,), dtype="int64")
+        table = gn.Parameter(rng.normal(size=(50, 4)), dtype="float64")
+        wv = rng.normal(size=(5, 4))
+        w = gn.constant(wv)
+        loss = gn.sum(gn.embedding(ids, table) * w)
+    prog = gn.compile(loss, wrt=[table])
+    for b in (3, 1, 4, 4, 2):
+        i = rng.integers(0, 50, size=(b, 5))
+        ref = np.zeros((50, 4))
+        np.add.at(ref, i.reshape(-1), np.broadcast_to(wv, (b, 5, 4)).reshape(-1, 4))
+        _, (d,) = prog({ids: i})
+        np.testing.assert_allclose(d, ref, rtol=1e-12)
+
+
 # -- take: the row lookup on any tensor ------------------------------------------------------
 
 def test_take_matches_numpy_and_keeps_trailing_axes(rng):
