@@ -342,3 +342,37 @@ def test_conv_layers_equal_keras(rng):
         ours, theirs = _keras_conv_case(keras, layer, klayer, x)
         np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-5,
                                    err_msg=f"{type(layer).__name__} {layer.get_config()}")
+
+
+@pytest.mark.lecture2
+def test_sequence_layers_save_load_round_trip(tmp_path, rng):
+    from graphnet.layers import (AveragePooling1D, Conv1D, GlobalAveragePooling1D,
+                                 GlobalMaxPooling1D, MaxPooling1D)
+    seq = gn.Sequential([Conv1D(4, 3, padding="causal", dilation_rate=2, seed=1),
+                         MaxPooling1D(2), Conv1D(4, 2, strides=2, padding="same", seed=2),
+                         AveragePooling1D(2, padding="same"), GlobalAveragePooling1D()],
+                        input_shape=(12, 3), name="seq")
+    out = gn.Sequential([Conv1D(3, 3, data_format="channels_first", seed=3),
+                         GlobalMaxPooling1D(keepdims=True), Flatten()],
+                        input_shape=(5, 9), name="cf")
+    x = rng.normal(size=(4, 12, 3)).astype(np.float32)
+    xc = rng.normal(size=(4, 5, 9)).astype(np.float32)
+    for model, data in ((seq, x), (out, xc)):
+        model.compile(optimizer="adam", loss="mse")
+        model.fit(data, model.predict(data) * 0.5, epochs=1, batch_size=2, verbose=0)
+        model.save(tmp_path / f"{model.name}.graphnet")
+        loaded = gn.load_model(tmp_path / f"{model.name}.graphnet")
+        assert [type(la).__name__ for la in loaded.layers] == \
+            [type(la).__name__ for la in model.layers]
+        np.testing.assert_array_equal(loaded.predict(data), model.predict(data))
+
+
+def test_conv2d_transpose_output_padding_save_load(tmp_path, rng):
+    model = gn.Sequential([Conv2DTranspose(2, 3, strides=2, output_padding=1, seed=4)],
+                          input_shape=(4, 5, 3), name="up")
+    x = rng.normal(size=(2, 4, 5, 3)).astype(np.float32)
+    assert model.predict(x).shape == (2, 10, 12, 2)  # Keras, "valid": (n - 1) * 2 + 3 + 1
+    model.save(tmp_path / "up.graphnet")
+    loaded = gn.load_model(tmp_path / "up.graphnet")
+    assert loaded.layers[0].get_config()["output_padding"] in ([1, 1], (1, 1))
+    np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
