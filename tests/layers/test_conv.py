@@ -346,8 +346,13 @@ def test_conv_layers_equal_keras(rng):
 
 @pytest.mark.lecture2
 def test_sequence_layers_save_load_round_trip(tmp_path, rng):
-    from graphnet.layers import (AveragePooling1D, Conv1D, GlobalAveragePooling1D,
-                                 GlobalMaxPooling1D, MaxPooling1D)
+    from graphnet.layers import (
+        AveragePooling1D,
+        Conv1D,
+        GlobalAveragePooling1D,
+        GlobalMaxPooling1D,
+        MaxPooling1D,
+    )
     seq = gn.Sequential([Conv1D(4, 3, padding="causal", dilation_rate=2, seed=1),
                          MaxPooling1D(2), Conv1D(4, 2, strides=2, padding="same", seed=2),
                          AveragePooling1D(2, padding="same"), GlobalAveragePooling1D()],
