@@ -74,6 +74,9 @@ class Program:
         self.training = training
         self.check_numerics = check_numerics
         self.be = get_backend(device)
+        # the backend's thread policy, run at each call (the CPU's: one BLAS thread while the
+        # machine is busy, kernels/threads.py); a no-op where the backend has none
+        self._balance = getattr(self.be, "balance_threads", lambda: None)
         graph = self.outputs[0].graph
         for t in self.outputs + self.wrt:
             if t.graph is not graph:
@@ -200,9 +203,7 @@ class Program:
 
         Returned arrays are fresh copies on the host, so later calls never overwrite them.
         """
-        balance = getattr(self.be, "balance_threads", None)
-        if balance is not None:  # BLAS on one thread while the machine is busy (CPU)
-            balance()
+        self._balance()
         vals = self._feed(feeds or {})
         step = None
         check = self.check_numerics

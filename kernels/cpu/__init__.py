@@ -9,7 +9,7 @@ device-neutral.
 import numpy as np
 
 from .. import export_families
-from .recurrent import balance_threads
+from ..threads import balance_threads
 
 # every module here is a node family; its __all__ lists its kernels (kernels/__init__.py)
 KERNELS = export_families(globals())

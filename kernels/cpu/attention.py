@@ -20,8 +20,8 @@ import numpy as np
 from numba import prange
 
 from ..jit import kernel, pick
+from ..threads import one_blas_thread
 from .activation import exp_neg
-from .recurrent import one_blas_thread
 from .softmax import _softmax_grad_rows
 
 __all__ = ["attention", "attention_grad"]

@@ -21,8 +21,9 @@ built on ``activation.py``'s ``act``/``act_grad`` (derivatives read from the out
 import numpy as np
 
 from ..jit import kernel
+from ..threads import one_blas_thread
 from .activation import act, act_grad
-from .recurrent import check_shapes, codes, one_blas_thread
+from .recurrent import check_shapes, codes
 
 __all__ = ["gru_forward", "gru_backward"]
 

@@ -214,39 +214,3 @@ def test_run_time_batch_mismatch_is_a_graph_error(rng):
     with pytest.raises(gn.GraphError, match=r"simple_rnn.*initial state of shape \(5, 3\) "
                                             r"does not fit a batch of 2"):
         gn.compile(y)({x: np.zeros((2, T, N_IN), np.float32)})
-
-
-def test_balance_threads_holds_blas_at_one_thread_while_the_machine_is_busy(monkeypatch):
-    import os
-    import sys
-
-    rec = sys.modules["graphnet.kernels.cpu.recurrent"]
-    blas = rec.blas_controllers()
-    if not blas:
-        pytest.skip("threadpoolctl is not installed")
-    before = [c.get_num_threads() for c in blas]
-    for key, value in (("user", False), ("one", False), ("next", 0.0), ("old", None)):
-        monkeypatch.setitem(rec._balance, key, value)  # restored after the test
-    cores = os.cpu_count() or 1
-    monkeypatch.setattr(rec, "runnable", lambda: 0)
-    try:
-        monkeypatch.setattr(os, "getloadavg", lambda: (3.0 * cores, 0.0, 0.0))
-        assert rec.balance_threads(now=1e9)
-        assert all(c.get_num_threads() == 1 for c in blas)
-        monkeypatch.setattr(os, "getloadavg", lambda: (0.1, 0.0, 0.0))
-        assert rec.balance_threads(now=1e9 + 0.5)  # checked at most once a second
-        assert not rec.balance_threads(now=1e9 + 2)
-        assert [c.get_num_threads() for c in blas] == before
-        monkeypatch.setattr(rec, "runnable", lambda: 2 + 3 * cores)  # a burst, right now
-        assert rec.balance_threads(now=1e9 + 4)
-    finally:
-        for c, n in zip(blas, before):
-            c.set_num_threads(n)
-
-
-def test_balance_threads_leaves_a_user_thread_count_alone(monkeypatch):
-    import sys
-
-    rec = sys.modules["graphnet.kernels.cpu.recurrent"]
-    monkeypatch.setitem(rec._balance, "user", True)
-    assert rec.balance_threads(now=1e9) is False
