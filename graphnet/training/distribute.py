@@ -53,7 +53,41 @@ import numpy as np
 
 from ..core.errors import GraphError
 
-__all__ = ["MPIDataParallel"]
+__all__ = ["MPIDataParallel", "OneProcess"]
+
+
+class OneProcess:
+    """The strategy of a single process: every hook ``fit`` calls is the identity, so the
+    training loop reads the same with and without MPI."""
+
+    rank, size, is_chief = 0, 1, True
+
+    def program_seed(self, seed: int) -> int:
+        return int(seed)
+
+    def setup(self, model: Any, params: Sequence, n: int, seed: Any) -> Any:
+        return seed
+
+    def shard(self, arrays: Sequence[np.ndarray]) -> Sequence[np.ndarray]:
+        return arrays
+
+    def reduce_gradients(self, grads: Sequence | None, loss: float, weight: float
+                         ) -> tuple[float, Sequence | None]:
+        return loss, grads
+
+    def reduce_metrics(self, metrics: Sequence[Sequence[Any]], *sums: float
+                       ) -> tuple[float, ...]:
+        return sums
+
+    def agree(self, value: Any) -> Any:
+        return value
+
+    @contextmanager
+    def guard(self) -> Iterator[None]:
+        yield
+
+
+ONE_PROCESS = OneProcess()
 
 
 class MPIDataParallel:

@@ -21,6 +21,7 @@ from ..core.program import Program
 from ..core.tensor import Tensor, fmt_shape
 from ..data.batches import batches
 from . import callbacks as _callbacks
+from .distribute import ONE_PROCESS
 
 __all__ = ["Trainer"]
 
@@ -30,10 +31,7 @@ def _guarded(method: Callable) -> Callable:
     ends every rank (``strategy.guard()``) instead of leaving the others in a collective."""
     @functools.wraps(method)
     def run(self, *args: Any, **kwargs: Any) -> Any:
-        dist = self._distribution()
-        if dist is None:
-            return method(self, *args, **kwargs)
-        with dist.guard():
+        with self._distribution().guard():
             return method(self, *args, **kwargs)
     return run
 
@@ -142,10 +140,10 @@ class Trainer:
         return xs, ys, val
 
     def _distribution(self) -> Any:
-        """The compile's ``distribute`` strategy when it spans several processes, else None
-        (one process runs the plain loop)."""
+        """The compile's ``distribute`` strategy when it spans several processes, else
+        ``OneProcess`` (whose hooks are the identity)."""
         d = self._compiled.get("distribute") if self._compiled else None
-        return d if d is not None and d.size > 1 else None
+        return d if d is not None and d.size > 1 else ONE_PROCESS
 
     # -- training and inference -----------------------------------------------------------
     @_guarded
@@ -168,10 +166,9 @@ class Trainer:
         self.history = _callbacks.History()
         cbs = [*(callbacks or []), self.history]
         dist = self._distribution()
-        if dist is not None:  # rank 0 alone prints and writes files
-            seed = dist.setup(self, p["params"], n, seed)
-            if not dist.is_chief:
-                cbs, verbose = [cb for cb in cbs if not getattr(cb, "chief_only", False)], 0
+        seed = dist.setup(self, p["params"], n, seed)
+        if not dist.is_chief:  # rank 0 alone prints and writes files
+            cbs, verbose = [cb for cb in cbs if not getattr(cb, "chief_only", False)], 0
         if verbose:
             cbs.append(_callbacks.ProgressBar(verbose))
         cbl = _callbacks.CallbackList(cbs, self, {"epochs": epochs, "steps": steps,
@@ -191,17 +188,15 @@ class Trainer:
                                                shuffle=shuffle, seed=rng)):
                 cbl.on_batch_begin(b, {})
                 size = len(arrays[0])
-                if dist is not None:  # this rank's slice of the global batch
-                    arrays = dist.shard(arrays)
-                if dist is None or len(arrays[0]):
+                arrays = dist.shard(arrays)  # this rank's slice of the global batch
+                if len(arrays[0]):
                     # gradients stay where they were computed (no host copy); the loss comes over
                     loss, grads = train.run(dict(zip(feed_to, arrays)), to_host=False)
                     loss = train.be.to_host(loss)
                 else:
                     loss, grads = 0.0, None
-                if dist is not None:  # the global batch's gradient and loss, on every rank
-                    loss, grads = dist.reduce_gradients(grads, float(loss),
-                                                        len(arrays[0]) / size)
+                # the global batch's gradient and loss, on every rank
+                loss, grads = dist.reduce_gradients(grads, float(loss), len(arrays[0]) / size)
                 self.optimizer.apply(grads, params)
                 total += float(loss) * size
                 seen += size
@@ -213,18 +208,15 @@ class Trainer:
                         m.update_state(arrays[len(xs) + k], pred)
                         logs[m.name] = m.result()
                 cbl.on_batch_end(b, logs)
-            if dist is not None:
-                dist.reduce_metrics(metrics)
+            dist.reduce_metrics(metrics)
             logs = {"loss": total / seen,
                     **{m.name: m.result() for ms in metrics for m in ms}}
             if val is not None:
                 vlogs = self._evaluate_arrays(val[0], val[1], batch_size)
                 logs.update({f"val_{k}": v for k, v in vlogs.items()})
-            if dist is not None:
-                logs = dist.agree(logs)
+            logs = dist.agree(logs)
             cbl.on_epoch_end(epoch, logs)
-            if dist is not None:
-                self.stop_training = dist.agree(self.stop_training)
+            self.stop_training = dist.agree(self.stop_training)
             if self.stop_training:
                 break
         cbl.on_train_end()
@@ -263,9 +255,8 @@ class Trainer:
         for ms in metrics:
             for m in ms:
                 m.reset_state()
-        dist = self._distribution()
-        if dist is not None:  # each rank evaluates its slice; the sums are reduced below
-            xs, ys = dist.shard(xs), dist.shard(ys)
+        dist = self._distribution()  # each rank evaluates its slice; sums reduced below
+        xs, ys = dist.shard(xs), dist.shard(ys)
         n, total = len(xs[0]), 0.0
         for s in range(0, n, batch_size):
             sl = slice(s, s + batch_size)
@@ -276,8 +267,7 @@ class Trainer:
             for ms, yk, pred in zip(metrics, ys, preds):
                 for m in ms:
                     m.update_state(yk[sl], pred)
-        if dist is not None:
-            total, n = dist.reduce_metrics(metrics, total, n)
+        total, n = dist.reduce_metrics(metrics, total, n)
         return {"loss": total / n, **{m.name: m.result() for ms in metrics for m in ms}}
 
     @_guarded
@@ -288,8 +278,7 @@ class Trainer:
         xs = self._prepare_x(x)
         ys = self._prepare_y(y, len(xs[0]))
         logs = self._evaluate_arrays(xs, ys, int(batch_size))
-        dist = self._distribution()
-        if verbose and (dist is None or dist.is_chief):
+        if verbose and self._distribution().is_chief:
             print(_callbacks._fmt_logs(logs))
         if return_dict:
             return logs
