@@ -77,16 +77,16 @@ def _axes(attention_axes: Any) -> tuple[int, ...] | None:
     return tuple(int(a) for a in attention_axes)
 
 
-def _float_mask(layer: Layer, mask: Any) -> Tensor:
-    """A boolean/0-1 ``attention_mask`` (Tensor or array) as a float Tensor (1 = attend)."""
+def float_mask(layer: Layer, mask: Any, what: str = "attention_mask") -> Tensor:
+    """A boolean/0-1 mask (Tensor or array, 1 = attend) as a float Tensor; ``what`` names it
+    in the error and the constant (``attention_mask``, ``padding_mask``)."""
     if isinstance(mask, Tensor):
         if mask.dtype.kind != "f":
-            raise GraphError(f"MultiHeadAttention layer {layer.name!r}: attention_mask "
+            raise GraphError(f"{type(layer).__name__} layer {layer.name!r}: {what} "
                              f"{mask.name!r} has dtype {mask.dtype}; declare it float32 "
                              "(gn.Input(..., dtype='float32') takes boolean feeds as 1/0)")
         return mask
-    return constant(np.asarray(mask).astype(layer.dtype), dtype=layer.dtype,
-                    name="attention_mask")
+    return constant(np.asarray(mask).astype(layer.dtype), dtype=layer.dtype, name=what)
 
 
 class MultiHeadAttention(Layer):
@@ -262,7 +262,7 @@ class MultiHeadAttention(Layer):
         full = (-1, *q.shape[1:-2], *aq, *ak)  # the scores, attention axes unflattened
         bias = None
         if mask is not None:
-            m = _float_mask(self, mask)
+            m = float_mask(self, mask)
             rank = len(full)
             if m.ndim > rank:
                 raise GraphError(f"MultiHeadAttention layer {self.name!r}: attention_mask "

@@ -28,24 +28,13 @@ import numpy as np
 from .. import ops
 from ..core import initializers
 from ..core.errors import GraphError
-from ..core.tensor import Tensor, constant, fmt_shape
-from .attention import MultiHeadAttention
+from ..core.tensor import Tensor, fmt_shape
+from .attention import MultiHeadAttention, float_mask
 from .base import Layer
 from .core import Dense
 from .normalization import LayerNormalization
 
 __all__ = ["TransformerEncoder"]
-
-
-def _mask_tensor(layer: Layer, mask: Any, what: str) -> Tensor:
-    """A padding/attention mask (Tensor or array, 1 or True = attend) as a float Tensor."""
-    if isinstance(mask, Tensor):
-        if mask.dtype.kind != "f":
-            raise GraphError(f"TransformerEncoder layer {layer.name!r}: {what} {mask.name!r} "
-                             f"has dtype {mask.dtype}; declare it float32 (gn.Input(..., "
-                             "dtype='float32') takes boolean feeds as 1/0)")
-        return mask
-    return constant(np.asarray(mask).astype(layer.dtype), dtype=layer.dtype, name=what)
 
 
 class TransformerEncoder(Layer):
@@ -157,13 +146,13 @@ class TransformerEncoder(Layer):
         t = x.shape[1]
         mask = None
         if padding is not None:
-            p = _mask_tensor(self, padding, "padding_mask")
+            p = float_mask(self, padding, "padding_mask")
             if p.ndim != 2 or p.shape[1] != t:
                 raise GraphError(f"TransformerEncoder layer {self.name!r}: padding_mask must "
                                  f"be (batch, {t}), got {fmt_shape(p.shape)}")
             mask = ops.reshape(p, (-1 if p.shape[0] is None else p.shape[0], 1, t))
         if attention is not None:
-            a = _mask_tensor(self, attention, "attention_mask")
+            a = float_mask(self, attention, "attention_mask")
             mask = a if mask is None else mask * a
         return mask
 
