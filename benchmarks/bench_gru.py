@@ -17,7 +17,15 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
-from bench_recurrent import BATCH, FEATURES, STEPS, UNITS, one_thread, torch  # noqa: E402
+from bench_recurrent import (  # noqa: E402
+    BATCH,
+    FEATURES,
+    STEPS,
+    UNITS,
+    one_thread,
+    torch,
+    train_step,
+)
 from common import alternate, table  # noqa: E402
 
 import graphnet as gn  # noqa: E402
@@ -45,16 +53,7 @@ def torch_step(x: np.ndarray, weights: list[np.ndarray]):
         net.weight_hh_l0.copy_(torch.from_numpy(order(weights[1]).T.copy()))
         net.bias_ih_l0.copy_(torch.from_numpy(order(weights[2][0])))
         net.bias_hh_l0.copy_(torch.from_numpy(order(weights[2][1])))
-    xt = torch.from_numpy(x)
-
-    def step():
-        net.zero_grad(set_to_none=True)
-        out, _ = net(xt)
-        loss = (out * out).mean()
-        loss.backward()
-        return loss
-
-    return step
+    return train_step(net, torch.from_numpy(x))
 
 
 def main() -> None:
