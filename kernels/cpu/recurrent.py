@@ -95,9 +95,14 @@ def unit_backward(cell, a, dz, c_prev, c, dh, dc, n, j, code, rcode, zero):
 @kernel(inline=True)
 def _gates_row(a, r, b, has_b, lo, hi, code, zero):
     # a[lo:hi] <- act(a + r + b) over one row's contiguous block of gates: a loop of pure
-    # arithmetic (the float32 exp/tanh are vectorizable), so LLVM runs it 16 lanes at a time
-    for k in range(lo, hi):
-        a[k] = act(code, a[k] + r[k] + (b[k] if has_b else zero), zero)
+    # arithmetic (the float32 exp/tanh are vectorizable), so LLVM runs it 8-16 lanes wide.
+    # The blocks are sliced and indexed from 0: Numba wraps a negative index, and an index
+    # such as lo + k that LLVM cannot prove >= 0 keeps that test in the loop, which then
+    # stays scalar (the gates at offsets 2u and 3u ran 4-7x slower than the block at 0)
+    x, rr = a[lo:hi], r[lo:hi]
+    bb = b[lo:hi] if has_b else b
+    for k in range(x.size):
+        x[k] = act(code, x[k] + rr[k] + (bb[k] if has_b else zero), zero)
 
 
 @kernel(inline=True)
@@ -114,10 +119,12 @@ def _gates(a, r, b, has_b, lo, hi, code, zero):
 
 @kernel(inline=True)
 def _cell_row(a, cp, cn, h, yn, u, code, zero):
-    # c_t = f c_{t-1} + i c~ and h_t = o act(c_t) over one row (gates i f c~ o in a)
+    # c_t = f c_{t-1} + i c~ and h_t = o act(c_t) over one row (gates i f c~ o in a,
+    # sliced so every index starts at 0: see _gates_row)
+    i, f, cc, o = a[:u], a[u:2 * u], a[2 * u:3 * u], a[3 * u:4 * u]
     for j in range(u):
-        c = a[u + j] * cp[j] + a[j] * a[2 * u + j]
-        hj = a[3 * u + j] * act(code, c, zero)
+        c = f[j] * cp[j] + i[j] * cc[j]
+        hj = o[j] * act(code, c, zero)
         cn[j] = c
         h[j] = hj
         yn[j] = hj
@@ -157,29 +164,31 @@ def _seq_forward(cell, xt, W, U, b, has_b, H, C, A, R, y, code, rcode, zero):
             else:
                 _cell_row(a, cp, cn, h, yn, u, code, zero)
             if cell_out:
+                yc = yn[u:]
                 for j in range(u):
-                    yn[u + j] = cn[j]
+                    yc[j] = cn[j]
     return y
 
 
 @kernel(inline=True)
 def _lstm_grad_row(a, d, gn, dhn, dcn, cp, cn, u, cell_out, code, rcode, zero):
-    # one row of dZ_t from dh_t = g_t + dh and the carried dc (updated to dc_{t-1})
+    # one row of dZ_t from dh_t = g_t + dh and the carried dc (updated to dc_{t-1}); the
+    # gate blocks sliced so that every index starts at 0 (see _gates_row)
+    ai, af, ac, ao = a[:u], a[u:2 * u], a[2 * u:3 * u], a[3 * u:4 * u]
+    di, df, dcc, do = d[:u], d[u:2 * u], d[2 * u:3 * u], d[3 * u:4 * u]
+    gc = gn[u:] if cell_out else gn
     for j in range(u):
-        i = a[j]
-        f = a[u + j]
-        cc = a[2 * u + j]
-        o = a[3 * u + j]
+        i, f, cc, o = ai[j], af[j], ac[j], ao[j]
         dht = gn[j] + dhn[j]
         c = cn[j]
         tc = act(code, c, zero)
         dct = dcn[j] + dht * o * act_grad(code, c, tc, zero)  # both paths into c
         if cell_out:
-            dct += gn[u + j]
-        d[j] = dct * cc * act_grad(rcode, i, i, zero)            # d/di of i c~
-        d[u + j] = dct * cp[j] * act_grad(rcode, f, f, zero)     # d/df of f c_{t-1}
-        d[2 * u + j] = dct * i * act_grad(code, cc, cc, zero)    # d/dc~
-        d[3 * u + j] = dht * tc * act_grad(rcode, o, o, zero)    # d/do of o act(c)
+            dct += gc[j]
+        di[j] = dct * cc * act_grad(rcode, i, i, zero)        # d/di of i c~
+        df[j] = dct * cp[j] * act_grad(rcode, f, f, zero)     # d/df of f c_{t-1}
+        dcc[j] = dct * i * act_grad(code, cc, cc, zero)       # d/dc~
+        do[j] = dht * tc * act_grad(rcode, o, o, zero)        # d/do of o act(c)
         dcn[j] = dct * f
 
 
