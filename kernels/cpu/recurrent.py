@@ -133,13 +133,12 @@ def _cell_row(a, cp, cn, h, yn, u, code, zero):
 # fastmath "contract" only: multiply-adds fuse into FMAs (the exp and tanh polynomials
 # halve); no assumption about NaN or infinities
 @kernel(fastmath={"contract"})
-def _seq_forward(cell, xt, W, U, b, has_b, H, C, A, R, y, code, rcode, zero):
-    # A <- X W for every step (one GEMM); H[0], C[0] hold the initial state. Per step one
+def _seq_forward(cell, U, b, has_b, H, C, A, R, y, code, rcode, zero):
+    # A holds X W for every step (one GEMM before); H[0], C[0] the initial state. Per step one
     # GEMM R = h_{t-1} U, then per batch row the gates in vectorizable passes over
     # contiguous blocks (i f | c~ | o for the LSTM) and the cell update in one more pass.
-    T, B, n_in = xt.shape
+    T, B = A.shape[:2]
     u = U.shape[0]
-    np.dot(xt.reshape(T * B, n_in), W, A.reshape(T * B, A.shape[2]))
     lstm = cell == LSTM
     cell_out = y.shape[2] > u  # y is [h | c] side by side
     for t in range(T):
@@ -193,14 +192,12 @@ def _lstm_grad_row(a, d, gn, dhn, dcn, cp, cn, u, cell_out, code, rcode, zero):
 
 
 @kernel(fastmath={"contract"})
-def _seq_backward(cell, g, xt, W, U, H, C, A, code, rcode, zero, need_dx, need_h0,
-                  dZ, dh, dc, dW, dU, dxt):
-    # reverse over time: dZ_t from (g_t + dZ_{t+1} U^T) and the carried dc, then the
-    # weight gradients as GEMMs over all steps; dh and dc end as dh0 and dc0. The step's
-    # pass runs over one batch row's contiguous blocks, vectorizable like the forward's.
-    T, B, n_in = xt.shape
+def _seq_backward(cell, g, U, C, A, code, rcode, zero, need_h0, dZ, dh, dc):
+    # reverse over time: dZ_t from (g_t + dZ_{t+1} U^T) and the carried dc; dh and dc end
+    # as dh0 and dc0. The step's pass runs over one batch row's contiguous blocks,
+    # vectorizable like the forward's.
+    T, B = A.shape[:2]
     u = U.shape[0]
-    G = dZ.shape[2]
     lstm = cell == LSTM
     cell_out = g.shape[2] > u
     dh[:] = zero
@@ -225,16 +222,6 @@ def _seq_backward(cell, g, xt, W, U, H, C, A, code, rcode, zero, need_dx, need_h
                 _lstm_grad_row(a, d, gn, dhn, dcn, cp, cn, u, cell_out, code, rcode, zero)
         if t > 0 or need_h0:
             np.dot(dZ[t], U.T, dh)  # dh_{t-1} = dZ_t U^T
-    dZ2 = dZ.reshape(T * B, G)
-    np.dot(H[:T].reshape(T * B, u).T, dZ2, dU)
-    np.dot(xt.reshape(T * B, n_in).T, dZ2, dW)
-    if need_dx:
-        np.dot(dZ2, W.T, dxt.reshape(T * B, n_in))
-    db = np.zeros(G, dZ.dtype)
-    for k in range(T * B):
-        for m in range(G):
-            db[m] += dZ2[k, m]
-    return db
 
 
 def codes(activation: str, recurrent_activation: str = "sigmoid") -> tuple[int, int]:
@@ -276,8 +263,9 @@ def _run_forward(cell: int, x, W, U, b, h0, c0, acts: tuple[int, int], cell_out:
         C, A = H[:0], H[1:]
     y = np.empty((B, T, 2 * u if cell_out else u), dt)
     bb = W[0, :0] if b is None else np.ascontiguousarray(b)  # empty: no bias
-    with one_blas_thread(B * u * gates * u):
-        _seq_forward(cell, xt, W, U, bb, b is not None, H, C, A, np.empty((B, gates * u), dt),
+    np.dot(xt.reshape(T * B, n_in), W, A.reshape(T * B, gates * u))  # before the loop, on
+    with one_blas_thread(B * u * gates * u):                        # all BLAS's threads
+        _seq_forward(cell, U, bb, b is not None, H, C, A, np.empty((B, gates * u), dt),
                      y, *acts, dt.type(0))
     return y, (xt, H, C if cell == LSTM else None, A)
 
@@ -290,14 +278,17 @@ def _run_backward(cell: int, g, state, W, U, acts, bias: bool, need_dx: bool, ne
     dt = xt.dtype
     dZ = np.empty(A.shape, dt)
     dh, dc = np.empty((B, u), dt), np.empty((B, u), dt)
-    dW, dU = np.empty(W.shape, dt), np.empty(U.shape, dt)
-    dxt = np.empty(xt.shape, dt) if need_dx else xt[:0]
     with one_blas_thread(B * u * A.shape[2]):
-        db = _seq_backward(cell, np.ascontiguousarray(g), xt, W, U, H,
-                           H[:0] if C is None else C, A, *acts, dt.type(0), need_dx, need_h0,
-                           dZ, dh, dc, dW, dU, dxt)
-    dx = np.ascontiguousarray(np.swapaxes(dxt, 0, 1)) if need_dx else None
-    return dx, dW, dU, db if bias else None, dh if need_h0 else None, dc
+        _seq_backward(cell, np.ascontiguousarray(g), U, H[:0] if C is None else C, A, *acts,
+                      dt.type(0), need_h0, dZ, dh, dc)
+    # the weight gradients: one GEMM each over all T B rows, after the loop and on all of
+    # BLAS's threads (inside the loop's single-thread setting they took twice as long)
+    dZ2 = dZ.reshape(T * B, A.shape[2])
+    dU = np.dot(H[:T].reshape(T * B, u).T, dZ2)
+    dW = np.dot(xt.reshape(T * B, n_in).T, dZ2)
+    dx = np.swapaxes(np.dot(dZ2, W.T).reshape(T, B, n_in), 0, 1).copy() if need_dx else None
+    db = dZ2.sum(0) if bias else None
+    return dx, dW, dU, db, dh if need_h0 else None, dc
 
 
 def rnn_forward(x: np.ndarray, W: np.ndarray, U: np.ndarray, b: np.ndarray | None = None,
