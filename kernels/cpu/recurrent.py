@@ -247,6 +247,15 @@ def check_shapes(x, W, U, gates: int, states: tuple) -> tuple[int, int, int, int
     return B, T, n_in, u
 
 
+@kernel
+def _gemm(a, b, out):
+    # out = a b through Numba's BLAS (SciPy's OpenBLAS), the library of the time loop's
+    # GEMMs, not NumPy's: each library keeps its own pool whose idle workers spin for a
+    # while after a threaded GEMM, and a GEMM split over two threads beside the other
+    # pool's spinning worker waited for it (the lstm workload's backward 50 -> 70-145 ms)
+    np.dot(a, b, out)
+
+
 def _run_forward(cell: int, x, W, U, b, h0, c0, acts: tuple[int, int], cell_out: bool):
     gates = GATES[cell]
     B, T, n_in, u = check_shapes(x, W, U, gates, (h0, c0))
@@ -263,7 +272,7 @@ def _run_forward(cell: int, x, W, U, b, h0, c0, acts: tuple[int, int], cell_out:
         C, A = H[:0], H[1:]
     y = np.empty((B, T, 2 * u if cell_out else u), dt)
     bb = W[0, :0] if b is None else np.ascontiguousarray(b)  # empty: no bias
-    np.dot(xt.reshape(T * B, n_in), W, A.reshape(T * B, gates * u))  # before the loop, on
+    _gemm(xt.reshape(T * B, n_in), W, A.reshape(T * B, gates * u))  # before the loop, on
     with one_blas_thread(B * u * gates * u):                        # all BLAS's threads
         _seq_forward(cell, U, bb, b is not None, H, C, A, np.empty((B, gates * u), dt),
                      y, *acts, dt.type(0))
@@ -284,9 +293,14 @@ def _run_backward(cell: int, g, state, W, U, acts, bias: bool, need_dx: bool, ne
     # the weight gradients: one GEMM each over all T B rows, after the loop and on all of
     # BLAS's threads (inside the loop's single-thread setting they took twice as long)
     dZ2 = dZ.reshape(T * B, A.shape[2])
-    dU = np.dot(H[:T].reshape(T * B, u).T, dZ2)
-    dW = np.dot(xt.reshape(T * B, n_in).T, dZ2)
-    dx = np.swapaxes(np.dot(dZ2, W.T).reshape(T, B, n_in), 0, 1).copy() if need_dx else None
+    dU, dW = np.empty(U.shape, dt), np.empty(W.shape, dt)
+    _gemm(H[:T].reshape(T * B, u).T, dZ2, dU)
+    _gemm(xt.reshape(T * B, n_in).T, dZ2, dW)
+    dx = None
+    if need_dx:
+        dxt = np.empty(xt.shape, dt)
+        _gemm(dZ2, W.T, dxt.reshape(T * B, n_in))
+        dx = np.ascontiguousarray(np.swapaxes(dxt, 0, 1))
     db = dZ2.sum(0) if bias else None
     return dx, dW, dU, db, dh if need_h0 else None, dc
 
