@@ -1,15 +1,16 @@
 """Reductions over axes: sum, mean, max (with its argmax) and their backward rules, and sum_to
 for broadcast gradients.
 
-Any set of axes reduces through one of two 2-D kernels: leading axes as a column sum (the
-bias gradient: sum over the batch), otherwise the kept axes are moved first and each row is
-summed. Both are parallel over the kept elements.
+A run of adjacent axes before the last reduces in place as ``(before, run, after)`` blocks,
+rows added in memory order (leading axes: the bias gradient, a sum over the batch; middle
+axes: a mean over time); other sets of axes move the kept axes first and sum each row.
+Both are parallel over the kept elements.
 """
 
 import numpy as np
 from numba import prange
 
-from ..jit import kernel
+from ..jit import kernel, pick
 
 __all__ = ["sum", "max", "sum_to", "mean", "broadcast_to", "max_grad"]
 
@@ -25,13 +26,18 @@ def _rowsum(x2, out):
     return out
 
 
-@kernel
-def _colsum(x2, out):
-    # out[j] = sum_i x2[i, j], reading rows in memory order
-    out[:] = 0
-    for i in range(x2.shape[0]):
-        for j in range(x2.shape[1]):
-            out[j] += x2[i, j]
+@kernel(parallel=True)
+def _midsum(x3, out):
+    # out[p, q] = sum_r x3[p, r, q]: the rows of each block added in memory order, so the
+    # inner loop over q is unit-stride and vectorizes (leading axes are p = 1)
+    for p in prange(x3.shape[0]):
+        o = out[p]
+        for q in range(x3.shape[2]):
+            o[q] = 0
+        for r in range(x3.shape[1]):
+            xr = x3[p, r]
+            for q in range(x3.shape[2]):
+                o[q] += xr[q]
     return out
 
 
@@ -66,10 +72,14 @@ def sum(x: np.ndarray, axes: tuple) -> np.ndarray:  # noqa: A001 - NumPy's name
     if len(axes) == x.ndim:  # everything: one row, summed in a register (a column sum of
         # one column would load and store its accumulator per element)
         return _rowsum(np.ascontiguousarray(x).reshape(1, -1), np.empty(1, x.dtype)).reshape(())
-    if axes == tuple(range(len(axes))):  # leading axes: column sums, no transpose
-        x2 = np.ascontiguousarray(x).reshape(int(np.prod(x.shape[: len(axes)])), -1)
-        out = _colsum(x2, np.empty(x2.shape[1], x.dtype))
-        return out.reshape(x.shape[len(axes):])
+    lo, hi = axes[0], axes[-1] + 1
+    if axes == tuple(range(lo, hi)) and hi < x.ndim:  # one run of axes before the last:
+        # (before, run, after) blocks summed in memory order, no transpose (the mean over
+        # time of an embedding, (64, 64, 128): 0.6 ms through a transposed copy, 0.05 here)
+        pre, post = int(np.prod(x.shape[:lo])), int(np.prod(x.shape[hi:]))
+        x3 = np.ascontiguousarray(x).reshape(pre, -1, post)
+        out = pick(_midsum, x.size)(x3, np.empty((pre, post), x.dtype))
+        return out.reshape(x.shape[:lo] + x.shape[hi:])
     x2, kshape = _as_rows(x, axes)
     return _rowsum(x2, np.empty(x2.shape[0], x.dtype)).reshape(kshape)
 

@@ -67,6 +67,18 @@ def test_kernels_against_numpy(axes, dtype, rng):
     np.testing.assert_array_equal(cpu.max_grad(g, arg, x.shape, axes), want)
 
 
+
+@pytest.mark.parametrize("axes", [(1,), (1, 2), (0, 1), (2,), (0, 1, 2)])
+def test_sum_over_a_run_of_axes_in_4d(axes, rng):
+    # a run of adjacent axes before the last is summed in place as (before, run, after)
+    # blocks, large enough for the parallel twin too
+    for shape in [(2, 3, 4, 5), (4, 64, 64, 128)]:
+        x = rng.normal(size=shape).astype(np.float32)
+        want = x.astype(np.float64).sum(axes)
+        got = cpu.sum(x, axes)
+        assert got.shape == want.shape
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-3)
+
 def test_max_gradient_flows_to_the_first_maximum():
     x = np.array([[1.0, 3.0, 3.0], [2.0, 2.0, 0.0]])
     with gn.Graph():
