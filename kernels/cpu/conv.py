@@ -21,7 +21,7 @@ import numpy as np
 from numba import prange
 
 from ..jit import kernel, pick
-from .activation import act, activation_grad, code_of
+from .activation import act_run, activation_grad, by_code, code_of
 from .dense import dense, dense_grad
 
 __all__ = ["im2col", "col2im", "conv2d", "conv2d_grad", "conv2d_transpose",
@@ -78,8 +78,7 @@ def _col2im(cols, kh, kw, sh, sw, dh, dw, pt, pl, b, code, alpha, z, y):
                     ow = u // sw
                     for c in range(C):
                         z[n, h, w, c] += cols[n, oh, ow, i, j, c]
-            for c in range(C):
-                y[n, h, w, c] = act(code, z[n, h, w, c], alpha)
+            by_code(act_run, code, (z[n, h, w], y[n, h, w], alpha))
     return y
 
 

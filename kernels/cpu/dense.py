@@ -14,7 +14,7 @@ import numpy as np
 from numba import prange
 
 from ..jit import kernel, pick
-from .activation import act, act_grad, code_of
+from .activation import act, act_grad, act_run, by_code, code_of
 
 __all__ = ["dense", "dense_grad"]
 
@@ -24,69 +24,79 @@ _THREADS = numba.config.NUMBA_NUM_THREADS
 
 
 # inner dimensions up to this run as a loop, not a GEMM: OpenBLAS spent 17 ms on the
-# (50176, 9) @ (9, 32) product of a first 3x3 convolution of a gray image (the loop: 1 ms);
-# backward sums dW = x^T dZ, with x that narrow, in its dZ pass
+# (50176, 9) @ (9, 32) product of a first 3x3 convolution of a gray image (the loop: 1 ms)
 _SMALL_K = 16
+
+
+@kernel(inline=True)
+def _bias_act_run(code, args):
+    # z += b (an empty b: none) and y = act(z) over one row (for by_code)
+    z, b, y, alpha = args
+    if b.shape[0] > 0:
+        for j in range(z.shape[0]):
+            v = z[j] + b[j]
+            z[j] = v
+            y[j] = act(code, v, alpha)
+    else:
+        for j in range(z.shape[0]):
+            y[j] = act(code, z[j], alpha)
+
+
+@kernel(inline=True)
+def _dz_run(code, args):
+    # one row of dZ = g act'(z), its sums added to p (the bias gradient's part)
+    g, z, y, d, p, alpha = args
+    for j in range(g.shape[0]):
+        v = g[j] * act_grad(code, z[j], y[j], alpha)
+        d[j] = v
+        p[j] += v
 
 
 @kernel(parallel=True)
 def _dense_fwd(x2, W, b, code, alpha, y, z):
     # z = x W (BLAS sgemm/dgemm through np.dot), then z += b and y = act(z) in one pass;
     # an empty b means no bias, and y is z itself unless the backward pass needs z (gelu).
-    # A small inner dimension is a loop of rows instead, fused with the pass
+    # A small inner dimension is a loop of rows instead, fused with the pass. The rows run
+    # through by_code: a loop with the activation's code as a constant vectorizes
     has_b = b.shape[0] > 0
     small = W.shape[0] <= _SMALL_K
     if not small:
         np.dot(x2, W, z)
     for i in prange(z.shape[0]):
+        zi = z[i]
         if small:
-            for j in range(z.shape[1]):
-                z[i, j] = b[j] if has_b else alpha - alpha
+            for j in range(zi.shape[0]):
+                zi[j] = b[j] if has_b else alpha - alpha
             for k in range(W.shape[0]):
                 xk = x2[i, k]
-                for j in range(z.shape[1]):
-                    z[i, j] += xk * W[k, j]
-            for j in range(z.shape[1]):
-                y[i, j] = act(code, z[i, j], alpha)
+                wk = W[k]
+                for j in range(zi.shape[0]):
+                    zi[j] += xk * wk[j]
+            by_code(act_run, code, (zi, y[i], alpha))
         else:
-            for j in range(z.shape[1]):
-                v = z[i, j] + b[j] if has_b else z[i, j]
-                z[i, j] = v
-                y[i, j] = act(code, v, alpha)
+            by_code(_bias_act_run, code, (zi, b, y[i], alpha))
     return y
 
 
 @kernel(parallel=True)
 def _dense_bwd(g2, x2, W, zy, y, code, alpha, threads, need_dx, dz, dx, dW):
     # dZ = g act'(z) with per-chunk column sums for db; dx = dZ W^T, dW = x^T dZ
-    # (the transposes are free: BLAS reads them as F-ordered); dx is skipped for data
+    # (the transposes are free: BLAS reads them as F-ordered); dx is skipped for data.
+    # dW is a GEMM even for a narrow x: summing x^T dZ inside this pass, as the forward's
+    # small-K loop does, took 3x longer on a first conv's (50176, 9) rows
     n, m = g2.shape
     chunks = min(threads, max(n, 1))
     part = np.zeros((chunks, m), g2.dtype)
-    small = W.shape[0] <= _SMALL_K  # dW = x^T dZ summed in the pass too, not by a GEMM
-    part_w = np.zeros((chunks, W.shape[0], m) if small else (1, 1, 1), g2.dtype)
     for k in prange(chunks):
+        pk = part[k]
         for i in range(k * n // chunks, (k + 1) * n // chunks):
-            for j in range(m):
-                d = g2[i, j] * act_grad(code, zy[i, j], y[i, j], alpha)
-                dz[i, j] = d
-                part[k, j] += d
-            if small:
-                for r in range(W.shape[0]):
-                    xr = x2[i, r]
-                    for j in range(m):
-                        part_w[k, r, j] += xr * dz[i, j]
+            by_code(_dz_run, code, (g2[i], zy[i], y[i], dz[i], pk, alpha))
     db = part[0].copy()
     for k in range(1, chunks):
         db += part[k]
     if need_dx:
         np.dot(dz, W.T, dx)
-    if small:
-        dW[:] = part_w[0]
-        for k in range(1, chunks):
-            dW += part_w[k]
-    else:
-        np.dot(x2.T, dz, dW)
+    np.dot(x2.T, dz, dW)
     return db
 
 
