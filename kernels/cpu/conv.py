@@ -51,6 +51,18 @@ def _im2col(x, kh, kw, sh, sw, dh, dw, pt, pl, cols):
     return cols
 
 
+@kernel(inline=True)
+def _tap(t, s, n):
+    # the output index o with o s = t in [0, n), or -1 when there is none; stride 1 needs
+    # no division (an integer division per tap and pixel was most of col2im's time)
+    if t < 0:
+        return -1
+    if s == 1:
+        return t if t < n else -1
+    o = t // s
+    return o if o * s == t and o < n else -1
+
+
 @kernel(parallel=True)
 def _col2im(cols, kh, kw, sh, sw, dh, dw, pt, pl, b, code, alpha, z, y):
     # z[n, h, w, :] = b + sum of cols[n, oh, ow, i, j, :] over the taps that read pixel (h, w),
@@ -64,20 +76,20 @@ def _col2im(cols, kh, kw, sh, sw, dh, dw, pt, pl, b, code, alpha, z, y):
         n = r // H
         h = r - n * H
         for w in range(W):
+            zp = z[n, h, w]  # this pixel's channels (a unit-stride view: the loops vectorize)
             for c in range(C):
-                z[n, h, w, c] = b[c] if has_b else zero
+                zp[c] = b[c] if has_b else zero
             for i in range(kh):
-                t = h + pt - i * dh
-                if t < 0 or t % sh != 0 or t // sh >= OH:
+                oh = _tap(h + pt - i * dh, sh, OH)
+                if oh < 0:
                     continue
-                oh = t // sh
                 for j in range(kw):
-                    u = w + pl - j * dw
-                    if u < 0 or u % sw != 0 or u // sw >= OW:
+                    ow = _tap(w + pl - j * dw, sw, OW)
+                    if ow < 0:
                         continue
-                    ow = u // sw
+                    tap = cols[n, oh, ow, i, j]
                     for c in range(C):
-                        z[n, h, w, c] += cols[n, oh, ow, i, j, c]
+                        zp[c] += tap[c]
             by_code(act_run, code, (z[n, h, w], y[n, h, w], alpha))
     return y
 
