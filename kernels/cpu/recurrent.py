@@ -24,7 +24,7 @@ stand in for the pre-activations.
 
 import numpy as np
 
-from ..jit import kernel
+from ..jit import kernel, specializing
 from ..threads import one_blas_thread
 from .activation import act, act_grad, code_of
 
@@ -35,6 +35,8 @@ GATES = (1, 4)  # pre-activations per unit: SimpleRNN z; LSTM i, f, c~, o (Keras
 # activations whose derivative can be read from the output (see the module docstring)
 ALLOWED = ("linear", "relu", "sigmoid", "tanh")
 _SIG, _TANH = code_of("sigmoid"), code_of("tanh")  # global ints: compile-time constants
+# the cell and activation codes each compiled copy of the drivers fixes (jit.specializing)
+CELL, CODE, RCODE = LSTM, _TANH, _SIG
 
 
 @kernel(inline=True)
@@ -132,14 +134,14 @@ def _cell_row(a, cp, cn, h, yn, u, code, zero):
 
 # fastmath "contract" only: multiply-adds fuse into FMAs (the exp and tanh polynomials
 # halve); no assumption about NaN or infinities
-@kernel(fastmath={"contract"})
-def _seq_forward(cell, U, b, has_b, H, C, A, R, y, code, rcode, zero):
+@specializing("CELL", "CODE", "RCODE", fastmath={"contract"})
+def _seq_forward(U, b, has_b, H, C, A, R, y, zero):
     # A holds X W for every step (one GEMM before); H[0], C[0] the initial state. Per step one
     # GEMM R = h_{t-1} U, then per batch row the gates in vectorizable passes over
     # contiguous blocks (i f | c~ | o for the LSTM) and the cell update in one more pass.
     T, B = A.shape[:2]
     u = U.shape[0]
-    lstm = cell == LSTM
+    lstm, code, rcode = CELL == LSTM, CODE, RCODE
     cell_out = y.shape[2] > u  # y is [h | c] side by side
     for t in range(T):
         np.dot(H[t], U, R)  # h_{t-1} U
@@ -191,14 +193,14 @@ def _lstm_grad_row(a, d, gn, dhn, dcn, cp, cn, u, cell_out, code, rcode, zero):
         dcn[j] = dct * f
 
 
-@kernel(fastmath={"contract"})
-def _seq_backward(cell, g, U, C, A, code, rcode, zero, need_h0, dZ, dh, dc):
+@specializing("CELL", "CODE", "RCODE", fastmath={"contract"})
+def _seq_backward(g, U, C, A, zero, need_h0, dZ, dh, dc):
     # reverse over time: dZ_t from (g_t + dZ_{t+1} U^T) and the carried dc; dh and dc end
     # as dh0 and dc0. The step's pass runs over one batch row's contiguous blocks,
     # vectorizable like the forward's.
     T, B = A.shape[:2]
     u = U.shape[0]
-    lstm = cell == LSTM
+    lstm, code, rcode = CELL == LSTM, CODE, RCODE
     cell_out = g.shape[2] > u
     dh[:] = zero
     dc[:] = zero
@@ -256,6 +258,14 @@ def _gemm(a, b, out):
     np.dot(a, b, out)
 
 
+def _driver(family, cell: int, acts: tuple[int, int]):
+    """The copy of a driver compiled for this cell and these activations."""
+    code, rcode = acts
+    if cell == SIMPLE:
+        rcode = 0  # unused: one copy per activation
+    return family.of(CELL=cell, CODE=code, RCODE=rcode)
+
+
 def _run_forward(cell: int, x, W, U, b, h0, c0, acts: tuple[int, int], cell_out: bool):
     gates = GATES[cell]
     B, T, n_in, u = check_shapes(x, W, U, gates, (h0, c0))
@@ -274,8 +284,8 @@ def _run_forward(cell: int, x, W, U, b, h0, c0, acts: tuple[int, int], cell_out:
     bb = W[0, :0] if b is None else np.ascontiguousarray(b)  # empty: no bias
     _gemm(xt.reshape(T * B, n_in), W, A.reshape(T * B, gates * u))  # before the loop, on
     with one_blas_thread(B * u * gates * u):                        # all BLAS's threads
-        _seq_forward(cell, U, bb, b is not None, H, C, A, np.empty((B, gates * u), dt),
-                     y, *acts, dt.type(0))
+        _driver(_seq_forward, cell, acts)(U, bb, b is not None, H, C, A,
+                                          np.empty((B, gates * u), dt), y, dt.type(0))
     return y, (xt, H, C if cell == LSTM else None, A)
 
 
@@ -288,8 +298,9 @@ def _run_backward(cell: int, g, state, W, U, acts, bias: bool, need_dx: bool, ne
     dZ = np.empty(A.shape, dt)
     dh, dc = np.empty((B, u), dt), np.empty((B, u), dt)
     with one_blas_thread(B * u * A.shape[2]):
-        _seq_backward(cell, np.ascontiguousarray(g), U, H[:0] if C is None else C, A, *acts,
-                      dt.type(0), need_h0, dZ, dh, dc)
+        _driver(_seq_backward, cell, acts)(np.ascontiguousarray(g), U,
+                                           H[:0] if C is None else C, A, dt.type(0), need_h0,
+                                           dZ, dh, dc)
     # the weight gradients: one GEMM each over all T B rows, after the loop and on all of
     # BLAS's threads (inside the loop's single-thread setting they took twice as long)
     dZ2 = dZ.reshape(T * B, A.shape[2])
