@@ -12,19 +12,14 @@ element; tanh and sigmoid 1.5-2x).
 
 import math
 
-import numba
 import numpy as np
 from llvmlite import ir
 from numba import prange, types
 from numba.extending import intrinsic, overload
 
-from ..jit import kernel, pick
+from ..jit import kernel, pick, specializing
 
-__all__ = ["activation", "activation_grad"]  # by_code, act_run: helpers of the CPU kernels
-
-# blocks of the parallel passes; read once, since numba.get_num_threads() inside a kernel
-# would make it uncacheable
-THREADS = numba.config.NUMBA_NUM_THREADS
+__all__ = ["activation", "activation_grad"]
 
 # The activation names the kernels know, and the integer code each loop branches on.
 CODES = {"linear": 0, "relu": 1, "sigmoid": 2, "tanh": 3, "leaky_relu": 4, "elu": 5, "gelu": 6}
@@ -166,69 +161,25 @@ def act_grad(code, z, y, alpha):
     return one
 
 
-@kernel(inline=True)
-def by_code(f, code, args):
-    """``f(code, args)`` with ``code`` a compile-time constant for the common activations.
-
-    A loop that calls ``act`` with a run-time code keeps the branch over every activation
-    inside it, and the loop vectorizer gives up (a ReLU backward pass over (50176, 32)
-    took 13 ms instead of 1); dispatching once, outside the loop, to a copy of the loop
-    specialized for the code restores it. ``f`` is an inlined function of ``(code, args)``
-    that runs the loop, ``args`` a tuple of what it reads and writes."""
-    if code == 1:
-        return f(1, args)
-    if code == 0:
-        return f(0, args)
-    if code == 2:
-        return f(2, args)
-    if code == 3:
-        return f(3, args)
-    if code == 4:
-        return f(4, args)
-    return f(code, args)  # elu and gelu call libm per element: scalar anyway
+# the activation each compiled copy of the passes below fixes (jit.specializing): a loop
+# that calls act with a run-time code keeps the branch over every activation inside and
+# stays scalar (a ReLU backward pass over (50176, 32) took 13 ms instead of 1)
+CODE = 0
 
 
-@kernel(inline=True)
-def act_run(code, args):
-    """``out[i] = act(code, x[i])`` over 1-D ``x`` and ``out``, ``args = (x, out, alpha)``
-    (for ``by_code``)."""
-    x, out, alpha = args
-    for i in range(x.shape[0]):
-        out[i] = act(code, x[i], alpha)
-
-
-@kernel(inline=True)
-def _act_grad_run(code, args):
-    # out[i] = g[i] act'(z[i]) over 1-D blocks, args = (g, z, y, out, alpha)
-    g, z, y, out, alpha = args
-    for i in range(g.shape[0]):
-        out[i] = g[i] * act_grad(code, z[i], y[i], alpha)
-
-
-@kernel(parallel=True)
-def _act_flat(x, out, code, alpha, chunks):
-    # one block per thread (chunks is 1 in the serial twin)
-    n = x.shape[0]
-    for c in prange(chunks):
-        lo, hi = c * n // chunks, (c + 1) * n // chunks
-        by_code(act_run, code, (x[lo:hi], out[lo:hi], alpha))
+@specializing("CODE", parallel=True)
+def _act_flat(x, out, alpha):
+    for i in prange(x.shape[0]):
+        out[i] = act(CODE, x[i], alpha)
     return out
 
 
-@kernel(parallel=True)
-def _act_grad_flat(g, z, y, out, code, alpha, chunks):
-    # dx = g * act'(z): one pass over g, z and y, one block per thread
-    n = g.shape[0]
-    for c in prange(chunks):
-        lo, hi = c * n // chunks, (c + 1) * n // chunks
-        by_code(_act_grad_run, code, (g[lo:hi], z[lo:hi], y[lo:hi], out[lo:hi], alpha))
+@specializing("CODE", parallel=True)
+def _act_grad_flat(g, z, y, out, alpha):
+    # dx = g * act'(z): one pass over g, z and y
+    for i in prange(g.shape[0]):
+        out[i] = g[i] * act_grad(CODE, z[i], y[i], alpha)
     return out
-
-
-def _chunks(k, n: int):
-    """The twin of kernel ``k`` for ``n`` elements and the blocks it splits them into."""
-    run = pick(k, n)
-    return run, (THREADS if run is getattr(k, "parallel", None) else 1)
 
 
 def _flat(a: np.ndarray) -> np.ndarray:
@@ -238,8 +189,8 @@ def _flat(a: np.ndarray) -> np.ndarray:
 def activation(x: np.ndarray, kind: str, alpha: float = 0.0) -> np.ndarray:
     """``act(x)`` elementwise for the activation named ``kind``."""
     out = np.empty(x.shape, x.dtype)
-    run, chunks = _chunks(_act_flat, x.size)
-    run(_flat(x), out.reshape(-1), code_of(kind), x.dtype.type(alpha), chunks)
+    pick(_act_flat.of(CODE=code_of(kind)), x.size)(_flat(x), out.reshape(-1),
+                                                   x.dtype.type(alpha))
     return out
 
 
@@ -247,7 +198,6 @@ def activation_grad(g: np.ndarray, x: np.ndarray, y: np.ndarray, kind: str,
                     alpha: float = 0.0) -> np.ndarray:
     """``g * act'(x)`` given the input ``x`` and output ``y`` of the activation."""
     out = np.empty(x.shape, x.dtype)
-    run, chunks = _chunks(_act_grad_flat, x.size)
-    run(_flat(g), _flat(x), _flat(y), out.reshape(-1), code_of(kind), x.dtype.type(alpha),
-        chunks)
+    pick(_act_grad_flat.of(CODE=code_of(kind)), x.size)(_flat(g), _flat(x), _flat(y),
+                                                        out.reshape(-1), x.dtype.type(alpha))
     return out

@@ -20,8 +20,8 @@ from __future__ import annotations
 import numpy as np
 from numba import prange
 
-from ..jit import kernel, pick
-from .activation import act_run, activation_grad, by_code, code_of
+from ..jit import kernel, pick, specializing
+from .activation import act, activation_grad, code_of
 from .dense import dense, dense_grad
 
 __all__ = ["im2col", "col2im", "conv2d", "conv2d_grad", "conv2d_transpose",
@@ -63,8 +63,11 @@ def _tap(t, s, n):
     return o if o * s == t and o < n else -1
 
 
-@kernel(parallel=True)
-def _col2im(cols, kh, kw, sh, sw, dh, dw, pt, pl, b, code, alpha, z, y):
+CODE = 0  # the activation each compiled copy of _col2im fixes (jit.specializing)
+
+
+@specializing("CODE", parallel=True)
+def _col2im(cols, kh, kw, sh, sw, dh, dw, pt, pl, b, alpha, z, y):
     # z[n, h, w, :] = b + sum of cols[n, oh, ow, i, j, :] over the taps that read pixel (h, w),
     # i.e. h = oh*sh - pt + i*dh: oh = (h + pt - i*dh) / sh when that divides and lands in
     # range (the same for w); then y = act(z). One iteration per (image, input row).
@@ -90,7 +93,9 @@ def _col2im(cols, kh, kw, sh, sw, dh, dw, pt, pl, b, code, alpha, z, y):
                     tap = cols[n, oh, ow, i, j]
                     for c in range(C):
                         zp[c] += tap[c]
-            by_code(act_run, code, (z[n, h, w], y[n, h, w], alpha))
+            yp = y[n, h, w]
+            for c in range(C):
+                yp[c] = act(CODE, zp[c], alpha)
     return y
 
 
@@ -153,9 +158,10 @@ def _gather(cols: np.ndarray, x_shape: tuple, ksize: tuple, strides: tuple, dila
     else:
         y, z = out
     bb = cols[0, :0] if bias is None else bias  # an empty vector of cols' dtype: no bias
-    pick(_col2im, z.size)(np.ascontiguousarray(cols).reshape(B, OH, OW, kh, kw, C), kh, kw,
-                          strides[0], strides[1], dilation[0], dilation[1], pads[0], pads[2],
-                          bb, code_of(kind), cols.dtype.type(alpha), z, y)
+    pick(_col2im.of(CODE=code_of(kind)), z.size)(
+        np.ascontiguousarray(cols).reshape(B, OH, OW, kh, kw, C), kh, kw, strides[0],
+        strides[1], dilation[0], dilation[1], pads[0], pads[2], bb, cols.dtype.type(alpha),
+        z, y)
     return y, z
 
 

@@ -13,8 +13,8 @@ import numba
 import numpy as np
 from numba import prange
 
-from ..jit import kernel, pick
-from .activation import act, act_grad, by_code, code_of
+from ..jit import pick, specializing
+from .activation import act, act_grad, code_of
 
 __all__ = ["dense", "dense_grad"]
 
@@ -23,44 +23,32 @@ __all__ = ["dense", "dense_grad"]
 _THREADS = numba.config.NUMBA_NUM_THREADS
 
 
-@kernel(inline=True)
-def _bias_act_run(code, args):
-    # z += b (an empty b: none) and y = act(z) over one row (for by_code)
-    # (one loop with the bias test inside, which LLVM hoists: two loops under an if ran
-    # 3x slower, 2.9 ms instead of 0.9 on the (50176, 32) rows of a first conv)
-    z, b, y, alpha = args
-    has_b = b.shape[0] > 0
-    for j in range(z.shape[0]):
-        v = z[j] + b[j] if has_b else z[j]
-        z[j] = v
-        y[j] = act(code, v, alpha)
+# the activation each compiled copy of the kernels fixes (jit.specializing): a row loop
+# that branched on a run-time code stayed scalar (the backward pass over a first conv's
+# (50176, 32) rows 13 ms instead of 1)
+CODE = 0
 
 
-@kernel(inline=True)
-def _dz_run(code, args):
-    # one row of dZ = g act'(z), its sums added to p (the bias gradient's part)
-    g, z, y, d, p, alpha = args
-    for j in range(g.shape[0]):
-        v = g[j] * act_grad(code, z[j], y[j], alpha)
-        d[j] = v
-        p[j] += v
-
-
-@kernel(parallel=True)
-def _dense_fwd(x2, W, b, code, alpha, y, z):
+@specializing("CODE", parallel=True)
+def _dense_fwd(x2, W, b, alpha, y, z):
     # z = x W (BLAS sgemm/dgemm through np.dot), then z += b and y = act(z) in one pass
-    # over the rows (through by_code: a loop with the activation's code as a constant
-    # vectorizes); an empty b means no bias, and y is z itself unless the backward pass
-    # needs z (gelu). A narrow x is a GEMM too: a fused loop over the (50176, 9) rows of a
-    # first 3x3 convolution of gray images took 2.9 ms, the GEMM 0.5 ms
+    # over the rows; an empty b means no bias, and y is z itself unless the backward pass
+    # needs z (gelu). The bias test sits inside the row loop, which LLVM hoists (two loops
+    # under an if stayed scalar: 2.9 ms instead of 0.9). A narrow x is a GEMM too: a fused
+    # loop over the (50176, 9) rows of a first 3x3 convolution took 2.9 ms, the GEMM 0.5
     np.dot(x2, W, z)
+    has_b = b.shape[0] > 0
     for i in prange(z.shape[0]):
-        by_code(_bias_act_run, code, (z[i], b, y[i], alpha))
+        zi, yi = z[i], y[i]
+        for j in range(zi.shape[0]):
+            v = zi[j] + b[j] if has_b else zi[j]
+            zi[j] = v
+            yi[j] = act(CODE, v, alpha)
     return y
 
 
-@kernel(parallel=True)
-def _dense_bwd(g2, x2, W, zy, y, code, alpha, threads, need_dx, dz, dx, dW):
+@specializing("CODE", parallel=True)
+def _dense_bwd(g2, x2, W, zy, y, alpha, threads, need_dx, dz, dx, dW):
     # dZ = g act'(z) with per-chunk column sums for db; dx = dZ W^T, dW = x^T dZ
     # (the transposes are free: BLAS reads them as F-ordered); dx is skipped for data.
     # dW is a GEMM for a narrow x too: summed inside this pass it took 3x longer on a first
@@ -71,7 +59,11 @@ def _dense_bwd(g2, x2, W, zy, y, code, alpha, threads, need_dx, dz, dx, dW):
     for k in prange(chunks):
         pk = part[k]
         for i in range(k * n // chunks, (k + 1) * n // chunks):
-            by_code(_dz_run, code, (g2[i], zy[i], y[i], dz[i], pk, alpha))
+            gi, zi, yi, di = g2[i], zy[i], y[i], dz[i]
+            for j in range(m):
+                d = gi[j] * act_grad(CODE, zi[j], yi[j], alpha)
+                di[j] = d
+                pk[j] += d
     db = part[0].copy()
     for k in range(1, chunks):
         db += part[k]
@@ -97,8 +89,8 @@ def dense(x: np.ndarray, W: np.ndarray, b: np.ndarray | None, kind: str | None,
     else:
         y, z = out
     # the parallel pass runs over the output: choose by its size, not x's
-    pick(_dense_fwd, z.size)(x2, W, bb, code_of(kind), x.dtype.type(alpha),
-                             y.reshape(-1, n_out), z.reshape(-1, n_out))
+    pick(_dense_fwd.of(CODE=code_of(kind)), z.size)(x2, W, bb, x.dtype.type(alpha),
+                                                    y.reshape(-1, n_out), z.reshape(-1, n_out))
     return y, z
 
 
@@ -115,7 +107,8 @@ def dense_grad(g: np.ndarray, x: np.ndarray, W: np.ndarray, zy: np.ndarray, y: n
         dz, dx, dW = np.empty_like(g2), np.empty(x.shape, x.dtype), np.empty_like(W)
     else:
         dz, dx, dW = out
-    db = _dense_bwd(g2, np.ascontiguousarray(x).reshape(-1, n_in), W, zy.reshape(-1, n_out),
-                    y.reshape(-1, n_out), code_of(kind), g.dtype.type(alpha), _THREADS,
-                    need_dx, dz.reshape(-1, n_out), dx.reshape(-1, n_in), dW)
+    db = _dense_bwd.of(CODE=code_of(kind))(
+        g2, np.ascontiguousarray(x).reshape(-1, n_in), W, zy.reshape(-1, n_out),
+        y.reshape(-1, n_out), g.dtype.type(alpha), _THREADS, need_dx, dz.reshape(-1, n_out),
+        dx.reshape(-1, n_in), dW)
     return dx if need_dx else None, dW, db if bias else None
