@@ -33,13 +33,15 @@ def _gather(ids, table, out):
 @kernel(parallel=True)
 def _scatter_add(g, ids, chunks, dtable):
     # dtable[ids[i], :] += g[i, :]; chunk c owns columns [c m / chunks, (c + 1) m / chunks)
+    # (each row's block sliced and indexed from 0: a loop over range(lo, hi) kept Numba's
+    # negative-index test inside and stayed scalar, see recurrent.py's _gates_row)
     m = g.shape[1]
     for c in prange(chunks):
         lo, hi = c * m // chunks, (c + 1) * m // chunks
         for i in range(ids.shape[0]):
-            r = ids[i]
-            for j in range(lo, hi):
-                dtable[r, j] += g[i, j]
+            d, gi = dtable[ids[i], lo:hi], g[i, lo:hi]
+            for j in range(d.shape[0]):
+                d[j] += gi[j]
     return dtable
 
 
