@@ -6,7 +6,7 @@ product and runs the cell (reset after: one launch; reset before: one for the ga
 ``r h_{t-1}``, one for ``(r h_{t-1}) U_h`` and the candidate, since it needs the whole row
 of ``r h_{t-1}``). Backward through time likewise, ``dZ_{t+1} U^T`` fused into the step;
 then ``dW``, ``dU`` and ``dx`` as GEMMs over all steps. The cell math is the CPU kernels'
-own ``gates_forward`` / ``candidate_forward`` / ``unit_backward`` (``_base.twin``) and the
+own ``candidate_forward`` / ``unit_backward`` (``_base.twin``) and the
 state layout is the CPU's, so ``state`` means the same on both backends.
 """
 
@@ -24,9 +24,22 @@ from .shape import concatenate, getitem, transpose
 
 __all__ = ["gru_forward", "gru_backward"]
 
-gates_forward = _base.twin(_cpu.gates_forward, act=act)
 candidate_forward = _base.twin(_cpu.candidate_forward, act=act)
 unit_backward = _base.twin(_cpu.unit_backward, act_grad=act_grad)
+
+
+@cuda.jit(device=True)
+def _candidate(a, rh, bi, has_b, H, y, t, n, j, code, zero):
+    # h~ (written over a's x_t W_h) and h_t of unit j in row n, given the candidate's
+    # recurrent term rh: r (h_{t-1} U_h + b'_h) or (r h_{t-1}) U_h
+    u = H.shape[2]
+    s = a[n, 2 * u + j] + rh
+    if has_b:
+        s += bi[2 * u + j]
+    hh, hn = candidate_forward(s, a[n, j], H[t, n, j], code, zero)
+    a[n, 2 * u + j] = hh
+    H[t + 1, n, j] = hn
+    y[n, t, j] = hn
 
 
 @cuda.jit
@@ -42,15 +55,20 @@ def _step_gates(A, Q, U, H, RH, bi, bh, has_b, after, y, t, code, rcode, zero):
             for q in range(u):
                 s += H[t, n, q] * U[q, m]
             Q[n, m] = s
-        r = gates_forward(a, Q, bi, has_b, n, j, rcode, zero)
+        sz = a[n, j] + Q[n, j]
+        sr = a[n, u + j] + Q[n, u + j]
+        if has_b:
+            sz += bi[j]
+            sr += bi[u + j]
+        a[n, j] = act(rcode, sz, zero)
+        r = act(rcode, sr, zero)
+        a[n, u + j] = r
         if after:
             rh = Q[n, 2 * u + j]
             if has_b:
                 rh += bh[j]
             RH[t, n, j] = rh
-            hn = candidate_forward(a, r * rh, bi, has_b, H[t, n, j], n, j, code, zero)
-            H[t + 1, n, j] = hn
-            y[n, t, j] = hn
+            _candidate(a, r * rh, bi, has_b, H, y, t, n, j, code, zero)
         else:
             RH[t, n, j] = r * H[t, n, j]
 
@@ -65,9 +83,7 @@ def _step_candidate(A, U, H, RH, bi, has_b, y, t, code, zero):
         s = zero
         for q in range(u):
             s += RH[t, n, q] * U[q, 2 * u + j]
-        hn = candidate_forward(a, s, bi, has_b, H[t, n, j], n, j, code, zero)
-        H[t + 1, n, j] = hn
-        y[n, t, j] = hn
+        _candidate(a, s, bi, has_b, H, y, t, n, j, code, zero)
 
 
 @cuda.jit
@@ -83,7 +99,8 @@ def _step_backward(A, dA, dR, UT, H, RH, g, dhd, after, t, code, rcode, zero):
         if t + 1 < T:
             for m in range(3 * u if after else 2 * u):
                 dh += (dR[t + 1, n, m] if after else dA[t + 1, n, m]) * UT[m, j]
-        dz, ds, dhd[n, j] = unit_backward(a, dh, H[t, n, j], n, j, code, rcode, zero)
+        dz, ds, dhd[n, j] = unit_backward(a[n, j], a[n, 2 * u + j], dh, H[t, n, j], code,
+                                          rcode, zero)
         dA[t, n, j] = dz
         if after:
             r = a[n, u + j]
