@@ -154,8 +154,8 @@ def _grad(a, gn, dhd, dhr, hp, rh, d, dr, dah, after, u, code, rcode, zero):
 
 
 @kernel(fastmath={"contract"})
-def _seq_backward(g, xt, W, U, Uh, H, A, RH, after, code, rcode, zero, need_dx, need_h0,
-                  dA, dR, dAH, dhd, dhr, drh, dW, dU, dxt):
+def _seq_backward(g, xt, U, Uh, H, A, RH, after, code, rcode, zero, need_h0, dA, dR, dAH, dhd,
+                  dhr, drh):
     # reverse over time. After: dA_t = (dz, dr, ds_h) and dR_t = (dz, dr, ds_h r), one GEMM
     # dR_t U^T per step. Before: dA holds (dz, dr) and dAH ds_h: dAH_t U_h^T gives d(r h),
     # then dr, then dA_t U_zr^T. dh_t = g_t + dhd (the direct paths) + dhr (the GEMM's).
@@ -181,6 +181,15 @@ def _seq_backward(g, xt, W, U, Uh, H, A, RH, after, code, rcode, zero, need_dx, 
                     dhn[j] += drn[j] * rj
         if t > 0 or need_h0:
             np.dot(dR[t] if after else d, U.T, dhr)
+
+
+@kernel
+def _weight_grads(xt, W, H, RH, dA, dR, dAH, after, need_dx, dW, dU, dxt):
+    # after the time loop, outside its one-BLAS-thread setting: dU, dW and dx as one GEMM
+    # each over all T B rows (with Numba's BLAS, the loop's library: see recurrent._gemm),
+    # and the bias sums
+    T, B, n_in = xt.shape
+    u = H.shape[2]
     G = 3 * u
     if after:
         dA2 = dA.reshape(T * B, G)
@@ -268,9 +277,9 @@ def gru_backward(g: np.ndarray, state: tuple, W: np.ndarray, U: np.ndarray,
     dW, dU = np.empty(W.shape, dt), np.empty((u, 3 * u), dt)
     dxt = np.empty(xt.shape, dt) if need_dx else xt[:0]
     with one_blas_thread(B * u * 3 * u):
-        db = _seq_backward(np.ascontiguousarray(g), xt, W, Uq, Uh, H, A, RH, after, *acts,
-                           dt.type(0), need_dx, need_h0, dA, dR, dAH, dhd, dhr, drh, dW, dU,
-                           dxt)
+        _seq_backward(np.ascontiguousarray(g), xt, Uq, Uh, H, A, RH, after, *acts, dt.type(0),
+                      need_h0, dA, dR, dAH, dhd, dhr, drh)
+    db = _weight_grads(xt, W, H, RH, dA, dR, dAH, after, need_dx, dW, dU, dxt)
     dx = np.ascontiguousarray(np.swapaxes(dxt, 0, 1)) if need_dx else None
     if bias:
         db = db if after else np.ascontiguousarray(db[0])
