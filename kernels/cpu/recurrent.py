@@ -8,7 +8,9 @@ that add ``R`` and the bias and apply the gates (``_gates_row``), then the cell 
 Backward through time runs the steps in reverse: one pass per row forms the step's
 pre-activation gradients ``dZ_t`` and one GEMM carries ``dh_{t-1} = dZ_t U^T`` back; after
 the loop ``dW = X^T dZ``, ``dU = H_{t-1}^T dZ`` and ``dx = dZ W^T`` are one GEMM each over
-all steps, and ``db`` is the column sum of ``dZ``.
+all steps, and ``db`` is the column sum of ``dZ``. Those GEMMs before and after the loop run
+on all of BLAS's threads, the loop's own on one (``one_blas_thread``); each driver is
+compiled once per cell and pair of activations (``jit.specializing``).
 
 The passes are pure arithmetic over unit-stride blocks, so that with ``activation.py``'s
 vectorizable float32 exp and tanh LLVM runs them 16 lanes wide (Numba here has no SVML;

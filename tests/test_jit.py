@@ -1,0 +1,41 @@
+"""kernels/jit.py: a kernel family compiled once per value of the constants it branches on."""
+
+from __future__ import annotations
+
+import importlib
+
+import numpy as np
+
+from graphnet.kernels.jit import specializing
+
+SCALE = 1  # rebound per compiled copy
+
+
+@specializing("SCALE")
+def _times(x, out):
+    for i in range(x.shape[0]):
+        out[i] = x[i] * SCALE
+    return out
+
+
+def test_each_value_is_its_own_copy_with_the_constant_fixed():
+    x = np.arange(4.0)
+    k2, k3 = _times.of(SCALE=2), _times.of(SCALE=3)
+    assert k2 is _times.of(SCALE=2) and k2 is not k3  # made once per value
+    np.testing.assert_array_equal(k2(x, np.empty(4)), 2 * x)
+    np.testing.assert_array_equal(k3(x, np.empty(4)), 3 * x)
+    assert SCALE == 1  # the module's own name is left alone
+    # its own name, hence its own on-disk cache file
+    assert getattr(k2, "py_func", k2).__name__ == "_times_scale2"
+
+
+def test_dense_copies_per_activation_agree_with_numpy(rng):
+    dense = importlib.import_module("graphnet.kernels.cpu.dense")
+    x = rng.normal(size=(5, 3)).astype(np.float32)
+    W = rng.normal(size=(3, 4)).astype(np.float32)
+    b = rng.normal(size=4).astype(np.float32)
+    for kind, ref in [("relu", lambda z: np.maximum(z, 0)), ("linear", lambda z: z),
+                      ("sigmoid", lambda z: 1 / (1 + np.exp(-z))), ("tanh", np.tanh)]:
+        y, _ = dense.dense(x, W, b, kind)
+        np.testing.assert_allclose(y, ref(x.astype(np.float64) @ W + b), rtol=1e-5,
+                                   atol=1e-6)
