@@ -4,8 +4,9 @@ NumPy's matmul, not ``np.dot`` inside @njit: NumPy's matmul hands transposed vie
 in ``g @ b.T``) to BLAS as flags instead of copies, broadcasts leading batch dimensions, and
 costs no Numba compilation per dtype and rank, which dominates test time. It is NumPy's own
 OpenBLAS, not the SciPy one Numba's kernels call: a model that mixes matmul with dense
-layers has two BLAS thread pools (docs/architecture.md, "One BLAS library"). A 2-D right operand (Dense on sequences, projections in attention) takes
-the fast path: the left operand's leading dimensions fold into the rows of one GEMM.
+layers has two BLAS thread pools (docs/architecture.md, "One BLAS library"). A 2-D right
+operand (Dense on sequences, projections in attention) takes the fast path: the left
+operand's leading dimensions fold into the rows of one GEMM.
 """
 
 import numpy as np
