@@ -14,20 +14,21 @@ activations z, r, h~ for backward, ``RH`` the term the reset gate meets: ``h_{t-
 b'_h`` (reset after) or ``r h_{t-1}`` (reset before).
 
 Per step and batch row the cell runs in passes over the row's contiguous gate blocks,
-sliced so that every index starts at 0 and with the common activations as literals, which
-LLVM vectorizes as in ``recurrent.py`` (the forward of batch 32, 50 steps, 128 units took
-29 ms with per-unit indices such as ``a[n, 2 * u + j]``, 5 ms so). The candidate's and the
-backward's math are two scalar functions of one unit shared with the CUDA twins
-(``_base.twin``), built on ``activation.py``'s ``act``/``act_grad`` (derivatives read from
-the outputs, as in ``recurrent.py``).
+sliced so that every index starts at 0, in a copy of the drivers compiled for the flag and
+activations in use (``jit.specializing``), which LLVM vectorizes as in ``recurrent.py``
+(the forward of batch 32, 50 steps, 128 units took 29 ms with per-unit indices such as
+``a[n, 2 * u + j]``, 5 ms so). The candidate's and the backward's math are two scalar
+functions of one unit shared with the CUDA twins (``_base.twin``), built on
+``activation.py``'s ``act``/``act_grad`` (derivatives read from the outputs, as in
+``recurrent.py``).
 """
 
 import numpy as np
 
-from ..jit import kernel
+from ..jit import kernel, specializing
 from ..threads import one_blas_thread
 from .activation import act, act_grad
-from .recurrent import _SIG, _TANH, _gates, check_shapes, codes
+from .recurrent import _SIG, _TANH, _gates_row, check_shapes, codes
 
 __all__ = ["gru_forward", "gru_backward"]
 
@@ -71,39 +72,29 @@ def _candidate_row(a, q, bi, bh, has_b, after, hp, rh, hn, yn, u, code, zero):
         yn[j] = h
 
 
-@kernel(inline=True)
-def _candidate(a, q, bi, bh, has_b, after, hp, rh, hn, yn, u, code, zero):
-    # _candidate_row with literal flags and the common code: a loop that branches on a
-    # run-time code stays scalar (see recurrent.py's _gates)
-    if after:
-        if code == _TANH:
-            _candidate_row(a, q, bi, bh, has_b, True, hp, rh, hn, yn, u, _TANH, zero)
-        else:
-            _candidate_row(a, q, bi, bh, has_b, True, hp, rh, hn, yn, u, code, zero)
-    elif code == _TANH:
-        _candidate_row(a, q, bi, bh, has_b, False, hp, rh, hn, yn, u, _TANH, zero)
-    else:
-        _candidate_row(a, q, bi, bh, has_b, False, hp, rh, hn, yn, u, code, zero)
+# the flag and activation codes each compiled copy of the drivers fixes (jit.specializing)
+AFTER, CODE, RCODE = 1, _TANH, _SIG
 
 
-@kernel(fastmath={"contract"})
-def _seq_forward(xt, W, U, Uh, bi, bh, has_b, after, H, A, RH, Q, Q2, y, code, rcode, zero):
+@specializing("AFTER", "CODE", "RCODE", fastmath={"contract"})
+def _seq_forward(xt, W, U, Uh, bi, bh, has_b, H, A, RH, Q, Q2, y, zero):
     # A <- X W (one GEMM); H[0] holds h_0. After: U is the whole (u, 3u) recurrent kernel and
     # Q (B, 3u); before: U is its z, r columns (u, 2u), Uh its h columns, Q (B, 2u), Q2 (B, u).
     # Per row the z, r gates in one vectorizable pass over their contiguous block, then
     # (after) the candidate and h_t, or (before) r h_{t-1}
     T, B, n_in = xt.shape
     u = H.shape[2]
+    after, code, rcode = AFTER == 1, CODE, RCODE
     np.dot(xt.reshape(T * B, n_in), W, A.reshape(T * B, 3 * u))
     for t in range(T):
         h = H[t]
         np.dot(h, U, Q)
         for n in range(B):
             a = A[t, n]
-            _gates(a, Q[n], bi, has_b, 0, 2 * u, rcode, zero)
+            _gates_row(a, Q[n], bi, has_b, 0, 2 * u, rcode, zero)
             if after:
-                _candidate(a, Q[n, 2 * u:], bi, bh, has_b, True, h[n], RH[t, n],
-                           H[t + 1, n], y[n, t], u, code, zero)
+                _candidate_row(a, Q[n, 2 * u:], bi, bh, has_b, True, h[n], RH[t, n],
+                               H[t + 1, n], y[n, t], u, code, zero)
             else:
                 r, hp, rh = a[u:2 * u], h[n], RH[t, n]
                 for j in range(u):
@@ -111,8 +102,8 @@ def _seq_forward(xt, W, U, Uh, bi, bh, has_b, after, H, A, RH, Q, Q2, y, code, r
         if not after:
             np.dot(RH[t], Uh, Q2)  # (r h_{t-1}) U_h
             for n in range(B):
-                _candidate(A[t, n], Q2[n], bi, bh, has_b, False, h[n], RH[t, n],
-                           H[t + 1, n], y[n, t], u, code, zero)
+                _candidate_row(A[t, n], Q2[n], bi, bh, has_b, False, h[n], RH[t, n],
+                               H[t + 1, n], y[n, t], u, code, zero)
     return y
 
 
@@ -139,28 +130,14 @@ def _grad_row(a, gn, dhd, dhr, hp, rh, d, dr, dah, after, u, code, rcode, zero):
             dah[j] = ds
 
 
-@kernel(inline=True)
-def _grad(a, gn, dhd, dhr, hp, rh, d, dr, dah, after, u, code, rcode, zero):
-    # _grad_row with literal flags and the common codes (see _candidate)
-    if code == _TANH and rcode == _SIG:
-        if after:
-            _grad_row(a, gn, dhd, dhr, hp, rh, d, dr, dah, True, u, _TANH, _SIG, zero)
-        else:
-            _grad_row(a, gn, dhd, dhr, hp, rh, d, dr, dah, False, u, _TANH, _SIG, zero)
-    elif after:
-        _grad_row(a, gn, dhd, dhr, hp, rh, d, dr, dah, True, u, code, rcode, zero)
-    else:
-        _grad_row(a, gn, dhd, dhr, hp, rh, d, dr, dah, False, u, code, rcode, zero)
-
-
-@kernel(fastmath={"contract"})
-def _seq_backward(g, xt, U, Uh, H, A, RH, after, code, rcode, zero, need_h0, dA, dR, dAH, dhd,
-                  dhr, drh):
+@specializing("AFTER", "CODE", "RCODE", fastmath={"contract"})
+def _seq_backward(g, xt, U, Uh, H, A, RH, zero, need_h0, dA, dR, dAH, dhd, dhr, drh):
     # reverse over time. After: dA_t = (dz, dr, ds_h) and dR_t = (dz, dr, ds_h r), one GEMM
     # dR_t U^T per step. Before: dA holds (dz, dr) and dAH ds_h: dAH_t U_h^T gives d(r h),
     # then dr, then dA_t U_zr^T. dh_t = g_t + dhd (the direct paths) + dhr (the GEMM's).
     T, B, n_in = xt.shape
     u = H.shape[2]
+    after, code, rcode = AFTER == 1, CODE, RCODE
     dhd[:] = zero
     dhr[:] = zero
     for t in range(T - 1, -1, -1):
@@ -168,9 +145,9 @@ def _seq_backward(g, xt, U, Uh, H, A, RH, after, code, rcode, zero, need_h0, dA,
         d = dA[t]
         for n in range(B):
             # before, dR and dAH hold no steps: the rows not written stand in (same types)
-            _grad(A[t, n], g[n, t], dhd[n], dhr[n], hp[n], RH[t, n], d[n],
-                  dR[t, n] if after else d[n], d[n] if after else dAH[t, n], after, u,
-                  code, rcode, zero)
+            _grad_row(A[t, n], g[n, t], dhd[n], dhr[n], hp[n], RH[t, n], d[n],
+                      dR[t, n] if after else d[n], d[n] if after else dAH[t, n], after, u,
+                      code, rcode, zero)
         if not after:
             np.dot(dAH[t], Uh.T, drh)  # d(r h_{t-1})
             for n in range(B):
@@ -213,6 +190,11 @@ def _weight_grads(xt, W, H, RH, dA, dR, dAH, after, need_dx, dW, dU, dxt):
     return db
 
 
+def _driver(family, after: bool, acts: tuple[int, int]):
+    """The copy of a driver compiled for this form of the reset gate and these activations."""
+    return family.of(AFTER=int(after), CODE=acts[0], RCODE=acts[1])
+
+
 def _split(U: np.ndarray, after: bool) -> tuple[np.ndarray, np.ndarray]:
     # the recurrent kernel as the per-step GEMMs read it (contiguous blocks)
     u = U.shape[0]
@@ -250,9 +232,9 @@ def gru_forward(x: np.ndarray, W: np.ndarray, U: np.ndarray, b: np.ndarray | Non
             bi[:2 * u] += bb[1, :2 * u]
         bh = np.ascontiguousarray(bb[-1, 2 * u:])
     with one_blas_thread(B * u * 3 * u):
-        _seq_forward(xt, W, Uq, Uh, bi, bh, b is not None, after, H, A, RH,
-                     np.empty((B, Uq.shape[1]), dt), np.empty((B, u), dt), y, *acts,
-                     dt.type(0))
+        _driver(_seq_forward, after, acts)(xt, W, Uq, Uh, bi, bh, b is not None, H, A, RH,
+                                           np.empty((B, Uq.shape[1]), dt),
+                                           np.empty((B, u), dt), y, dt.type(0))
     return y, (xt, H, A, RH)
 
 
@@ -277,8 +259,8 @@ def gru_backward(g: np.ndarray, state: tuple, W: np.ndarray, U: np.ndarray,
     dW, dU = np.empty(W.shape, dt), np.empty((u, 3 * u), dt)
     dxt = np.empty(xt.shape, dt) if need_dx else xt[:0]
     with one_blas_thread(B * u * 3 * u):
-        _seq_backward(np.ascontiguousarray(g), xt, Uq, Uh, H, A, RH, after, *acts, dt.type(0),
-                      need_h0, dA, dR, dAH, dhd, dhr, drh)
+        _driver(_seq_backward, after, acts)(np.ascontiguousarray(g), xt, Uq, Uh, H, A, RH,
+                                            dt.type(0), need_h0, dA, dR, dAH, dhd, dhr, drh)
     db = _weight_grads(xt, W, H, RH, dA, dR, dAH, after, need_dx, dW, dU, dxt)
     dx = np.ascontiguousarray(np.swapaxes(dxt, 0, 1)) if need_dx else None
     if bias:

@@ -36,8 +36,9 @@ SIMPLE, LSTM = 0, 1  # the cells the driver knows
 GATES = (1, 4)  # pre-activations per unit: SimpleRNN z; LSTM i, f, c~, o (Keras' order)
 # activations whose derivative can be read from the output (see the module docstring)
 ALLOWED = ("linear", "relu", "sigmoid", "tanh")
-_SIG, _TANH = code_of("sigmoid"), code_of("tanh")  # global ints: compile-time constants
-# the cell and activation codes each compiled copy of the drivers fixes (jit.specializing)
+_SIG, _TANH = code_of("sigmoid"), code_of("tanh")
+# the cell and activation codes each compiled copy of the drivers fixes (jit.specializing):
+# a loop that branches on a run-time code inside stays scalar
 CELL, CODE, RCODE = LSTM, _TANH, _SIG
 
 
@@ -110,18 +111,6 @@ def _gates_row(a, r, b, has_b, lo, hi, code, zero):
 
 
 @kernel(inline=True)
-def _gates(a, r, b, has_b, lo, hi, code, zero):
-    # _gates_row with the common codes as literals: a loop that branches on a run-time
-    # code inside stays scalar (the LSTM forward's gates 36 ms instead of 65)
-    if code == _SIG:
-        _gates_row(a, r, b, has_b, lo, hi, _SIG, zero)
-    elif code == _TANH:
-        _gates_row(a, r, b, has_b, lo, hi, _TANH, zero)
-    else:
-        _gates_row(a, r, b, has_b, lo, hi, code, zero)
-
-
-@kernel(inline=True)
 def _cell_row(a, cp, cn, h, yn, u, code, zero):
     # c_t = f c_{t-1} + i c~ and h_t = o act(c_t) over one row (gates i f c~ o in a,
     # sliced so every index starts at 0: see _gates_row)
@@ -153,19 +142,16 @@ def _seq_forward(U, b, has_b, H, C, A, R, y, zero):
             h = H[t + 1, n]
             yn = y[n, t]
             if not lstm:  # h = act(z); A[t] is H[t + 1]
-                _gates(a, r, b, has_b, 0, u, code, zero)
+                _gates_row(a, r, b, has_b, 0, u, code, zero)
                 for j in range(u):
                     yn[j] = a[j]
                 continue
-            _gates(a, r, b, has_b, 0, 2 * u, rcode, zero)
-            _gates(a, r, b, has_b, 2 * u, 3 * u, code, zero)
-            _gates(a, r, b, has_b, 3 * u, 4 * u, rcode, zero)
+            _gates_row(a, r, b, has_b, 0, 2 * u, rcode, zero)
+            _gates_row(a, r, b, has_b, 2 * u, 3 * u, code, zero)
+            _gates_row(a, r, b, has_b, 3 * u, 4 * u, rcode, zero)
             cp = C[t, n]
             cn = C[t + 1, n]
-            if code == _TANH:
-                _cell_row(a, cp, cn, h, yn, u, _TANH, zero)
-            else:
-                _cell_row(a, cp, cn, h, yn, u, code, zero)
+            _cell_row(a, cp, cn, h, yn, u, code, zero)
             if cell_out:
                 yc = yn[u:]
                 for j in range(u):
@@ -220,10 +206,7 @@ def _seq_backward(g, U, C, A, zero, need_h0, dZ, dh, dc):
             dcn = dc[n]
             cp = C[t, n]
             cn = C[t + 1, n]
-            if code == _TANH and rcode == _SIG:  # Keras' default, with literal codes
-                _lstm_grad_row(a, d, gn, dhn, dcn, cp, cn, u, cell_out, _TANH, _SIG, zero)
-            else:
-                _lstm_grad_row(a, d, gn, dhn, dcn, cp, cn, u, cell_out, code, rcode, zero)
+            _lstm_grad_row(a, d, gn, dhn, dcn, cp, cn, u, cell_out, code, rcode, zero)
         if t > 0 or need_h0:
             np.dot(dZ[t], U.T, dh)  # dh_{t-1} = dZ_t U^T
 
