@@ -101,13 +101,17 @@ def specializing(*names: str, **options) -> Callable:
         made: dict = {}
 
         def of(**consts) -> Callable:
-            key = tuple(int(consts[n]) for n in names)
+            key = tuple(map(consts.__getitem__, names))  # called per op call: kept lean
             k = made.get(key)
             if k is None:
-                g = dict(f.__globals__)
-                g.update(zip(names, key))
-                suffix = "_" + "_".join(f"{n.lower()}{v}" for n, v in zip(names, key))
-                k = made[key] = kernel(_renamed(f, suffix, g), **options)
+                ints = tuple(int(v) for v in key)
+                k = made.get(ints)
+                if k is None:
+                    g = dict(f.__globals__)
+                    g.update(zip(names, ints))
+                    suffix = "_" + "_".join(f"{n.lower()}{v}" for n, v in zip(names, ints))
+                    k = made[ints] = kernel(_renamed(f, suffix, g), **options)
+                made[key] = k
             return k
 
         return types.SimpleNamespace(of=of, py_func=f)
@@ -121,3 +125,35 @@ def pick(k: Callable, n: int) -> Callable:
     if n >= PARALLEL_MIN and hasattr(k, "parallel"):
         return k.parallel
     return getattr(k, "serial", k)
+
+
+# -- calling kernels cheaply: a small model's step is mostly the Python around its calls ---
+
+_SCALARS: dict = {}
+
+
+def scalar(dtype: np.dtype, value: float):
+    """``value`` as a NumPy scalar of ``dtype`` (a Python float would promote a float32
+    kernel to float64), remembered: constructing one costs about as much as a kernel call's
+    dispatch."""
+    key = (dtype, value)
+    s = _SCALARS.get(key)
+    if s is None:
+        if len(_SCALARS) > 1024:
+            _SCALARS.clear()
+        s = _SCALARS[key] = dtype.type(value)
+    return s
+
+
+def rows(a: np.ndarray, n: int) -> np.ndarray:
+    """``a`` as a C-contiguous 2-D array of rows of length ``n`` (itself when it is one)."""
+    if a.ndim == 2 and a.flags.c_contiguous:
+        return a
+    return np.ascontiguousarray(a).reshape(-1, n)
+
+
+def flat(a: np.ndarray) -> np.ndarray:
+    """``a`` as a C-contiguous 1-D array (itself when it is one)."""
+    if a.ndim == 1 and a.flags.c_contiguous:
+        return a
+    return np.ascontiguousarray(a).reshape(-1)

@@ -157,7 +157,8 @@ class Conv2D(_Conv):
         out = None if dz is None else (
             dz, ctx.buffer("dcols", ctx.cols.shape, g.dtype) if need_dx else None,
             ctx.buffer("dk", k.shape, k.dtype),
-            ctx.buffer("dx", x.shape, x.dtype) if need_dx else None)
+            ctx.buffer("dx", x.shape, x.dtype) if need_dx else None,
+            ctx.buffer("db", k.shape[3:], k.dtype))
         dx, dk, db = ctx.be.conv2d_grad(g, x, ctx.cols, k, ctx.z, y, self.strides,
                                         self.dilation_rate, ctx.pads, act, alpha,
                                         bias=bool(b), need_dx=need_dx, out=out)

@@ -56,7 +56,8 @@ class Dense(Op):
         act = self.activation
         dz = ctx.buffer("dz", g.shape, g.dtype)
         out = None if dz is None else (dz, ctx.buffer("dx", x.shape, x.dtype),
-                                       ctx.buffer("dW", W.shape, W.dtype))
+                                       ctx.buffer("dW", W.shape, W.dtype),
+                                       ctx.buffer("db", W.shape[1:], W.dtype))
         dx, dW, db = ctx.be.dense_grad(g, x, W, ctx.z, y, act, _ALPHA.get(act, 0.0),
                                        bias=bool(b), need_dx=ctx.wants(0), out=out)
         return (dx, dW, db) if b else (dx, dW)

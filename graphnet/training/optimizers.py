@@ -1,9 +1,11 @@
 """Optimizers with Keras' names, arguments and update formulas.
 
 ``opt.apply(grads, params)`` (or ``opt.apply_gradients(zip(grads, params))``) updates each
-``param.data`` in place with one fused kernel per parameter, found on the backend that owns
-the array (``graphnet.kernels.cpu`` for NumPy arrays, ``graphnet.kernels.cuda`` for device
-arrays). Every optimizer takes ``clipnorm`` (per-gradient L2 clip), ``clipvalue`` (elementwise
+``param.data`` in place with fused kernels (on the CPU one compiled call for all the small
+parameters of a step), found on the backend that owns the array (``graphnet.kernels.cpu``
+for NumPy arrays, ``graphnet.kernels.cuda`` for device arrays). A training loop hands over
+the same gradient buffers every step, so the grouping of one step is kept for the next
+(``_plan``). Every optimizer takes ``clipnorm`` (per-gradient L2 clip), ``clipvalue`` (elementwise
 clip), ``global_clipnorm`` (clip all gradients by their joint L2 norm) and ``weight_decay``
 (decoupled: ``p <- p - lr * wd * p`` before the update); ``learning_rate`` may be a float or a
 schedule of the step. ``opt.last_grad_norms`` holds the global gradient norm before and after
@@ -41,7 +43,8 @@ class Optimizer:
     """Base class: learning rate (float or schedule), clipping, weight decay, step count.
 
     Subclasses define ``_slots(param, be)`` (the state arrays of one parameter) and
-    ``_update(be, p, g, slots, lr, scale, clip, decay)`` (one fused kernel call).
+    ``_update(be, ps, gs, slots, lr, scales, clip, decays)`` (the fused kernels' entry on
+    that backend, for all its parameters at once).
     """
 
     def __init__(self, learning_rate: float | Callable[[int], float] = 0.001,
@@ -67,6 +70,10 @@ class Optimizer:
         self._pending: dict = {}  # id(param) -> (param, host slot arrays) from a checkpoint
         self._no_decay_ids: set[int] = set()
         self._no_decay_names: list[str] = []
+        # apply's plan for the arrays of its last call; _version counts the changes of state
+        # and of weight-decay exemptions that make a plan stale
+        self._plan: tuple | None = None
+        self._version = 0
 
     # -- learning rate --------------------------------------------------------------------
     @property
@@ -102,6 +109,7 @@ class Optimizer:
                 slots = tuple(None if s is None else be.asarray(h.copy())  # on data's device
                               for s, h in zip(slots, saved[1]))
             entry = self._state[id(param)] = (param, slots)
+            self._version += 1
         return entry[1]
 
     def state_arrays(self, params: Sequence) -> list[list]:
@@ -122,6 +130,7 @@ class Optimizer:
         """Resume from ``state_arrays``: the step count now, each parameter's slots when it is
         first updated (on whatever device its data is by then)."""
         self.iterations = int(iterations)
+        self._version += 1
         for p, slots in zip(params, arrays):
             if slots:
                 self._state.pop(id(p), None)
@@ -141,12 +150,14 @@ class Optimizer:
         """Exempt parameters (by object, or by a substring of their name) from weight decay."""
         self._no_decay_ids |= {id(v) for v in var_list or ()}
         self._no_decay_names += list(var_names or ())
+        self._version += 1
 
-    def _decays(self, param) -> bool:
-        if not self.weight_decay or id(param) in self._no_decay_ids:
-            return False
+    def _exempt(self, param) -> bool:
+        """Whether ``param`` is excluded from weight decay."""
+        if id(param) in self._no_decay_ids:
+            return True
         name = getattr(param, "name", "")
-        return not any(s in name for s in self._no_decay_names)
+        return any(s in name for s in self._no_decay_names)
 
     # -- updates --------------------------------------------------------------------------
     def apply_gradients(self, grads_and_vars: Iterable[tuple]) -> int:
@@ -160,29 +171,63 @@ class Optimizer:
         grads, params = list(grads), list(params)
         if len(grads) != len(params):
             raise GraphError(f"{self.name}: {len(grads)} gradients for {len(params)} parameters")
-        pairs = [(g, p) for g, p in zip(grads, params) if g is not None]
-        for g, p in pairs:
-            if tuple(g.shape) != tuple(p.data.shape):
-                raise GraphError(f"{self.name}: gradient of shape {tuple(g.shape)} for "
-                                 f"parameter {getattr(p, 'name', p)!r} of shape "
-                                 f"{tuple(p.data.shape)}")
+        datas = [p.data for p in params]
+        key = (self._version, *map(id, grads), *map(id, datas))
+        plan = self._plan
+        if plan is None or plan[0] != key:
+            plan = self._planned(grads, params, datas)  # may create slots: a new _version
+            # a training loop hands over the same gradient buffers every step: keep the
+            # plan for them (it holds the arrays, so their ids are not reused meanwhile)
+            key = (self._version, *key[1:])
+            self._plan = (key, *plan) if plan[2] else None
+        else:
+            plan = plan[1:]
+        pairs, groups, _ = plan
         lr = self.learning_rate
         scales = self._clip_scales(pairs)
         clip = math.inf if self.clipvalue is None else float(self.clipvalue)
-        for (g, p), scale in zip(pairs, scales):
-            data = p.data
-            be = _backend_of(data)
-            decay = lr * self.weight_decay if self._decays(p) else 0.0
-            self._update(be, data, be.asarray(g), self._slots_of(p), lr, scale, clip, decay)
+        wd = lr * self.weight_decay if self.weight_decay else 0.0
+        for be, ps, gs, slots, ks, decaying in groups:
+            decays = [wd if d else 0.0 for d in decaying] if wd else None
+            self._update(be, ps, gs, slots, lr,
+                         None if scales is None else [scales[k] for k in ks], clip, decays)
         self.iterations += 1
 
-    def _clip_scales(self, pairs: list) -> list[float]:
-        """Per-gradient factors for clipnorm / global_clipnorm; records the norms."""
-        ones = [1.0] * len(pairs)
+    def _planned(self, grads: list, params: list, datas: list) -> tuple:
+        """``(pairs, groups, reusable)`` of one ``apply``: the (gradient, parameter) pairs
+        updated (shapes checked) and, per backend, the arrays its update call takes:
+        ``(be, params' data, gradients, slots by kind, pair indices, decay flags)``.
+        ``reusable``: no gradient was copied, so the same arrays give the same plan."""
+        pairs, groups, reusable = [], {}, True
+        for g, p, data in zip(grads, params, datas):
+            if g is None:
+                continue
+            if tuple(g.shape) != tuple(data.shape):
+                raise GraphError(f"{self.name}: gradient of shape {tuple(g.shape)} for "
+                                 f"parameter {getattr(p, 'name', p)!r} of shape "
+                                 f"{tuple(data.shape)}")
+            be = _backend_of(data)
+            grp = groups.get(be)
+            if grp is None:
+                grp = groups[be] = ([], [], [], [], [])
+            ga = be.asarray(g)
+            reusable = reusable and ga is g
+            grp[0].append(data)
+            grp[1].append(ga)
+            grp[2].append(self._slots_of(p))
+            grp[3].append(len(pairs))
+            grp[4].append(not self._exempt(p))
+            pairs.append((g, p))
+        return pairs, [(be, ps, gs, [list(s) for s in zip(*slots)], ks, dec)
+                       for be, (ps, gs, slots, ks, dec) in groups.items()], reusable
+
+    def _clip_scales(self, pairs: list) -> list[float] | None:
+        """Per-gradient factors for clipnorm / global_clipnorm (None: all 1); records the
+        norms."""
         if not (self.clipnorm or self.clipvalue or self.global_clipnorm
                 or self.track_grad_norms):
             self.last_grad_norms = None
-            return ones
+            return None
         clip = math.inf if self.clipvalue is None else float(self.clipvalue)
         sq = [_backend_of(g).grad_sq_norms(g, clip) for g, _ in pairs]
         before = math.sqrt(sum(s for s, _ in sq))
@@ -199,10 +244,12 @@ class Optimizer:
             self.last_grad_norms = (before, after)
             return scales
         self.last_grad_norms = (before, math.sqrt(sum(c for _, c in sq)))
-        return ones
+        return None
 
-    def _update(self, be, p, g, slots: tuple, lr: float, scale: float, clip: float,
-                decay: float) -> None:
+    def _update(self, be, ps: list, gs: list, slots: list, lr: float, scales: list | None,
+                clip: float, decays: list | None) -> None:
+        """Update parameters ``ps`` from ``gs``; ``slots[j]`` lists slot j of each; scales
+        and decays are per parameter (None: 1 and 0 for all)."""
         raise NotImplementedError
 
     # -- configuration --------------------------------------------------------------------
@@ -242,8 +289,8 @@ class SGD(Optimizer):
     def _slots(self, data, be) -> tuple:
         return (be.zeros(data.shape, data.dtype) if self.momentum else None,)
 
-    def _update(self, be, p, g, slots, lr, scale, clip, decay) -> None:
-        be.sgd_update(p, g, slots[0], lr, self.momentum, self.nesterov, scale, clip, decay)
+    def _update(self, be, ps, gs, slots, lr, scales, clip, decays) -> None:
+        be.sgd_update(ps, gs, slots[0], lr, self.momentum, self.nesterov, scales, clip, decays)
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov}
@@ -265,10 +312,10 @@ class RMSprop(Optimizer):
                 z(data.shape, data.dtype) if self.momentum else None,
                 z(data.shape, data.dtype) if self.centered else None)
 
-    def _update(self, be, p, g, slots, lr, scale, clip, decay) -> None:
+    def _update(self, be, ps, gs, slots, lr, scales, clip, decays) -> None:
         v, mom, avg = slots
-        be.rms_update(p, g, v, mom, avg, lr, self.rho, 1.0 - self.rho, self.momentum,
-                      self.epsilon, scale, clip, decay)
+        be.rms_update(ps, gs, v, mom, avg, lr, self.rho, 1.0 - self.rho, self.momentum,
+                      self.epsilon, scales, clip, decays)
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "rho": self.rho, "momentum": self.momentum,
@@ -293,9 +340,10 @@ class Adagrad(Optimizer):
         acc[...] = self.initial_accumulator_value
         return (acc,)
 
-    def _update(self, be, p, g, slots, lr, scale, clip, decay) -> None:
-        be.rms_update(p, g, slots[0], None, None, lr, 1.0, 1.0, 0.0, self.epsilon, scale,
-                      clip, decay)
+    def _update(self, be, ps, gs, slots, lr, scales, clip, decays) -> None:
+        none = [None] * len(ps)
+        be.rms_update(ps, gs, slots[0], none, none, lr, 1.0, 1.0, 0.0, self.epsilon, scales,
+                      clip, decays)
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(),
@@ -319,12 +367,12 @@ class Adam(Optimizer):
         return (z(data.shape, data.dtype), z(data.shape, data.dtype),
                 z(data.shape, data.dtype) if self.amsgrad else None)
 
-    def _update(self, be, p, g, slots, lr, scale, clip, decay) -> None:
+    def _update(self, be, ps, gs, slots, lr, scales, clip, decays) -> None:
         t = self.iterations + 1
         alpha = lr * math.sqrt(1.0 - self.beta_2 ** t) / (1.0 - self.beta_1 ** t)
         m, v, vhat = slots
-        be.adam_update(p, g, m, v, vhat, alpha, self.beta_1, self.beta_2, self.epsilon, scale,
-                       clip, decay)
+        be.adam_update(ps, gs, m, v, vhat, alpha, self.beta_1, self.beta_2, self.epsilon,
+                       scales, clip, decays)
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2,

@@ -171,7 +171,6 @@ CODE = 0
 def _act_flat(x, out, alpha):
     for i in prange(x.shape[0]):
         out[i] = act(CODE, x[i], alpha)
-    return out
 
 
 @specializing("CODE", parallel=True)
@@ -179,7 +178,6 @@ def _act_grad_flat(g, z, y, out, alpha):
     # dx = g * act'(z): one pass over g, z and y
     for i in prange(g.shape[0]):
         out[i] = g[i] * act_grad(CODE, z[i], y[i], alpha)
-    return out
 
 
 def _flat(a: np.ndarray) -> np.ndarray:

@@ -63,7 +63,6 @@ def _attn_fwd(q, k, v, scale, causal, a, y):
         for i in range(a.shape[1]):  # A = softmax(mask(scale S)), in place
             masked_softmax_row(a[s], i, scale, causal)
         np.dot(a[s], v[s], y[s])  # Y = A V
-    return y
 
 
 @kernel(parallel=True)
@@ -82,7 +81,6 @@ def _attn_bwd(g, q, k, v, a, scale, chunks, need_q, need_k, need_v, dq, dk, dv):
                     np.dot(da, k[s], dq[s])  # dQ = scale dS K
                 if need_k:
                     np.dot(da.T, q[s], dk[s])  # dK = scale dS^T Q
-    return dq
 
 
 def _slices(x: np.ndarray) -> np.ndarray:

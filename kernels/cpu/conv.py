@@ -48,7 +48,6 @@ def _im2col(x, kh, kw, sh, sw, dh, dw, pt, pl, cols):
                     else:
                         for c in range(C):
                             cols[n, oh, ow, i, j, c] = 0
-    return cols
 
 
 @kernel(inline=True)
@@ -96,7 +95,6 @@ def _col2im(cols, kh, kw, sh, sw, dh, dw, pt, pl, b, alpha, z, y):
             yp = y[n, h, w]
             for c in range(C):
                 yp[c] = act(CODE, zp[c], alpha)
-    return y
 
 
 def out_hw(x_shape: tuple, ksize: tuple, strides: tuple, dilation: tuple,
@@ -203,20 +201,20 @@ def conv2d_grad(g: np.ndarray, x: np.ndarray, cols: np.ndarray, kernel: np.ndarr
                 ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
     """``(dx, dkernel, dbias)`` of conv2d: ``dZ = g act'(z)``, ``dbias`` its column sums,
     ``dkernel = cols^T dZ``, ``dx = col2im(dZ kernel^T)`` (skipped unless ``need_dx``).
-    ``out = (dz, dcols, dkernel, dx)`` are scratch and result arrays to write into."""
+    ``out = (dz, dcols, dkernel, dx, dbias)`` are scratch and result arrays to write into."""
     kh, kw, cin, cout = kernel.shape
     k2 = np.ascontiguousarray(kernel).reshape(kh * kw * cin, cout)
     if out is None:
         dz = np.empty((cols.shape[0], cout), g.dtype)
         dcols = np.empty(cols.shape, g.dtype) if need_dx else None
-        dk, dx = np.empty(kernel.shape, kernel.dtype), None
+        dk, dx, db = np.empty(kernel.shape, kernel.dtype), None, np.empty(cout, g.dtype)
     else:
-        dz, dcols, dk, dx = out
+        dz, dcols, dk, dx, db = out
         dz = dz.reshape(-1, cout)
     if not need_dx:
         dcols = cols[:0]  # dense_grad leaves its dx alone: nothing is read or written
     dcols, dk2, db = dense_grad(g, cols, k2, zy, y, kind, alpha, bias, need_dx,
-                                out=(dz, dcols, dk.reshape(k2.shape)))
+                                out=(dz, dcols, dk.reshape(k2.shape), db))
     if need_dx:
         dx = col2im(dcols, x.shape, (kh, kw), strides, dilation, pads, out=dx)
     return dx, dk2.reshape(kernel.shape), db

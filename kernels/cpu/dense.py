@@ -13,7 +13,7 @@ import numba
 import numpy as np
 from numba import prange
 
-from ..jit import pick, specializing
+from ..jit import pick, rows, scalar, specializing
 from .activation import act, act_grad, code_of
 
 __all__ = ["dense", "dense_grad"]
@@ -44,11 +44,10 @@ def _dense_fwd(x2, W, b, alpha, y, z):
             v = zi[j] + b[j] if has_b else zi[j]
             zi[j] = v
             yi[j] = act(CODE, v, alpha)
-    return y
 
 
 @specializing("CODE", parallel=True)
-def _dense_bwd(g2, x2, W, zy, y, alpha, threads, need_dx, dz, dx, dW):
+def _dense_bwd(g2, x2, W, zy, y, alpha, threads, need_dx, dz, dx, dW, db):
     # dZ = g act'(z) with per-chunk column sums for db; dx = dZ W^T, dW = x^T dZ
     # (the transposes are free: BLAS reads them as F-ordered); dx is skipped for data.
     # dW is a GEMM for a narrow x too: summed inside this pass it took 3x longer on a first
@@ -64,13 +63,12 @@ def _dense_bwd(g2, x2, W, zy, y, alpha, threads, need_dx, dz, dx, dW):
                 d = gi[j] * act_grad(CODE, zi[j], yi[j], alpha)
                 di[j] = d
                 pk[j] += d
-    db = part[0].copy()
+    db[:] = part[0]
     for k in range(1, chunks):
         db += part[k]
     if need_dx:
         np.dot(dz, W.T, dx)
     np.dot(x2.T, dz, dW)
-    return db
 
 
 def dense(x: np.ndarray, W: np.ndarray, b: np.ndarray | None, kind: str | None,
@@ -81,16 +79,14 @@ def dense(x: np.ndarray, W: np.ndarray, b: np.ndarray | None, kind: str | None,
     ``out = (y, z)`` are arrays of the output's shape to write into (y may be z)."""
     n_in, n_out = W.shape
     bb = W[0, :0] if b is None else b  # an empty vector of W's dtype: no bias
-    x2 = np.ascontiguousarray(x).reshape(-1, n_in)
-    shape = x.shape[:-1] + (n_out,)
     if out is None:
-        z = np.empty(shape, x.dtype)
+        z = np.empty(x.shape[:-1] + (n_out,), x.dtype)
         y = np.empty_like(z) if keep_z else z
     else:
         y, z = out
     # the parallel pass runs over the output: choose by its size, not x's
-    pick(_dense_fwd.of(CODE=code_of(kind)), z.size)(x2, W, bb, x.dtype.type(alpha),
-                                                    y.reshape(-1, n_out), z.reshape(-1, n_out))
+    pick(_dense_fwd.of(CODE=code_of(kind)), z.size)(
+        rows(x, n_in), W, bb, scalar(x.dtype, alpha), rows(y, n_out), rows(z, n_out))
     return y, z
 
 
@@ -100,15 +96,15 @@ def dense_grad(g: np.ndarray, x: np.ndarray, W: np.ndarray, zy: np.ndarray, y: n
                ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
     """``(dx, dW, db)`` of the dense op; ``zy`` is the kept pre-activation, or ``y``;
     ``dx`` is None when ``need_dx`` is false (x is data: its GEMM is skipped).
-    ``out = (dz, dx, dW)`` are scratch and result arrays to write into."""
+    ``out = (dz, dx, dW, db)`` are scratch and result arrays to write into."""
     n_in, n_out = W.shape
-    g2 = np.ascontiguousarray(g).reshape(-1, n_out)
+    g2 = rows(g, n_out)
     if out is None:
         dz, dx, dW = np.empty_like(g2), np.empty(x.shape, x.dtype), np.empty_like(W)
+        db = np.empty(n_out, g.dtype)
     else:
-        dz, dx, dW = out
-    db = _dense_bwd.of(CODE=code_of(kind))(
-        g2, np.ascontiguousarray(x).reshape(-1, n_in), W, zy.reshape(-1, n_out),
-        y.reshape(-1, n_out), g.dtype.type(alpha), _THREADS, need_dx, dz.reshape(-1, n_out),
-        dx.reshape(-1, n_in), dW)
+        dz, dx, dW, db = out
+    _dense_bwd.of(CODE=code_of(kind))(
+        g2, rows(x, n_in), W, rows(zy, n_out), rows(y, n_out), scalar(g.dtype, alpha),
+        _THREADS, need_dx, rows(dz, n_out), rows(dx, n_in), dW, db)
     return dx if need_dx else None, dW, db if bias else None

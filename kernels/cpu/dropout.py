@@ -37,7 +37,6 @@ def _dropout_flat(x, out, seed, threshold, scale):
     zero = scale - scale
     for i in prange(x.shape[0]):
         out[i] = x[i] * scale if keep(seed, i, threshold) else zero
-    return out
 
 
 def _threshold(rate: float) -> np.uint64:

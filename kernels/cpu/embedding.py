@@ -27,7 +27,6 @@ def _gather(ids, table, out):
         r = ids[i]
         for j in range(table.shape[1]):
             out[i, j] = table[r, j]
-    return out
 
 
 @kernel(parallel=True)
@@ -65,7 +64,6 @@ def _one_hot(ids, out, one):
         for j in range(out.shape[1]):
             out[i, j] = zero
         out[i, ids[i]] = one
-    return out
 
 
 def range_error(bad: int, n: int, what: str = "vocabulary size") -> ValueError:

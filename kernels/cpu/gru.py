@@ -104,7 +104,6 @@ def _seq_forward(xt, W, U, Uh, bi, bh, has_b, H, A, RH, Q, Q2, y, zero):
             for n in range(B):
                 _candidate_row(A[t, n], Q2[n], bi, bh, has_b, False, h[n], RH[t, n],
                                H[t + 1, n], y[n, t], u, code, zero)
-    return y
 
 
 @kernel(inline=True)

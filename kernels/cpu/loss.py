@@ -14,7 +14,7 @@ import math
 import numpy as np
 from numba import prange
 
-from ..jit import kernel, pick
+from ..jit import flat, kernel, pick, scalar
 from .activation import SIGMOID, act
 from .softmax import row_lse
 
@@ -78,7 +78,6 @@ def _point_sum(p, t, code, eps):
 def _point_grad_flat(p, t, dp, code, eps, scale):
     for i in prange(p.shape[0]):
         dp[i] = scale * _point_grad(code, p[i], t[i], eps)
-    return dp
 
 
 @kernel(parallel=True)
@@ -111,7 +110,6 @@ def _sce_sparse_grad(z, labels, lse, scale, dz):
         for j in range(z.shape[1]):
             dz[i, j] = scale * math.exp((z[i, j] - lse[0, i]) - lse[1, i])
         dz[i, labels[i]] -= scale
-    return dz
 
 
 @kernel(parallel=True)
@@ -123,18 +121,12 @@ def _sce_dense_grad(z, y, lse, scale, dz):
             sy += y[i, j]
         for j in range(z.shape[1]):
             dz[i, j] = scale * (math.exp((z[i, j] - lse[0, i]) - lse[1, i]) * sy - y[i, j])
-    return dz
-
-
-def _flat(a: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(a).reshape(-1)
 
 
 def pointwise_loss(p: np.ndarray, t: np.ndarray, kind: str, eps: float = 0.0) -> np.ndarray:
     """The mean over all elements of the loss ``kind``; a 0-d array of ``p``'s dtype."""
-    dt = p.dtype.type
-    s = pick(_point_sum, p.size)(_flat(p), _flat(t).astype(p.dtype, copy=False),
-                                 CODES[kind], dt(eps))
+    s = pick(_point_sum, p.size)(flat(p), flat(t).astype(p.dtype, copy=False), CODES[kind],
+                                 scalar(p.dtype, eps))
     return np.array(s / max(p.size, 1), p.dtype)
 
 
@@ -142,12 +134,11 @@ def pointwise_loss_grad(g: np.ndarray, p: np.ndarray, t: np.ndarray, kind: str,
                         eps: float = 0.0) -> tuple[np.ndarray, np.ndarray | None]:
     """``(dp, dt)``: the loss gradient scaled by ``g / size``; ``dt = -dp`` for mse, mae and
     huber, None for the cross-entropies (labels are data)."""
-    dt = p.dtype.type
     dp = np.empty(p.shape, p.dtype)
     code = CODES[kind]
-    pick(_point_grad_flat, p.size)(_flat(p), _flat(t).astype(p.dtype, copy=False),
-                                   dp.reshape(-1), code, dt(eps),
-                                   dt(float(g) / max(p.size, 1)))
+    pick(_point_grad_flat, p.size)(flat(p), flat(t).astype(p.dtype, copy=False),
+                                   dp.reshape(-1), code, scalar(p.dtype, eps),
+                                   scalar(p.dtype, float(g) / max(p.size, 1)))
     return dp, ((-dp).reshape(t.shape) if code in DIFFERENCE else None)
 
 

@@ -8,8 +8,12 @@ decay and the update read and write memory once.
 
 Three kernels cover the five optimizers: ``sgd_update`` (SGD, momentum, Nesterov),
 ``adam_update`` (Adam, AMSGrad, AdamW) and ``rms_update`` (RMSProp and Adagrad, which differ
-only in how the squared gradients are averaged: ``v <- a v + b g^2``). Hyperparameters are
-converted to the parameter's dtype here, so float32 parameters are updated in float32.
+only in how the squared gradients are averaged: ``v <- a v + b g^2``). Each entry point
+updates a list of parameters: on the CPU the small ones go through ONE compiled call per
+``GROUP`` parameters (``_*_each``: a tuple of arrays; a small model's step spent more in
+four calls' argument handling than in the arithmetic), a large one through the parallel
+kernel of its own. Hyperparameters are converted to the parameter's dtype here, so float32
+parameters are updated in float32.
 """
 
 from __future__ import annotations
@@ -17,13 +21,18 @@ from __future__ import annotations
 import numpy as np
 from numba import prange
 
+from .. import jit
 from ..jit import kernel, pick
 
 __all__ = ["sgd_update", "adam_update", "rms_update", "grad_sq_norms"]
 
+# parameters per fused call: the tuples are padded to this length with empty arrays, so one
+# compiled copy serves every model (a tuple's length is part of Numba's signature)
+GROUP = 8
+
 
 @kernel(parallel=True)
-def _sgd(p, g, m, lr, momentum, nesterov, scale, clip, decay):
+def _sgd(p, g, m, scale, decay, lr, momentum, nesterov, clip):
     for i in prange(p.size):
         gi = min(max(g[i] * scale, -clip), clip)
         pi = p[i] - p[i] * decay
@@ -41,7 +50,7 @@ def _sgd(p, g, m, lr, momentum, nesterov, scale, clip, decay):
 
 
 @kernel(parallel=True)
-def _adam(p, g, m, v, vhat, alpha, one_m_b1, one_m_b2, eps, amsgrad, scale, clip, decay):
+def _adam(p, g, m, v, vhat, scale, decay, alpha, one_m_b1, one_m_b2, eps, amsgrad, clip):
     for i in prange(p.size):
         gi = min(max(g[i] * scale, -clip), clip)
         # m <- m + (1 - b1)(g - m);  v <- v + (1 - b2)(g^2 - v)
@@ -58,7 +67,7 @@ def _adam(p, g, m, v, vhat, alpha, one_m_b1, one_m_b2, eps, amsgrad, scale, clip
 
 
 @kernel(parallel=True)
-def _rms(p, g, v, mom, avg, lr, a, b, momentum, eps, centered, scale, clip, decay):
+def _rms(p, g, v, mom, avg, scale, decay, lr, a, b, momentum, eps, centered, clip):
     for i in prange(p.size):
         gi = min(max(g[i] * scale, -clip), clip)
         # RMSProp: v <- rho v + (1 - rho) g^2;  Adagrad: v <- v + g^2
@@ -79,6 +88,34 @@ def _rms(p, g, v, mom, avg, lr, a, b, momentum, eps, centered, scale, clip, deca
         else:
             pi -= inc
         p[i] = pi
+
+
+# One call over GROUP parameters: arrays[k] holds parameter k's (p, g, slots...), scales and
+# decays its two per-parameter factors; the rest are shared. Each calls the serial kernel.
+_sgd1, _adam1, _rms1 = (getattr(k, "serial", k) for k in (_sgd, _adam, _rms))
+
+
+@kernel
+def _sgd_each(arrays, scales, decays, lr, momentum, nesterov, clip):
+    for k in range(len(arrays)):
+        p, g, m = arrays[k]
+        _sgd1(p, g, m, scales[k], decays[k], lr, momentum, nesterov, clip)
+
+
+@kernel
+def _adam_each(arrays, scales, decays, alpha, one_m_b1, one_m_b2, eps, amsgrad, clip):
+    for k in range(len(arrays)):
+        p, g, m, v, vhat = arrays[k]
+        _adam1(p, g, m, v, vhat, scales[k], decays[k], alpha, one_m_b1, one_m_b2, eps,
+               amsgrad, clip)
+
+
+@kernel
+def _rms_each(arrays, scales, decays, lr, a, b, momentum, eps, centered, clip):
+    for k in range(len(arrays)):
+        p, g, v, mom, avg = arrays[k]
+        _rms1(p, g, v, mom, avg, scales[k], decays[k], lr, a, b, momentum, eps, centered,
+              clip)
 
 
 @kernel(parallel=True)
@@ -115,58 +152,125 @@ def _unused(p: np.ndarray) -> np.ndarray:
     return e
 
 
-def _run(k, p: np.ndarray, *args) -> None:
-    # p may be a non-contiguous view: update a contiguous copy and write it back
-    if p.flags.c_contiguous:
-        pick(k, p.size)(p.reshape(-1), *args)
+_CASTS: dict = {}  # (dtype, settings) -> the settings in that dtype
+
+
+def _shared(dtype, shared: tuple) -> tuple:
+    """The shared settings in the parameters' dtype (a Python float would promote a float32
+    update to float64); flags stay bools. Remembered: a step's casts cost more than its
+    arithmetic in a small model."""
+    key = (dtype, shared)
+    out = _CASTS.get(key)
+    if out is None:
+        if len(_CASTS) > 256:  # a schedule's learning rates: keep the memo small
+            _CASTS.clear()
+        t = dtype.type
+        out = _CASTS[key] = tuple(v if isinstance(v, bool) else t(v) for v in shared)
+    return out
+
+
+def _plan(k, ps: list, gs: list, slots: list) -> tuple:
+    """How ``_run`` updates these arrays: ``(alone, groups, reusable)``. ``alone`` lists the
+    parameters updated by ``k`` itself (large, or a view); ``groups`` holds, per dtype and
+    GROUP parameters, the padded tuple of flat (p, g, slots...) views, the parameters'
+    indices and default scales (1) and decays (0). ``reusable``: every array is a view of the
+    caller's, so the plan stays right for the same arrays at the next step."""
+    alone, small, reusable = [], {}, True
+    for i, (p, g, ss) in enumerate(zip(ps, gs, zip(*slots))):
+        if not (p.flags.c_contiguous and p.size < jit.PARALLEL_MIN):
+            alone.append(i)
+            continue
+        gf = _grad(g, p)
+        reusable = reusable and np.may_share_memory(gf, g)
+        flat = (p.reshape(-1), gf, *(_unused(p) if s is None else _flat(s) for s in ss))
+        small.setdefault(p.dtype, []).append((i, flat))
+    groups = []
+    for dt, items in small.items():
+        empty = (_unused(items[0][1][0]),) * len(items[0][1])
+        for lo in range(0, len(items), GROUP):
+            chunk = items[lo:lo + GROUP]
+            pad = GROUP - len(chunk)
+            groups.append((dt, tuple(c[1] for c in chunk) + (empty,) * pad,
+                           [c[0] for c in chunk], np.ones(GROUP, dt), np.zeros(GROUP, dt)))
+    return alone, groups, reusable
+
+
+_PLANS: dict = {}  # kernel -> (ids of every array, _plan's answer) of its last call
+
+
+def _run(k, ps: list, gs: list, slots: list, scales: list | None, decays: list | None,
+         shared: tuple) -> None:
+    """Update parameters ``ps``: the small ones GROUP at a time through one call of ``k``'s
+    ``_each`` form, a large one (or a view, through a contiguous copy) by ``k`` itself,
+    parallel past PARALLEL_MIN. The grouping is remembered for the same arrays (a training
+    loop passes the same parameters, slots and gradient buffers every step)."""
+    key = (*map(id, ps), *map(id, gs), *(id(a) for ss in slots for a in ss))
+    last = _PLANS.get(k)
+    if last is not None and last[0] == key:
+        plan = last[1]
     else:
+        plan = _plan(k, ps, gs, slots)
+        # the last step's plan only; it holds the arrays, so their ids are not reused
+        _PLANS[k] = (key, plan) if plan[2] else None
+    alone, groups, _ = plan
+    for i in alone:
+        p = ps[i]
         q = np.ascontiguousarray(p)
-        pick(k, p.size)(q.reshape(-1), *args)
-        p[...] = q
+        rest = [_unused(p) if ss[i] is None else _flat(ss[i]) for ss in slots]
+        s = 1.0 if scales is None else scales[i]
+        d = 0.0 if decays is None else decays[i]
+        pick(k, q.size)(q.reshape(-1), _grad(gs[i], p), *rest, *_shared(p.dtype, (s, d)),
+                        *_shared(p.dtype, shared))
+        if q is not p:
+            p[...] = q
+    each = _EACH[k]
+    for dt, arrays, idx, ones, zeros in groups:
+        sc, de = ones, zeros
+        if scales is not None:
+            sc = np.ones(GROUP, dt)
+            sc[:len(idx)] = [scales[i] for i in idx]
+        if decays is not None:
+            de = np.zeros(GROUP, dt)
+            de[:len(idx)] = [decays[i] for i in idx]
+        each(arrays, sc, de, *_shared(dt, shared))
 
 
-def updates(run, flat, grad, unused, sgd, adam, rms) -> tuple:
-    """The three update entry points over one backend's kernels and array helpers.
+def updates(run, sgd, adam, rms) -> tuple:
+    """The three update entry points over one backend's kernels.
 
-    Both backends share this argument handling: the settings are cast to the parameter's
-    dtype (a Python float would promote a float32 update to float64) and an empty array
-    stands in for a slot the optimizer does not keep. ``run(kernel, p, *args)`` launches.
+    Both backends share this argument order: each entry takes lists (parameters,
+    gradients, slots with None for a slot the optimizer does not keep; per-parameter
+    ``scales`` and ``decays``, None for all 1 and all 0) and the shared settings.
+    ``run(kernel, ps, gs, slots, scales, decays, shared)`` launches.
     """
 
-    def sgd_update(p, g, m, lr, momentum, nesterov, scale=1.0, clip=np.inf,
-                   decay=0.0) -> None:
-        """SGD with optional (Nesterov) momentum; ``m`` may be None when momentum is 0."""
-        t = p.dtype.type
-        m = unused(p) if m is None else flat(m)
-        run(sgd, p, grad(g, p), m, t(lr), t(momentum), bool(nesterov), t(scale), t(clip),
-            t(decay))
+    def sgd_update(ps, gs, ms, lr, momentum, nesterov, scales=None, clip=np.inf,
+                   decays=None) -> None:
+        """SGD with optional (Nesterov) momentum; ``ms`` may hold None when momentum is 0."""
+        run(sgd, ps, gs, [ms], scales, decays, (lr, momentum, bool(nesterov), clip))
 
-    def adam_update(p, g, m, v, vhat, alpha, beta_1, beta_2, epsilon, scale=1.0,
-                    clip=np.inf, decay=0.0) -> None:
-        """Adam with the bias corrections folded into ``alpha``; AMSGrad when ``vhat`` is
-        given."""
-        t = p.dtype.type
-        ams = vhat is not None
-        vhat = flat(vhat) if ams else unused(p)
-        run(adam, p, grad(g, p), flat(m), flat(v), vhat, t(alpha), t(1 - beta_1),
-            t(1 - beta_2), t(epsilon), ams, t(scale), t(clip), t(decay))
+    def adam_update(ps, gs, ms, vs, vhats, alpha, beta_1, beta_2, epsilon, scales=None,
+                    clip=np.inf, decays=None) -> None:
+        """Adam with the bias corrections folded into ``alpha``; AMSGrad where ``vhats``
+        holds arrays (all of them, or None for all)."""
+        ams = vhats[0] is not None if vhats else False
+        run(adam, ps, gs, [ms, vs, vhats], scales, decays,
+            (alpha, 1 - beta_1, 1 - beta_2, epsilon, ams, clip))
 
-    def rms_update(p, g, v, mom, avg, lr, a, b, momentum, epsilon, scale=1.0, clip=np.inf,
-                   decay=0.0) -> None:
+    def rms_update(ps, gs, vs, moms, avgs, lr, a, b, momentum, epsilon, scales=None,
+                   clip=np.inf, decays=None) -> None:
         """``v <- a v + b g^2; p <- p - lr g / sqrt(v + eps)`` (RMSProp: a=rho, b=1-rho;
-        Adagrad: a=b=1), with optional momentum ``mom`` and centering ``avg`` (None when
-        unused)."""
-        t = p.dtype.type
-        centered = avg is not None
-        mom = unused(p) if mom is None else flat(mom)
-        avg = flat(avg) if centered else unused(p)
-        run(rms, p, grad(g, p), flat(v), mom, avg, t(lr), t(a), t(b), t(momentum),
-            t(epsilon), centered, t(scale), t(clip), t(decay))
+        Adagrad: a=b=1), with optional momentum ``moms`` and centering ``avgs`` (None
+        entries when unused)."""
+        centered = avgs[0] is not None if avgs else False
+        run(rms, ps, gs, [vs, moms, avgs], scales, decays,
+            (lr, a, b, momentum, epsilon, centered, clip))
 
     return sgd_update, adam_update, rms_update
 
 
-sgd_update, adam_update, rms_update = updates(_run, _flat, _grad, _unused, _sgd, _adam, _rms)
+_EACH = {_sgd: _sgd_each, _adam: _adam_each, _rms: _rms_each}
+sgd_update, adam_update, rms_update = updates(_run, _sgd, _adam, _rms)
 
 
 def grad_sq_norms(g, clip=np.inf) -> tuple[float, float]:

@@ -77,7 +77,6 @@ def _pool_fwd(x, ph, pw, sh, sw, pt, pl, is_max, one, y, arg):
                 inv = one / type(one)((h1 - h0) * (w1 - w0))  # mean over real cells
                 for c in range(C):
                     yr[ow, c] *= inv
-    return y
 
 
 @kernel(parallel=True)
@@ -109,7 +108,6 @@ def _pool_bwd(g, arg, ph, pw, sh, sw, pt, pl, is_max, one, dx):
                         inv = one / type(one)((h1 - h0) * (w1 - w0))
                         for c in range(C):
                             d[iw, c] += gr[ow, c] * inv
-    return dx
 
 
 def geometry(shape: tuple, pool_size: tuple, strides: tuple, pads: tuple) -> tuple[int, int]:

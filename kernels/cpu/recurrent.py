@@ -156,7 +156,6 @@ def _seq_forward(U, b, has_b, H, C, A, R, y, zero):
                 yc = yn[u:]
                 for j in range(u):
                     yc[j] = cn[j]
-    return y
 
 
 @kernel(inline=True)

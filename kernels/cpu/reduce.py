@@ -109,7 +109,6 @@ def _scale(flat, c):
     # flat *= c in place; c comes converted to the array's dtype (no float64 promotion)
     for i in range(flat.size):
         flat[i] *= c
-    return flat
 
 
 @kernel(parallel=True)

@@ -100,7 +100,6 @@ def _roi_fwd(feat, boxes, idx, scale, sr, out):
                                        + wba * feat[b, yb, xa, c] + wbb * feat[b, yb, xb, c])
                 for c in range(C):
                     acc[c] *= inv
-    return out
 
 
 @kernel(parallel=True)
@@ -135,7 +134,6 @@ def _roi_bwd(g, boxes, idx, scale, sr, dfeat):
                                 dfeat[b, ya, xb, c] += wab * v
                                 dfeat[b, yb, xa, c] += wba * v
                                 dfeat[b, yb, xb, c] += wbb * v
-    return dfeat
 
 
 def check_rois(features_shape: tuple, boxes: np.ndarray, idx: np.ndarray,

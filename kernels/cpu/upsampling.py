@@ -85,7 +85,6 @@ def _up_fwd(x, sh, sw, bilinear, one, y):
             for c in range(C):
                 yr[ow, c] = (w00 * top[j0, c] + w01 * top[j1, c]
                              + w10 * bottom[j0, c] + w11 * bottom[j1, c])
-    return y
 
 
 @kernel(parallel=True)
@@ -114,7 +113,6 @@ def _up_bwd(g, sh, sw, bilinear, one, dx):
                 if bilinear:
                     for c in range(C):
                         d[j1, c] += w1 * gr[ow, c]
-    return dx
 
 
 def check_args(shape: tuple, size: tuple, interpolation: str) -> bool:

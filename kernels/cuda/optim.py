@@ -20,7 +20,7 @@ __all__ = ["sgd_update", "adam_update", "rms_update", "grad_sq_norms"]
 
 
 @cuda.jit
-def _sgd(p, g, m, lr, momentum, nesterov, scale, clip, decay):
+def _sgd(p, g, m, scale, decay, lr, momentum, nesterov, clip):
     for i in range(cuda.grid(1), p.size, cuda.gridsize(1)):
         gi = min(max(g[i] * scale, -clip), clip)
         pi = p[i] - p[i] * decay
@@ -38,7 +38,7 @@ def _sgd(p, g, m, lr, momentum, nesterov, scale, clip, decay):
 
 
 @cuda.jit
-def _adam(p, g, m, v, vhat, alpha, one_m_b1, one_m_b2, eps, amsgrad, scale, clip, decay):
+def _adam(p, g, m, v, vhat, scale, decay, alpha, one_m_b1, one_m_b2, eps, amsgrad, clip):
     for i in range(cuda.grid(1), p.size, cuda.gridsize(1)):
         gi = min(max(g[i] * scale, -clip), clip)
         mi = m[i] + (gi - m[i]) * one_m_b1
@@ -53,7 +53,7 @@ def _adam(p, g, m, v, vhat, alpha, one_m_b1, one_m_b2, eps, amsgrad, scale, clip
 
 
 @cuda.jit
-def _rms(p, g, v, mom, avg, lr, a, b, momentum, eps, centered, scale, clip, decay):
+def _rms(p, g, v, mom, avg, scale, decay, lr, a, b, momentum, eps, centered, clip):
     for i in range(cuda.grid(1), p.size, cuda.gridsize(1)):
         gi = min(max(g[i] * scale, -clip), clip)
         vi = a * v[i] + b * gi * gi
@@ -109,13 +109,22 @@ def _unused(p):
     return e
 
 
-def _run(k, p, *args) -> None:
-    if p.size:
-        k[_base.blocks(p.size), _base.TPB](_flat(p), *args)
+def _run(k, ps, gs, slots, scales, decays, shared) -> None:
+    # one launch per parameter, the settings in its dtype
+    for i, p in enumerate(ps):
+        if not p.size:
+            continue
+        t = p.dtype.type
+        rest = [_unused(p) if ss[i] is None else _flat(ss[i]) for ss in slots]
+        sc = 1.0 if scales is None else scales[i]
+        de = 0.0 if decays is None else decays[i]
+        k[_base.blocks(p.size), _base.TPB](_flat(p), _grad(gs[i], p), *rest, t(sc), t(de),
+                                            *(v if isinstance(v, bool) else t(v)
+                                              for v in shared))
 
 
 # the same argument handling as the CPU's, over these kernels
-sgd_update, adam_update, rms_update = updates(_run, _flat, _grad, _unused, _sgd, _adam, _rms)
+sgd_update, adam_update, rms_update = updates(_run, _sgd, _adam, _rms)
 
 
 def grad_sq_norms(g, clip=np.inf) -> tuple[float, float]:

@@ -166,22 +166,23 @@ def test_dropout_mask_matches_bit_for_bit(K, C, r):
 # -- optimizers (in place) ----------------------------------------------------------------
 
 def _inplace(K, C, name, arrays, *rest, **kw):
-    host = [None if a is None else a.copy() for a in arrays]
-    dev = [None if a is None else K.asarray(a) for a in arrays]
-    getattr(C, name)(*host, *rest, **kw)
-    getattr(K, name)(*dev, *rest, **kw)
+    # the entry points take lists: two parameters here (each array and its double)
+    host = [None if a is None else [a.copy(), 2 * a] for a in arrays]
+    dev = [None if h is None else [K.asarray(x) for x in h] for h in host]
+    getattr(C, name)(*[[None, None] if h is None else h for h in host], *rest, **kw)
+    getattr(K, name)(*[[None, None] if d is None else d for d in dev], *rest, **kw)
     for h, d in zip(host, dev):
-        if h is not None:
-            np.testing.assert_allclose(K.to_host(d), h, **F32)
+        for hk, dk in zip(h or (), d or ()):
+            np.testing.assert_allclose(K.to_host(dk), hk, **F32)
 
 
 def test_optimizer_updates(K, C, r):
     p, g, s = f32(r, 2, 3), f32(r, 2, 3), f32(r, 2, 3)
-    _inplace(K, C, "sgd_update", [p, g, s], 0.1, 0.9, True, 0.5, 0.3, 0.01)
+    _inplace(K, C, "sgd_update", [p, g, s], 0.1, 0.9, True, [0.5, 0.7], 0.3, [0.01, 0.02])
     _inplace(K, C, "sgd_update", [p, g, None], 0.1, 0.0, False)
     v = np.abs(f32(r, 2, 3))
-    _inplace(K, C, "adam_update", [p, g, s, v, v.copy()], 0.01, 0.9, 0.999, 1e-7, 1.0,
-             np.inf, 0.001)
+    _inplace(K, C, "adam_update", [p, g, s, v, v.copy()], 0.01, 0.9, 0.999, 1e-7, [1.0, 0.5],
+             np.inf, [0.001, 0.0])
     _inplace(K, C, "adam_update", [p, g, s, v, None], 0.01, 0.9, 0.999, 1e-7)
     _inplace(K, C, "rms_update", [p, g, v, s, s * 0.1], 0.01, 0.9, 0.1, 0.5, 1e-7)
     _inplace(K, C, "rms_update", [p, g, v, None, None], 0.01, 1.0, 1.0, 0.0, 1e-7)
