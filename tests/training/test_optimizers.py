@@ -226,6 +226,39 @@ def test_large_parameters_take_the_parallel_kernels(rng):
     assert opt.last_grad_norms[1] == pytest.approx(10.0)
 
 
+def test_many_parameters_in_one_step_and_reused_buffers(rng):
+    # 12 parameters: two fused groups (8 + 2) of float32, one float64, one non-contiguous
+    # view; gradients handed over in the same buffers each step (the plan is kept), then in
+    # fresh arrays (a new plan each step)
+    shapes = [(3,), (2, 4), (5,), (1,), (4, 3), (2,), (6,), (3, 3), (7,), (2, 2), (4,)]
+    p0 = [rng.normal(size=s) for s in shapes]
+    params = _params(*p0[:10], dtype="float32") + _params(p0[10])
+    (view,) = _params(np.zeros((4, 3)), dtype="float32")
+    base = rng.normal(size=(4, 6)).astype(np.float32)
+    view.data = base[:, ::2]  # a strided view: updated through a contiguous copy
+    params.append(view)
+    start = [p.value.astype(np.float64).copy() for p in params]
+    steps = [[rng.normal(size=p.data.shape) for p in params] for _ in range(4)]
+    bufs = [np.empty(p.data.shape, p.data.dtype) for p in params]
+    opt = O.Adam(0.05, weight_decay=0.1)
+    opt.exclude_from_weight_decay(var_names=["p3"])
+    for k, gs in enumerate(steps):
+        if k < 2:
+            for b, g in zip(bufs, gs):
+                b[...] = g
+            opt.apply(bufs, params)
+        else:
+            opt.apply([g.astype(p.data.dtype) for g, p in zip(gs, params)], params)
+    for j, (p, s0) in enumerate(zip(params, start)):
+        gs = [st[j].astype(p.data.dtype).astype(np.float64) for st in steps]
+        wd = 0.0 if p.name == "p3" else 0.1
+        ref = ref_adam(s0, gs, 0.05, wd=wd)
+        tol = 1e-5 if p.data.dtype == np.float32 else 1e-12
+        np.testing.assert_allclose(np.asarray(p.data, np.float64), ref, rtol=tol, atol=tol,
+                                   err_msg=p.name)
+    assert view.data.base is base  # still the view, written back
+
+
 # -- learning rates, configs, names -------------------------------------------------------
 
 def test_schedule_is_evaluated_at_each_step(rng):
