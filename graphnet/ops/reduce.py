@@ -42,7 +42,8 @@ class Sum(Op):
         return ctx.be.sum(x, self.axes).reshape(_reduced(x.shape, self.axes, self.keepdims))
 
     def backward(self, ctx, g, y, x):
-        return (ctx.be.broadcast_to(g, x.shape, self.axes),)
+        return (ctx.be.broadcast_to(g, x.shape, self.axes,
+                                    out=ctx.buffer("dx", tuple(x.shape), g.dtype)),)
 
 
 class Mean(Sum):
@@ -57,7 +58,8 @@ class Mean(Sum):
         n = 1
         for a in self.axes:
             n *= x.shape[a]
-        return (ctx.be.broadcast_to(g, x.shape, self.axes, 1.0 / n),)
+        return (ctx.be.broadcast_to(g, x.shape, self.axes, 1.0 / n,
+                                    out=ctx.buffer("dx", tuple(x.shape), g.dtype)),)
 
 
 class Max(Sum):

@@ -22,11 +22,12 @@ _THREADS = numba.config.NUMBA_NUM_THREADS
 
 @kernel(parallel=True)
 def _gather(ids, table, out):
-    # out[i, :] = table[ids[i], :]
+    # out[i, :] = table[ids[i], :], each row a view indexed from 0 (an element loop over
+    # table[r, j] kept the negative-index test of the id inside and stayed scalar)
     for i in prange(ids.shape[0]):
-        r = ids[i]
-        for j in range(table.shape[1]):
-            out[i, j] = table[r, j]
+        src, dst = table[ids[i]], out[i]
+        for j in range(dst.shape[0]):
+            dst[j] = src[j]
 
 
 @kernel(parallel=True)
@@ -41,19 +42,17 @@ def _scatter_add(g, ids, chunks, dtable):
             d, gi = dtable[ids[i], lo:hi], g[i, lo:hi]
             for j in range(d.shape[0]):
                 d[j] += gi[j]
-    return dtable
 
 
 @kernel
 def _zero_rows(rows, dtable):
     # dtable[rows[i], :] = 0: undoes a scatter into these rows, so that a reused gradient
-    # table is clean again without a pass over all of it
+    # table is clean again without a pass over all of it (rows as views, as in _gather)
     zero = dtable.dtype.type(0)
     for i in range(rows.shape[0]):
-        r = rows[i]
-        for j in range(dtable.shape[1]):
-            dtable[r, j] = zero
-    return dtable
+        d = dtable[rows[i]]
+        for j in range(d.shape[0]):
+            d[j] = zero
 
 
 @kernel(parallel=True)
@@ -106,7 +105,8 @@ def embedding_grad(g: np.ndarray, ids: np.ndarray, vocab: int,
     if out is None:
         dtable = np.zeros((vocab, dim), g.dtype)
     elif dirty is not None:
-        dtable = _zero_rows(dirty, out)
+        dtable = out
+        _zero_rows(dirty, dtable)
     else:
         dtable = out
         dtable.fill(0)

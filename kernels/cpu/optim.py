@@ -91,32 +91,31 @@ def _rms(p, g, v, mom, avg, scale, decay, lr, a, b, momentum, eps, centered, cli
         p[i] = pi
 
 
-# One call over GROUP parameters: arrays[k] holds parameter k's (p, g, slots...), scales and
-# decays its two per-parameter factors; the rest are shared. Each calls the serial kernel.
+# One call over up to GROUP parameters: P[k], G[k] and the slot tuples hold parameter k's
+# arrays (a tuple per kind: tuples of tuples took twice as long to compile), scales and
+# decays its two factors; the rest are shared. Each calls the serial kernel.
 _sgd1, _adam1, _rms1 = (getattr(k, "serial", k) for k in (_sgd, _adam, _rms))
 
 
 @kernel
-def _sgd_each(arrays, scales, decays, lr, momentum, nesterov, clip):
-    for k in range(len(arrays)):
-        p, g, m = arrays[k]
-        _sgd1(p, g, m, scales[k], decays[k], lr, momentum, nesterov, clip)
+def _sgd_each(P, G, M, scales, decays, lr, momentum, nesterov, clip):
+    for k in range(len(P)):
+        _sgd1(P[k], G[k], M[k], scales[k], decays[k], lr, momentum, nesterov, clip)
 
 
 @kernel
-def _adam_each(arrays, scales, decays, alpha, one_m_b1, one_m_b2, eps, amsgrad, clip):
-    for k in range(len(arrays)):
-        p, g, m, v, vhat = arrays[k]
-        _adam1(p, g, m, v, vhat, scales[k], decays[k], alpha, one_m_b1, one_m_b2, eps,
-               amsgrad, clip)
+def _adam_each(P, G, M, V, VH, scales, decays, alpha, one_m_b1, one_m_b2, eps, amsgrad,
+               clip):
+    for k in range(len(P)):
+        _adam1(P[k], G[k], M[k], V[k], VH[k], scales[k], decays[k], alpha, one_m_b1,
+               one_m_b2, eps, amsgrad, clip)
 
 
 @kernel
-def _rms_each(arrays, scales, decays, lr, a, b, momentum, eps, centered, clip):
-    for k in range(len(arrays)):
-        p, g, v, mom, avg = arrays[k]
-        _rms1(p, g, v, mom, avg, scales[k], decays[k], lr, a, b, momentum, eps, centered,
-              clip)
+def _rms_each(P, G, V, MOM, AVG, scales, decays, lr, a, b, momentum, eps, centered, clip):
+    for k in range(len(P)):
+        _rms1(P[k], G[k], V[k], MOM[k], AVG[k], scales[k], decays[k], lr, a, b, momentum, eps,
+              centered, clip)
 
 
 @kernel(parallel=True)
@@ -173,9 +172,10 @@ def _shared(dtype, shared: tuple) -> tuple:
 def _plan(k, ps: list, gs: list, slots: list) -> tuple:
     """How ``_run`` updates these arrays: ``(alone, groups, reusable)``. ``alone`` lists the
     parameters updated by ``k`` itself (large, or a view); ``groups`` holds, per dtype and
-    GROUP parameters, the padded tuple of flat (p, g, slots...) views, the parameters'
-    indices and default scales (1) and decays (0). ``reusable``: every array is a view of the
-    caller's, so the plan stays right for the same arrays at the next step."""
+    GROUP parameters, the padded tuples of flat views (parameters, gradients, each slot
+    kind), the parameters' indices and default scales (1) and decays (0). ``reusable``:
+    every array is a view of the caller's, so the plan stays right for the same arrays at
+    the next step."""
     alone, small, reusable = [], {}, True
     for i, (p, g, ss) in enumerate(zip(ps, gs, zip(*slots))):
         if not (p.flags.c_contiguous and p.size < jit.PARALLEL_MIN):
@@ -187,12 +187,14 @@ def _plan(k, ps: list, gs: list, slots: list) -> tuple:
         small.setdefault(p.dtype, []).append((i, flat))
     groups = []
     for dt, items in small.items():
-        empty = (_unused(items[0][1][0]),) * len(items[0][1])
+        empty = _unused(items[0][1][0])
         for lo in range(0, len(items), GROUP):
             chunk = items[lo:lo + GROUP]
             size = 1 << (len(chunk) - 1).bit_length()  # 1, 2, 4 or GROUP: few signatures
-            groups.append((dt, tuple(c[1] for c in chunk) + (empty,) * (size - len(chunk)),
-                           [c[0] for c in chunk], np.ones(size, dt), np.zeros(size, dt)))
+            pad = (empty,) * (size - len(chunk))
+            kinds = tuple(col + pad for col in zip(*(c[1] for c in chunk)))  # P, G, slots
+            groups.append((dt, kinds, [c[0] for c in chunk], np.ones(size, dt),
+                           np.zeros(size, dt)))
     return alone, groups, reusable
 
 
@@ -233,7 +235,7 @@ def _run(k, ps: list, gs: list, slots: list, scales: list | None, decays: list |
         if decays is not None:
             de = zeros.copy()
             de[:len(idx)] = [decays[i] for i in idx]
-        each(arrays, sc, de, *_shared(dt, shared))
+        each(*arrays, sc, de, *_shared(dt, shared))
 
 
 def updates(run, sgd, adam, rms) -> tuple:

@@ -135,14 +135,17 @@ def mean(x: np.ndarray, axes: tuple) -> np.ndarray:
     return s
 
 
-def broadcast_to(g: np.ndarray, shape: tuple, axes: tuple, scale: float = 1.0) -> np.ndarray:
+def broadcast_to(g: np.ndarray, shape: tuple, axes: tuple, scale: float = 1.0,
+                 out: np.ndarray | None = None) -> np.ndarray:
     """Gradient of a sum (scale 1) or mean (scale 1/n) over ``axes``: g copied back along them.
 
-    One NumPy broadcasting multiply into a fresh array; a strided copy like this is pure
+    One NumPy broadcasting multiply into ``out`` (a reused array of ``shape``: a fresh one's
+    pages fault in as it is written) or a fresh array; a strided copy like this is pure
     memory movement, for which NumPy's C loop is already a single pass over the output.
     """
     keep = tuple(1 if i in axes else d for i, d in enumerate(shape))
-    out = np.empty(shape, g.dtype)
+    if out is None:
+        out = np.empty(shape, g.dtype)
     np.multiply(g.reshape(keep), g.dtype.type(scale), out=out)
     return out
 

@@ -236,8 +236,9 @@ def mean(x, axes: tuple):
     return scale(sum(x, axes), p=1.0 / _count(x.shape, tuple(axes)))
 
 
-def broadcast_to(g, shape: tuple, axes: tuple, scale: float = 1.0):
-    """Gradient of a sum (scale 1) or mean (scale 1/n) over ``axes``: g copied back along them."""
+def broadcast_to(g, shape: tuple, axes: tuple, scale: float = 1.0, out=None):
+    """Gradient of a sum (scale 1) or mean (scale 1/n) over ``axes``: g copied back along them
+    (``out`` is the CPU's reusable buffer; None here, where kernels allocate)."""
     from . import elementwise
 
     shape = tuple(shape)
