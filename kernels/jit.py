@@ -33,6 +33,11 @@ if "NUMBA_THREADING_LAYER" not in os.environ:
 PARALLEL_MIN = 1 << 21
 JIT_DISABLED = bool(numba.config.DISABLE_JIT)
 
+# ``fastmath=REASSOC`` for a kernel whose loops sum or take maxima over a row: without
+# reassociation LLVM keeps a float reduction in order, one element at a time (the attention
+# softmax row's max and sum, 9.5 -> 6.3 ms over (128, 128, 128)); nothing else changes
+REASSOC = {"reassoc", "nsz"}
+
 
 def _renamed(f: Callable, suffix: str, globals_: dict | None = None) -> Callable:
     # Numba's on-disk cache is keyed by qualified name and signature, not by flags, so the
@@ -44,7 +49,8 @@ def _renamed(f: Callable, suffix: str, globals_: dict | None = None) -> Callable
     return g
 
 
-def kernel(fn: Callable | None = None, *, parallel: bool = False, fastmath: bool = False,
+def kernel(fn: Callable | None = None, *, parallel: bool = False,
+           fastmath: bool | set = False,
            broadcasts: bool = False, inline: bool = False):
     """Compile ``fn`` with ``@njit(cache=True)``; with ``parallel=True`` also a prange twin.
 

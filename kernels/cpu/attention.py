@@ -19,7 +19,7 @@ import numba
 import numpy as np
 from numba import prange
 
-from ..jit import kernel, pick
+from ..jit import REASSOC, kernel, pick
 from ..threads import one_blas_thread
 from .activation import exp_neg
 from .softmax import _softmax_grad_rows
@@ -32,28 +32,30 @@ _softmax_grad = pick(_softmax_grad_rows, 0)
 _THREADS = numba.config.NUMBA_NUM_THREADS
 
 
-@kernel
+@kernel(fastmath=REASSOC)
 def masked_softmax_row(s, i, scale, causal):
     """Row i of s <- softmax(scale s[i]), keys j > i given weight 0 when ``causal``.
 
     One exp per weight: e = exp(scale (s - m)) is kept and divided by the row sum after
     (m the row maximum; scale > 0 keeps it the maximum, so the argument is <= 0 and the
-    vectorizable float32 ``exp_neg`` applies). Shared with the CUDA twin."""
+    vectorizable float32 ``exp_neg`` applies). The row is a view indexed from 0, and the
+    max and sum reassociate (jit.REASSOC): both vectorize. Shared with the CUDA twin."""
+    r = s[i]
     zero = type(scale)(0)
-    n = min(i + 1, s.shape[1]) if causal else s.shape[1]
-    m = s[i, 0]
+    n = min(i + 1, r.shape[0]) if causal else r.shape[0]
+    m = r[0]
     for j in range(1, n):
-        m = max(m, s[i, j])
+        m = max(m, r[j])
     for j in range(n):  # no sum in this loop: with exp_neg it vectorizes
-        s[i, j] = exp_neg((s[i, j] - m) * scale)
+        r[j] = exp_neg((r[j] - m) * scale)
     total = zero
     for j in range(n):
-        total += s[i, j]
+        total += r[j]
     inv = type(scale)(1) / total
     for j in range(n):
-        s[i, j] *= inv
-    for j in range(n, s.shape[1]):
-        s[i, j] = zero
+        r[j] *= inv
+    for j in range(n, r.shape[0]):
+        r[j] = zero
 
 
 @kernel(parallel=True)

@@ -14,8 +14,8 @@ import math
 import numpy as np
 from numba import prange
 
-from ..jit import flat, kernel, pick, scalar
-from .activation import SIGMOID, act
+from ..jit import REASSOC, flat, kernel, pick, scalar
+from .activation import SIGMOID, act, exp_neg
 from .softmax import row_lse
 
 __all__ = [
@@ -105,22 +105,25 @@ def _sce_dense(z, y, lse):
 
 @kernel(parallel=True)
 def _sce_sparse_grad(z, labels, lse, scale, dz):
-    # dz = scale (softmax - onehot), softmax = exp((z - m) - log s)
+    # dz = scale (softmax - onehot), softmax = exp((z - m) - log s), an argument <= 0: the
+    # vectorizable exp_neg (rows as views indexed from 0)
     for i in prange(z.shape[0]):
-        for j in range(z.shape[1]):
-            dz[i, j] = scale * math.exp((z[i, j] - lse[0, i]) - lse[1, i])
+        zi, di, m, ls = z[i], dz[i], lse[0, i], lse[1, i]
+        for j in range(zi.shape[0]):
+            di[j] = scale * exp_neg((zi[j] - m) - ls)
         dz[i, labels[i]] -= scale
 
 
-@kernel(parallel=True)
+@kernel(parallel=True, fastmath=REASSOC)
 def _sce_dense_grad(z, y, lse, scale, dz):
     # dz = scale (softmax sum_j y_ij - y), which is softmax - y for probability rows
     for i in prange(z.shape[0]):
-        sy = type(z[i, 0])(0)
-        for j in range(z.shape[1]):
-            sy += y[i, j]
-        for j in range(z.shape[1]):
-            dz[i, j] = scale * (math.exp((z[i, j] - lse[0, i]) - lse[1, i]) * sy - y[i, j])
+        zi, yi, di, m, ls = z[i], y[i], dz[i], lse[0, i], lse[1, i]
+        sy = type(zi[0])(0)
+        for j in range(zi.shape[0]):
+            sy += yi[j]
+        for j in range(zi.shape[0]):
+            di[j] = scale * (exp_neg((zi[j] - m) - ls) * sy - yi[j])
 
 
 def pointwise_loss(p: np.ndarray, t: np.ndarray, kind: str, eps: float = 0.0) -> np.ndarray:

@@ -10,22 +10,25 @@ import math
 import numpy as np
 from numba import prange
 
-from ..jit import kernel, pick
+from ..jit import REASSOC, kernel, pick
+from .activation import exp_neg
 
 __all__ = ["softmax", "softmax_grad"]
 
 
-@kernel
+@kernel(fastmath=REASSOC)
 def row_lse(x, i):
     """``(m, log sum_j exp(x[i, j] - m))`` with ``m = max_j x[i, j]``: row i's log-sum-exp,
-    split so that callers can form ``x - m - log s`` without rounding at large logits."""
-    m = x[i, 0]
-    for j in range(1, x.shape[1]):
-        if x[i, j] > m:
-            m = x[i, j]
+    split so that callers can form ``x - m - log s`` without rounding at large logits.
+    (The row as a view indexed from 0; x - m <= 0, so the vectorizable exp_neg applies.)"""
+    r = x[i]
+    m = r[0]
+    for j in range(1, r.shape[0]):
+        if r[j] > m:
+            m = r[j]
     s = type(m)(0)
-    for j in range(x.shape[1]):
-        s += math.exp(x[i, j] - m)
+    for j in range(r.shape[0]):
+        s += exp_neg(r[j] - m)
     return m, math.log(s)
 
 
@@ -33,27 +36,27 @@ def row_lse(x, i):
 def _softmax_rows(x, out, log):
     for i in prange(x.shape[0]):
         m, ls = row_lse(x, i)
+        xi, oi = x[i], out[i]
         # (x - m) - log sum exp(x - m); not x - (m + log s), which rounds at 1e4
-        for j in range(x.shape[1]):
-            out[i, j] = (x[i, j] - m) - ls if log else math.exp((x[i, j] - m) - ls)
-    return out
+        for j in range(xi.shape[0]):
+            oi[j] = (xi[j] - m) - ls if log else exp_neg((xi[j] - m) - ls)
 
 
-@kernel(parallel=True)
+@kernel(parallel=True, fastmath=REASSOC)
 def _softmax_grad_rows(g, y, out, log):
     for i in prange(g.shape[0]):
-        s = type(g[i, 0])(0)
-        if log:  # dx = g - softmax * sum(g), softmax = exp(log-softmax)
-            for j in range(g.shape[1]):
-                s += g[i, j]
-            for j in range(g.shape[1]):
-                out[i, j] = g[i, j] - math.exp(y[i, j]) * s
+        gi, yi, oi = g[i], y[i], out[i]
+        s = type(gi[0])(0)
+        if log:  # dx = g - softmax * sum(g), softmax = exp(log-softmax) (<= 1)
+            for j in range(gi.shape[0]):
+                s += gi[j]
+            for j in range(gi.shape[0]):
+                oi[j] = gi[j] - exp_neg(yi[j]) * s
         else:  # dx = y * (g - sum(g * y))
-            for j in range(g.shape[1]):
-                s += g[i, j] * y[i, j]
-            for j in range(g.shape[1]):
-                out[i, j] = y[i, j] * (g[i, j] - s)
-    return out
+            for j in range(gi.shape[0]):
+                s += gi[j] * yi[j]
+            for j in range(gi.shape[0]):
+                oi[j] = yi[j] * (gi[j] - s)
 
 
 def _rows(a: np.ndarray, axis: int) -> np.ndarray:
@@ -74,7 +77,8 @@ def softmax(x: np.ndarray, axis: int = -1, log: bool = False) -> np.ndarray:
     """Softmax (or log-softmax with ``log=True``) of ``x`` along ``axis``."""
     axis %= x.ndim
     x2 = _rows(x, axis)
-    out = pick(_softmax_rows, x2.size)(x2, np.empty_like(x2), log)
+    out = np.empty_like(x2)
+    pick(_softmax_rows, x2.size)(x2, out, log)
     return _back(out, x, axis)
 
 
@@ -82,5 +86,6 @@ def softmax_grad(g: np.ndarray, y: np.ndarray, axis: int = -1, log: bool = False
     """The vector-Jacobian product of (log-)softmax, given its output ``y``."""
     axis %= y.ndim
     g2, y2 = _rows(g, axis), _rows(y, axis)
-    out = pick(_softmax_grad_rows, g2.size)(g2, y2, np.empty_like(g2), log)
+    out = np.empty_like(g2)
+    pick(_softmax_grad_rows, g2.size)(g2, y2, out, log)
     return _back(out, y, axis)

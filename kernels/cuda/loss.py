@@ -29,7 +29,8 @@ _cpu = importlib.import_module("graphnet.kernels.cpu.loss")
 _point = _base.twin(_cpu._point)
 _point_grad = _base.twin(_cpu._point_grad, act=act)
 # the CPU's row log-sum-exp (kernels/cpu/softmax.py), compiled for the device
-row_lse = _base.twin(importlib.import_module("graphnet.kernels.cpu.softmax").row_lse)
+row_lse = _base.twin(importlib.import_module("graphnet.kernels.cpu.softmax").row_lse,
+                     exp_neg=math.exp)
 CODES = _cpu.CODES
 
 
