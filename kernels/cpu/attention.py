@@ -19,6 +19,7 @@ import numba
 import numpy as np
 from numba import prange
 
+from ..blas import gemm
 from ..jit import REASSOC, kernel, pick
 from ..threads import one_blas_thread
 from .activation import exp_neg
@@ -61,10 +62,10 @@ def masked_softmax_row(s, i, scale, causal):
 @kernel(parallel=True)
 def _attn_fwd(q, k, v, scale, causal, a, y):
     for s in prange(q.shape[0]):
-        np.dot(q[s], k[s].T, a[s])  # scores Q K^T
+        gemm(q[s], k[s].T, a[s])  # scores Q K^T
         for i in range(a.shape[1]):  # A = softmax(mask(scale S)), in place
             masked_softmax_row(a[s], i, scale, causal)
-        np.dot(a[s], v[s], y[s])  # Y = A V
+        gemm(a[s], v[s], y[s])  # Y = A V
 
 
 @kernel(parallel=True)
@@ -74,15 +75,15 @@ def _attn_bwd(g, q, k, v, a, scale, chunks, need_q, need_k, need_v, dq, dk, dv):
         da = np.empty((a.shape[1], a.shape[2]), a.dtype)  # this thread's dA, then dS
         for s in range(c * n // chunks, (c + 1) * n // chunks):
             if need_v:
-                np.dot(a[s].T, g[s], dv[s])  # dV = A^T g
+                gemm(a[s].T, g[s], dv[s])  # dV = A^T g
             if need_q or need_k:
-                np.dot(g[s], v[s].T, da)  # dA = g V^T
+                gemm(g[s], v[s].T, da)  # dA = g V^T
                 _softmax_grad(da, a[s], da, False)  # dS = A (dA - rowsum(dA A))
                 da *= scale
                 if need_q:
-                    np.dot(da, k[s], dq[s])  # dQ = scale dS K
+                    gemm(da, k[s], dq[s])  # dQ = scale dS K
                 if need_k:
-                    np.dot(da.T, q[s], dk[s])  # dK = scale dS^T Q
+                    gemm(da.T, q[s], dk[s])  # dK = scale dS^T Q
 
 
 def _slices(x: np.ndarray) -> np.ndarray:

@@ -13,6 +13,7 @@ import numba
 import numpy as np
 from numba import prange
 
+from ..blas import gemm
 from ..jit import pick, rows, scalar, specializing
 from .activation import act, act_grad, code_of
 
@@ -31,12 +32,12 @@ CODE = 0
 
 @specializing("CODE", parallel=True)
 def _dense_fwd(x2, W, b, alpha, y, z):
-    # z = x W (BLAS sgemm/dgemm through np.dot), then z += b and y = act(z) in one pass
+    # z = x W (BLAS sgemm/dgemm, blas.gemm), then z += b and y = act(z) in one pass
     # over the rows; an empty b means no bias, and y is z itself unless the backward pass
     # needs z (gelu). The bias test sits inside the row loop, which LLVM hoists (two loops
     # under an if stayed scalar: 2.9 ms instead of 0.9). A narrow x is a GEMM too: a fused
     # loop over the (50176, 9) rows of a first 3x3 convolution took 2.9 ms, the GEMM 0.5
-    np.dot(x2, W, z)
+    gemm(x2, W, z)
     has_b = b.shape[0] > 0
     for i in prange(z.shape[0]):
         zi, yi = z[i], y[i]
@@ -63,12 +64,16 @@ def _dense_bwd(g2, x2, W, zy, y, alpha, threads, need_dx, dz, dx, dW, db):
                 d = gi[j] * act_grad(CODE, zi[j], yi[j], alpha)
                 di[j] = d
                 pk[j] += d
-    db[:] = part[0]
-    for k in range(1, chunks):
-        db += part[k]
+    # db = the chunks' sum, elementwise (an array assignment compiled Numba's shape-error
+    # message, string formatting and all: 5 s of a cold start)
+    for j in range(m):
+        acc = part[0, j]
+        for k in range(1, chunks):
+            acc += part[k, j]
+        db[j] = acc
     if need_dx:
-        np.dot(dz, W.T, dx)
-    np.dot(x2.T, dz, dW)
+        gemm(dz, W.T, dx)
+    gemm(x2.T, dz, dW)
 
 
 def dense(x: np.ndarray, W: np.ndarray, b: np.ndarray | None, kind: str | None,

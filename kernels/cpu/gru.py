@@ -25,6 +25,7 @@ functions of one unit shared with the CUDA twins (``_base.twin``), built on
 
 import numpy as np
 
+from ..blas import gemm
 from ..jit import kernel, specializing
 from ..threads import one_blas_thread
 from .activation import act, act_grad
@@ -85,10 +86,10 @@ def _seq_forward(xt, W, U, Uh, bi, bh, has_b, H, A, RH, Q, Q2, y, zero):
     T, B, n_in = xt.shape
     u = H.shape[2]
     after, code, rcode = AFTER == 1, CODE, RCODE
-    np.dot(xt.reshape(T * B, n_in), W, A.reshape(T * B, 3 * u))
+    gemm(xt.reshape(T * B, n_in), W, A.reshape(T * B, 3 * u))
     for t in range(T):
         h = H[t]
-        np.dot(h, U, Q)
+        gemm(h, U, Q)
         for n in range(B):
             a = A[t, n]
             _gates_row(a, Q[n], bi, has_b, 0, 2 * u, rcode, zero)
@@ -100,7 +101,7 @@ def _seq_forward(xt, W, U, Uh, bi, bh, has_b, H, A, RH, Q, Q2, y, zero):
                 for j in range(u):
                     rh[j] = r[j] * hp[j]
         if not after:
-            np.dot(RH[t], Uh, Q2)  # (r h_{t-1}) U_h
+            gemm(RH[t], Uh, Q2)  # (r h_{t-1}) U_h
             for n in range(B):
                 _candidate_row(A[t, n], Q2[n], bi, bh, has_b, False, h[n], RH[t, n],
                                H[t + 1, n], y[n, t], u, code, zero)
@@ -148,7 +149,7 @@ def _seq_backward(g, xt, U, Uh, H, A, RH, zero, need_h0, dA, dR, dAH, dhd, dhr, 
                       dR[t, n] if after else d[n], d[n] if after else dAH[t, n], after, u,
                       code, rcode, zero)
         if not after:
-            np.dot(dAH[t], Uh.T, drh)  # d(r h_{t-1})
+            gemm(dAH[t], Uh.T, drh)  # d(r h_{t-1})
             for n in range(B):
                 r, dr, dhn, drn, hpn = A[t, n, u:2 * u], d[n, u:], dhd[n], drh[n], hp[n]
                 for j in range(u):
@@ -156,27 +157,27 @@ def _seq_backward(g, xt, U, Uh, H, A, RH, zero, need_h0, dA, dR, dAH, dhd, dhr, 
                     dr[j] = drn[j] * hpn[j] * act_grad(rcode, rj, rj, zero)
                     dhn[j] += drn[j] * rj
         if t > 0 or need_h0:
-            np.dot(dR[t] if after else d, U.T, dhr)
+            gemm(dR[t] if after else d, U.T, dhr)
 
 
 @kernel
 def _weight_grads(xt, W, H, RH, dA, dR, dAH, after, need_dx, dW, dU, dxt):
     # after the time loop, outside its one-BLAS-thread setting: dU, dW and dx as one GEMM
-    # each over all T B rows (with Numba's BLAS, the loop's library: see recurrent._gemm),
+    # each over all T B rows (blas.gemm, the loop's library: see recurrent._gemm),
     # and the bias sums
     T, B, n_in = xt.shape
     u = H.shape[2]
     G = 3 * u
     if after:
         dA2 = dA.reshape(T * B, G)
-        np.dot(H[:T].reshape(T * B, u).T, dR.reshape(T * B, G), dU)
+        gemm(H[:T].reshape(T * B, u).T, dR.reshape(T * B, G), dU)
     else:
         dA2 = np.concatenate((dA, dAH), axis=2).reshape(T * B, G)
-        dU[:, :2 * u] = np.dot(H[:T].reshape(T * B, u).T, dA.reshape(T * B, 2 * u))
-        dU[:, 2 * u:] = np.dot(RH.reshape(T * B, u).T, dAH.reshape(T * B, u))
-    np.dot(xt.reshape(T * B, n_in).T, dA2, dW)
+        gemm(H[:T].reshape(T * B, u).T, dA.reshape(T * B, 2 * u), dU[:, :2 * u])
+        gemm(RH.reshape(T * B, u).T, dAH.reshape(T * B, u), dU[:, 2 * u:])
+    gemm(xt.reshape(T * B, n_in).T, dA2, dW)
     if need_dx:
-        np.dot(dA2, W.T, dxt.reshape(T * B, n_in))
+        gemm(dA2, W.T, dxt.reshape(T * B, n_in))
     db = np.zeros((2, G), dA.dtype)  # row 0: the input bias; row 1: the recurrent one
     for k in range(T * B):
         for m in range(G):

@@ -3,8 +3,8 @@
 NumPy's matmul, not ``np.dot`` inside @njit: NumPy's matmul hands transposed views (``b.T``
 in ``g @ b.T``) to BLAS as flags instead of copies, broadcasts leading batch dimensions, and
 costs no Numba compilation per dtype and rank, which dominates test time. It is NumPy's own
-OpenBLAS, not the SciPy one Numba's kernels call: a model that mixes matmul with dense
-layers has two BLAS thread pools (docs/architecture.md, "One BLAS library"). A 2-D right
+OpenBLAS, the library the compiled kernels call too (``kernels/blas.py``), so a model that
+mixes matmul with dense layers keeps one BLAS thread pool. A 2-D right
 operand (Dense on sequences, projections in attention) takes the fast path: the left
 operand's leading dimensions fold into the rows of one GEMM.
 """

@@ -26,6 +26,7 @@ stand in for the pre-activations.
 
 import numpy as np
 
+from ..blas import gemm
 from ..jit import kernel, specializing
 from ..threads import one_blas_thread
 from .activation import act, act_grad, code_of
@@ -135,7 +136,7 @@ def _seq_forward(U, b, has_b, H, C, A, R, y, zero):
     lstm, code, rcode = CELL == LSTM, CODE, RCODE
     cell_out = y.shape[2] > u  # y is [h | c] side by side
     for t in range(T):
-        np.dot(H[t], U, R)  # h_{t-1} U
+        gemm(H[t], U, R)  # h_{t-1} U
         for n in range(B):
             a = A[t, n]
             r = R[n]
@@ -207,7 +208,7 @@ def _seq_backward(g, U, C, A, zero, need_h0, dZ, dh, dc):
             cn = C[t + 1, n]
             _lstm_grad_row(a, d, gn, dhn, dcn, cp, cn, u, cell_out, code, rcode, zero)
         if t > 0 or need_h0:
-            np.dot(dZ[t], U.T, dh)  # dh_{t-1} = dZ_t U^T
+            gemm(dZ[t], U.T, dh)  # dh_{t-1} = dZ_t U^T
 
 
 def codes(activation: str, recurrent_activation: str = "sigmoid") -> tuple[int, int]:
@@ -235,11 +236,11 @@ def check_shapes(x, W, U, gates: int, states: tuple) -> tuple[int, int, int, int
 
 @kernel
 def _gemm(a, b, out):
-    # out = a b through Numba's BLAS (SciPy's OpenBLAS), the library of the time loop's
-    # GEMMs, not NumPy's: each library keeps its own pool whose idle workers spin for a
-    # while after a threaded GEMM, and a GEMM split over two threads beside the other
-    # pool's spinning worker waited for it (the lstm workload's backward 50 -> 70-145 ms)
-    np.dot(a, b, out)
+    # out = a b through blas.gemm, the library of the time loop's GEMMs and NumPy's own: two
+    # libraries keep two pools whose idle workers spin for a while after a threaded GEMM,
+    # and a GEMM split over two threads beside the other pool's spinning worker waited for
+    # it (the lstm workload's backward 50 -> 70-145 ms when these went through another)
+    gemm(a, b, out)
 
 
 def _driver(family, cell: int, acts: tuple[int, int]):

@@ -1,0 +1,164 @@
+"""``gemm(a, b, c)``: ``c = a @ b`` inside compiled kernels, through NumPy's own OpenBLAS.
+
+Numba's ``np.dot`` calls the BLAS that SciPy ships (OpenBLAS 0.3.30 here); NumPy wheels ship
+a newer one (0.3.31), whose sgemm ran the LSTM step's (32, 256) x (256, 1024) product at
+52-57 GFLOP/s on one core against 36-43, and NumPy's ``@`` (``matmul.py``) uses it anyway:
+one library means one thread pool (two pools' spinning workers slowed each other, see
+docs/architecture.md). The library is found next to NumPy and its ``cblas_?gemm`` bound by
+symbol name (``types.ExternalFunction``, resolved when a kernel is loaded, so the kernels
+stay cacheable). Where it is not found (another NumPy build), or for other dtypes and
+layouts, ``gemm`` is ``np.dot``.
+
+Layouts: ``a`` and ``b`` may be row-major or column-major 2-D views (a transposed view is
+passed as a transpose flag, not copied), with any leading dimension; ``c`` must have
+contiguous rows (a column block of a larger matrix is fine).
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+
+import numpy as np
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic, overload, register_jitable
+
+__all__ = ["gemm", "LIBRARY"]
+
+
+def _find() -> str | None:
+    """The OpenBLAS that NumPy's wheel ships (numpy.libs/libscipy_openblas64_*.so)."""
+    here = os.path.join(os.path.dirname(np.__file__), os.pardir, "numpy.libs")
+    found = sorted(glob.glob(os.path.join(here, "libscipy_openblas64_*.so*")))
+    return os.path.abspath(found[0]) if found else None
+
+
+def _bind() -> tuple:
+    """(library path, sgemm, dgemm) or (None, None, None)."""
+    path = _find()
+    if path is None:
+        return None, None, None
+    try:
+        import llvmlite.binding as llvm
+
+        llvm.load_library_permanently(path)
+    except (OSError, RuntimeError):
+        return None, None, None
+    i64, i32, vp = types.int64, types.int32, types.voidptr
+    fns = []
+    for name, t in (("scipy_cblas_sgemm64_", types.float32), ("scipy_cblas_dgemm64_",
+                                                               types.float64)):
+        # cblas_?gemm(order, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)
+        fns.append(types.ExternalFunction(name, types.void(
+            i32, i32, i32, i64, i64, i64, t, vp, i64, vp, i64, t, vp, i64)))
+    return path, fns[0], fns[1]
+
+
+LIBRARY, _SGEMM, _DGEMM = _bind()
+_ROW, _NOTRANS, _TRANS = 101, 111, 112  # CblasRowMajor, CblasNoTrans, CblasTrans
+
+
+@intrinsic
+def _data(typingctx, a):
+    # the address of an array's first element, as a void* for the C call
+    def codegen(context, builder, sig, args):
+        ary = context.make_array(sig.args[0])(context, builder, args[0])
+        return builder.bitcast(ary.data, cgutils.voidptr_t)
+
+    return types.voidptr(a), codegen
+
+
+def gemm(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> None:
+    """``c[...] = a @ b`` (plain NumPy outside compiled code)."""
+    if c.flags.c_contiguous:
+        np.dot(a, b, c)
+    else:
+        c[...] = a @ b
+
+
+@register_jitable
+def _assign(c, v):
+    # elementwise: an array assignment compiles Numba's shape-error message (seconds)
+    for i in range(c.shape[0]):
+        for j in range(c.shape[1]):
+            c[i, j] = v[i, j]
+
+
+@register_jitable
+def _same(a):
+    return a
+
+
+@register_jitable
+def _contiguous(a):
+    return np.ascontiguousarray(a)
+
+
+@overload(gemm, jit_options={"error_model": "numpy"})
+def _gemm_typed(a, b, c):
+    dt = getattr(a, "dtype", None)
+    fn = {types.float32: _SGEMM, types.float64: _DGEMM}.get(dt)
+    if fn is None or getattr(b, "dtype", None) != dt or getattr(c, "dtype", None) != dt:
+        # no binding for this dtype: np.dot (Numba's writes only into C-contiguous arrays
+        # and reads C or F ones; an "A" view is copied first)
+        ca = _contiguous if getattr(a, "layout", "") == "A" else _same
+        cb = _contiguous if getattr(b, "layout", "") == "A" else _same
+        if getattr(c, "layout", "") == "C":
+            return lambda a, b, c: np.dot(ca(a), cb(b), c)
+        return lambda a, b, c: _assign(c, np.dot(ca(a), cb(b)))
+    one, zero = (np.float32(1), np.float32(0)) if dt == types.float32 else (1.0, 0.0)
+    if a.layout in "CF" and b.layout in "CF" and c.layout == "C":
+        # the layouts are the flags (a column-major operand is a transposed row-major one),
+        # known now: a short body (every kernel that calls gemm compiles it)
+        ta = _NOTRANS if a.layout == "C" else _TRANS
+        tb = _NOTRANS if b.layout == "C" else _TRANS
+
+        def fixed(a, b, c):
+            m, k = a.shape
+            n = b.shape[1]
+            if b.shape[0] != k or c.shape[0] != m or c.shape[1] != n:
+                raise ValueError("gemm: shapes do not fit (m, k) (k, n) (m, n)")
+            lda = max(k if ta == _NOTRANS else m, 1)
+            ldb = max(n if tb == _NOTRANS else k, 1)
+            fn(_ROW, ta, tb, m, n, k, one, _data(a), lda, _data(b), ldb, zero, _data(c),
+               max(n, 1))
+
+        return fixed
+
+    def strided(a, b, c):
+        # some operand a view of unknown layout: its strides decide, at run time
+        m, k = a.shape
+        n = b.shape[1]
+        if b.shape[0] != k or c.shape[0] != m or c.shape[1] != n:
+            raise ValueError("gemm: shapes do not fit (m, k) (k, n) (m, n)")
+        if m == 0 or n == 0:
+            return
+        size = a.itemsize
+        # each operand as a row-major call sees it: rows contiguous -> as is (leading
+        # dimension = row stride), columns contiguous -> transposed (column stride)
+        a0, a1, b0, b1 = (a.strides[0] // size, a.strides[1] // size, b.strides[0] // size,
+                          b.strides[1] // size)
+        ta, lda, tb, ldb = _NOTRANS, a0 if m > 1 else k, _NOTRANS, b0 if k > 1 else n
+        ok = True
+        if not (k == 1 or a1 == 1):
+            ta, lda, ok = _TRANS, a1 if k > 1 else m, a0 == 1 or m == 1
+        if not (n == 1 or b1 == 1):
+            tb, ldb, ok = _TRANS, b1 if n > 1 else k, ok and (b0 == 1 or k == 1)
+        ldc = c.strides[0] // size if m > 1 else n
+        ok = ok and (n == 1 or c.strides[1] == size) and ldc >= n
+        ok = ok and lda >= (k if ta == _NOTRANS else m) and ldb >= (n if tb == _NOTRANS else k)
+        if ok and k > 0:
+            fn(_ROW, ta, tb, m, n, k, one, _data(a), max(lda, 1), _data(b), max(ldb, 1),
+               zero, _data(c), max(ldc, 1))
+            return
+        # k = 0, or a layout BLAS cannot take as flags (a view strided both ways; rare):
+        # plain loops, which compile in a fraction of np.dot's time
+        for i in range(m):
+            for j in range(n):
+                acc = zero
+                for p in range(k):
+                    acc += a[i, p] * b[p, j]
+                c[i, j] = acc
+
+    return strided

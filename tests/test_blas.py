@@ -1,0 +1,76 @@
+"""kernels/blas.py: ``gemm`` inside compiled code against NumPy's ``@``, for every layout
+it passes to BLAS as flags (row-major, column-major, column blocks of a larger output) and
+the ones it hands to ``np.dot`` instead (strided views, complex numbers), and empty
+products."""
+
+import numpy as np
+from numba import njit
+
+from graphnet.kernels import blas
+from graphnet.kernels.blas import gemm
+
+
+@njit(cache=True)
+def _call(a, b, c):
+    gemm(a, b, c)
+
+
+def _layouts(x):
+    # the same matrix row-major and column-major (a transposed view: Fortran order)
+    return [x, np.ascontiguousarray(x.T).T]
+
+
+def test_every_layout_matches_numpy(rng):
+    a, b = rng.normal(size=(7, 5)), rng.normal(size=(5, 9))
+    for x in _layouts(a):
+        for y in _layouts(b):
+            c = np.full((7, 9), np.nan)
+            _call(x, y, c)
+            np.testing.assert_allclose(c, a @ b, rtol=1e-12, atol=1e-12)
+            wide = np.zeros((7, 20))  # a column block: rows 20 apart
+            _call(x, y, wide[:, 3:12])
+            np.testing.assert_allclose(wide[:, 3:12], a @ b, rtol=1e-12, atol=1e-12)
+            assert not wide[:, :3].any() and not wide[:, 12:].any()
+
+
+def test_float32_through_sgemm(rng):
+    a, b = rng.normal(size=(7, 5)), rng.normal(size=(5, 9))
+    wide = np.zeros((7, 20), np.float32)
+    _call(a.astype(np.float32), np.ascontiguousarray(b.T).T.astype(np.float32, order="K"),
+          wide[:, 3:12])
+    assert wide.dtype == np.float32
+    np.testing.assert_allclose(wide[:, 3:12], a @ b, rtol=1e-5, atol=1e-5)
+
+
+def test_odd_layouts_other_dtypes_and_empty_products(rng):
+    a = rng.normal(size=(4, 3))
+    b = rng.normal(size=(3, 2))
+    strided = np.zeros((4, 6))
+    strided[:, ::2] = a
+    c = np.empty((4, 2))
+    _call(strided[:, ::2], b, c)  # neither rows nor columns contiguous: np.dot's copy
+    np.testing.assert_allclose(c, a @ b)
+    az, bz = a.astype(np.complex128), b.astype(np.complex128)
+    cz = np.empty((4, 2), np.complex128)
+    _call(az, bz, cz)  # a dtype with no binding: np.dot
+    np.testing.assert_allclose(cz, az @ bz)
+    c = np.ones((3, 4))
+    _call(np.empty((3, 0)), np.empty((0, 4)), c)  # k = 0: a sum of nothing
+    assert (c == 0).all()
+    c = np.empty((1, 1))
+    _call(a[:1], b[:, :1], c)
+    np.testing.assert_allclose(c, a[:1] @ b[:, :1])
+
+
+def test_plain_python_form_writes_column_blocks(rng):
+    a, b = rng.normal(size=(3, 4)), rng.normal(size=(4, 2))
+    out = np.zeros((3, 5))
+    gemm(a, b, out[:, 1:3])  # what kernels run under NUMBA_DISABLE_JIT
+    np.testing.assert_allclose(out[:, 1:3], a @ b)
+
+
+def test_binds_numpy_s_own_openblas_when_it_ships_one():
+    path = blas._find()
+    assert blas.LIBRARY == path
+    if path is not None:
+        assert "openblas" in path and blas._SGEMM is not None
