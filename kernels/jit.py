@@ -135,7 +135,7 @@ def pick(k: Callable, n: int) -> Callable:
 
 # -- calling kernels cheaply: a small model's step is mostly the Python around its calls ---
 
-_SCALARS: dict = {}
+_SCALARS: dict = {}  # (dtype, value) and (dtype, tuple of values) -> their casts
 
 
 def scalar(dtype: np.dtype, value: float):
@@ -145,9 +145,22 @@ def scalar(dtype: np.dtype, value: float):
     key = (dtype, value)
     s = _SCALARS.get(key)
     if s is None:
-        if len(_SCALARS) > 1024:
+        if len(_SCALARS) > 1024:  # a schedule's learning rates: keep the memo small
             _SCALARS.clear()
         s = _SCALARS[key] = dtype.type(value)
+    return s
+
+
+def scalars(dtype: np.dtype, values: tuple) -> tuple:
+    """``scalar`` over a tuple of settings at once, remembered as one. Flags become 0 or 1
+    of the dtype too (a kernel's ``if flag:`` reads them alike): ``True == 1.0``, so two
+    tuples equal in value must be interchangeable in the memo."""
+    key = (dtype, values)
+    s = _SCALARS.get(key)
+    if s is None:
+        if len(_SCALARS) > 1024:
+            _SCALARS.clear()
+        s = _SCALARS[key] = tuple(map(dtype.type, values))
     return s
 
 

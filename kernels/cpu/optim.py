@@ -22,7 +22,7 @@ import numpy as np
 from numba import prange
 
 from .. import jit
-from ..jit import kernel, pick
+from ..jit import kernel, pick, scalars
 
 __all__ = ["sgd_update", "adam_update", "rms_update", "grad_sq_norms"]
 
@@ -152,23 +152,6 @@ def _unused(p: np.ndarray) -> np.ndarray:
     return e
 
 
-_CASTS: dict = {}  # (dtype, settings) -> the settings in that dtype
-
-
-def _shared(dtype, shared: tuple) -> tuple:
-    """The shared settings in the parameters' dtype (a Python float would promote a float32
-    update to float64); flags stay bools. Remembered: a step's casts cost more than its
-    arithmetic in a small model."""
-    key = (dtype, shared)
-    out = _CASTS.get(key)
-    if out is None:
-        if len(_CASTS) > 256:  # a schedule's learning rates: keep the memo small
-            _CASTS.clear()
-        t = dtype.type
-        out = _CASTS[key] = tuple(v if isinstance(v, bool) else t(v) for v in shared)
-    return out
-
-
 def _plan(k, ps: list, gs: list, slots: list) -> tuple:
     """How ``_run`` updates these arrays: ``(alone, groups, reusable)``. ``alone`` lists the
     parameters updated by ``k`` itself (large, or a view); ``groups`` holds, per dtype and
@@ -222,8 +205,7 @@ def _run(k, ps: list, gs: list, slots: list, scales: list | None, decays: list |
         rest = [_unused(p) if ss[i] is None else _flat(ss[i]) for ss in slots]
         s = 1.0 if scales is None else scales[i]
         d = 0.0 if decays is None else decays[i]
-        pick(k, q.size)(q.reshape(-1), _grad(gs[i], p), *rest, *_shared(p.dtype, (s, d)),
-                        *_shared(p.dtype, shared))
+        pick(k, q.size)(q.reshape(-1), _grad(gs[i], p), *rest, *scalars(p.dtype, (s, d) + shared))
         if q is not p:
             p[...] = q
     each = _EACH[k]
@@ -235,7 +217,7 @@ def _run(k, ps: list, gs: list, slots: list, scales: list | None, decays: list |
         if decays is not None:
             de = zeros.copy()
             de[:len(idx)] = [decays[i] for i in idx]
-        each(*arrays, sc, de, *_shared(dt, shared))
+        each(*arrays, sc, de, *scalars(dt, shared))
 
 
 def updates(run, sgd, adam, rms) -> tuple:

@@ -14,6 +14,7 @@ import numpy as np
 from numba import cuda
 
 from ..cpu.optim import updates
+from ..jit import scalars
 from . import _base
 
 __all__ = ["sgd_update", "adam_update", "rms_update", "grad_sq_norms"]
@@ -114,13 +115,11 @@ def _run(k, ps, gs, slots, scales, decays, shared) -> None:
     for i, p in enumerate(ps):
         if not p.size:
             continue
-        t = p.dtype.type
         rest = [_unused(p) if ss[i] is None else _flat(ss[i]) for ss in slots]
         sc = 1.0 if scales is None else scales[i]
         de = 0.0 if decays is None else decays[i]
-        k[_base.blocks(p.size), _base.TPB](_flat(p), _grad(gs[i], p), *rest, t(sc), t(de),
-                                            *(v if isinstance(v, bool) else t(v)
-                                              for v in shared))
+        k[_base.blocks(p.size), _base.TPB](_flat(p), _grad(gs[i], p), *rest,
+                                            *scalars(p.dtype, (sc, de) + shared))
 
 
 # the same argument handling as the CPU's, over these kernels
