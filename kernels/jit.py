@@ -17,12 +17,51 @@ division in it (Adam's update ran 7x slower; ``check_numerics`` finds the inf).
 
 from __future__ import annotations
 
+import glob
+import hashlib
 import os
 import types
+import warnings
 from collections.abc import Callable
 
 import numba
 import numpy as np
+from numba.core import caching
+
+# Numba's SSA pass checks that a variable it renames was declared in the function's scope;
+# one inlined from an overload (activation.act with a constant code) was declared in the
+# overload's, and the check warns though the variable is defined and used as written
+warnings.filterwarnings("ignore", category=numba.core.errors.NumbaIRAssumptionWarning,
+                        module="numba.core.ssa")
+
+
+def _package_stamp() -> bytes:
+    """One hash over every kernel source file (their names and contents)."""
+    h = hashlib.sha256()
+    for path in sorted(glob.glob(os.path.join(_KERNELS, "**", "*.py"), recursive=True)):
+        h.update(os.path.relpath(path, _KERNELS).encode())
+        with open(path, "rb") as f:
+            h.update(f.read())
+    return h.digest()
+
+
+# Numba's on-disk cache is valid while the kernel's own file is unchanged, but a kernel
+# inlines helpers from other files (activation.act into the LSTM drivers, blas.gemm into
+# most): after an edit there, the cache would serve the old helper's code. A kernel's cache
+# entry here is also stamped with a hash of the whole package, so any edit recompiles.
+_KERNELS = os.path.dirname(os.path.abspath(__file__))
+_STAMP = _package_stamp()
+_Locator = getattr(caching, "_SourceFileBackedLocatorMixin", None)
+if _Locator is not None and not getattr(_Locator.get_source_stamp, "graphnet", False):
+    _file_stamp = _Locator.get_source_stamp
+
+    def _stamp(self):
+        own = _file_stamp(self)
+        path = os.path.abspath(getattr(self, "_py_file", ""))
+        return (own, _STAMP) if path.startswith(_KERNELS + os.sep) else own
+
+    _stamp.graphnet = True
+    _Locator.get_source_stamp = _stamp
 
 if "NUMBA_THREADING_LAYER" not in os.environ:
     numba.config.THREADING_LAYER = "workqueue"

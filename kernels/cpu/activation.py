@@ -1,13 +1,14 @@
 """Activation kernels: one family for the standalone activations and the dense op's epilogue.
 
-Two scalar functions, ``act(code, z, alpha)`` and ``act_grad(code, z, y, alpha)``, hold the
-math of every activation; the loops here and in ``dense.py`` call them, so adding an
-activation means adding one branch to each. The derivative reads the output ``y`` where it
-can (sigmoid, tanh, elu) and the pre-activation ``z`` for the sign tests and gelu.
-Constants come from the data's own type (``type(z)(0.5)``) so float32 stays float32. Both
-are inlined into their callers' loops (``kernel(inline=True)``): the activation code is then
-a loop constant LLVM hoists, and a ReLU pass vectorizes (4x faster than a compiled call per
-element; tanh and sigmoid 1.5-2x).
+One small scalar function per activation (``_relu(z, alpha)``) and per derivative
+(``_relu_grad(z, y, alpha)``) holds its math; ``act(code, z, alpha)`` and
+``act_grad(code, z, y, alpha)`` pick one by code, and the loops here and in ``dense.py``,
+``conv.py`` and the recurrent cells call those two, so adding an activation means adding a
+pair of functions and a code. The derivative reads the output ``y`` where it can (sigmoid,
+tanh, elu) and the pre-activation ``z`` for the sign tests and gelu. All are inlined into
+their callers' loops (``kernel(inline=True)``): a ReLU pass vectorizes (4x faster than a
+compiled call per element; tanh and sigmoid 1.5-2x). In compiled code a constant code
+selects its function at typing time (see ``_act_typed``).
 """
 
 import math
@@ -17,7 +18,7 @@ from llvmlite import ir
 from numba import prange, types
 from numba.extending import intrinsic, overload
 
-from ..jit import kernel, pick, specializing
+from ..jit import _renamed, kernel, pick, specializing
 
 __all__ = ["activation", "activation_grad"]
 
@@ -116,49 +117,153 @@ def _tanh_typed(z):
     return lambda z: math.tanh(z)
 
 
+# One scalar function per activation and per derivative, each with act's or act_grad's
+# arguments (the code unused) so that the typing below can hand it over as the call itself.
+# Constants come from the data's own type so float32 stays float32; ``... if z < zero else
+# z`` lets NaN pass through, as in NumPy.
+
+
 @kernel(inline=True)
-def act(code, z, alpha):
-    """The activation ``code`` at the scalar ``z``."""
-    zero = type(z)(0)
-    # written as `... if z < zero else z` so that NaN passes through, as in NumPy
-    if code == 1:  # relu
-        return zero if z < zero else z
-    if code == 2:  # sigmoid from e = exp(-|z|), never exp of a large positive number:
-        one = type(z)(1)  # 1 / (1 + e) for z >= 0, e / (1 + e) below (one exp, no branch)
-        e = exp_neg(-abs(z))
-        return one / (one + e) if z >= zero else e / (one + e)
-    if code == 3:
-        return tanh(z)
-    if code == 4:  # leaky relu
-        return alpha * z if z < zero else z
-    if code == 5:  # elu: alpha (e^z - 1) below zero
-        return alpha * math.expm1(z) if z < zero else z
-    if code == 6:  # gelu, exact: z Phi(z) = z/2 (1 + erf(z / sqrt 2))
-        half = type(z)(0.5)
-        return half * z * (type(z)(1) + math.erf(z * type(z)(0.7071067811865476)))
+def _linear(code, z, alpha):
     return z
 
 
 @kernel(inline=True)
+def _linear_grad(code, z, y, alpha):
+    return type(y)(1)
+
+
+@kernel(inline=True)
+def _relu(code, z, alpha):
+    zero = type(z)(0)
+    return zero if z < zero else z
+
+
+@kernel(inline=True)
+def _relu_grad(code, z, y, alpha):
+    return type(y)(1) if z > type(z)(0) else type(y)(0)
+
+
+@kernel(inline=True)
+def _sigmoid(code, z, alpha):
+    # from e = exp(-|z|), never exp of a large positive number: 1 / (1 + e) for z >= 0,
+    # e / (1 + e) below (one exp, no branch)
+    one = type(z)(1)
+    e = exp_neg(-abs(z))
+    return one / (one + e) if z >= type(z)(0) else e / (one + e)
+
+
+@kernel(inline=True)
+def _sigmoid_grad(code, z, y, alpha):
+    return y * (type(y)(1) - y)  # s (1 - s)
+
+
+@kernel(inline=True)
+def _tanh(code, z, alpha):
+    return tanh(z)
+
+
+@kernel(inline=True)
+def _tanh_grad(code, z, y, alpha):
+    return type(y)(1) - y * y  # 1 - tanh^2
+
+
+@kernel(inline=True)
+def _leaky_relu(code, z, alpha):
+    return alpha * z if z < type(z)(0) else z
+
+
+@kernel(inline=True)
+def _leaky_relu_grad(code, z, y, alpha):
+    return type(y)(1) if z > type(z)(0) else alpha
+
+
+@kernel(inline=True)
+def _elu(code, z, alpha):
+    return alpha * math.expm1(z) if z < type(z)(0) else z  # alpha (e^z - 1) below zero
+
+
+@kernel(inline=True)
+def _elu_grad(code, z, y, alpha):
+    return type(y)(1) if z > type(z)(0) else y + alpha  # alpha e^z = y + alpha below zero
+
+
+@kernel(inline=True)
+def _gelu(code, z, alpha):
+    # exact: z Phi(z) = z/2 (1 + erf(z / sqrt 2))
+    half = type(z)(0.5)
+    return half * z * (type(z)(1) + math.erf(z * type(z)(0.7071067811865476)))
+
+
+@kernel(inline=True)
+def _gelu_grad(code, z, y, alpha):
+    # Phi(z) + z phi(z)
+    half = type(z)(0.5)
+    cdf = half * (type(y)(1) + math.erf(z * type(z)(0.7071067811865476)))
+    return cdf + z * math.exp(-half * z * z) * type(z)(0.3989422804014327)
+
+
+# indexed by code (CODES); the names let the CUDA twins rebind each one to its device copy
+_PIECES = (_linear, _relu, _sigmoid, _tanh, _leaky_relu, _elu, _gelu, _linear_grad, _relu_grad,
+           _sigmoid_grad, _tanh_grad, _leaky_relu_grad, _elu_grad, _gelu_grad)
+PIECES = {getattr(f, "py_func", f).__name__: f for f in _PIECES}
+_ACTS = tuple(PIECES["_" + name] for name in CODES)
+_GRADS = tuple(PIECES["_" + name + "_grad"] for name in CODES)
+
+
+def act(code, z, alpha):
+    """The activation ``code`` at the scalar ``z``."""
+    if code == 1:
+        return _relu(code, z, alpha)
+    if code == 2:
+        return _sigmoid(code, z, alpha)
+    if code == 3:
+        return _tanh(code, z, alpha)
+    if code == 4:
+        return _leaky_relu(code, z, alpha)
+    if code == 5:
+        return _elu(code, z, alpha)
+    if code == 6:
+        return _gelu(code, z, alpha)
+    return _linear(code, z, alpha)
+
+
 def act_grad(code, z, y, alpha):
     """d act / d z at ``z`` where ``y = act(z)``."""
-    zero = type(z)(0)
-    one = type(y)(1)
     if code == 1:
-        return one if z > zero else zero
-    if code == 2:  # s (1 - s)
-        return y * (one - y)
-    if code == 3:  # 1 - tanh^2
-        return one - y * y
+        return _relu_grad(code, z, y, alpha)
+    if code == 2:
+        return _sigmoid_grad(code, z, y, alpha)
+    if code == 3:
+        return _tanh_grad(code, z, y, alpha)
     if code == 4:
-        return one if z > zero else alpha
-    if code == 5:  # alpha e^z = y + alpha below zero
-        return one if z > zero else y + alpha
-    if code == 6:  # Phi(z) + z phi(z)
-        half = type(z)(0.5)
-        cdf = half * (one + math.erf(z * type(z)(0.7071067811865476)))
-        return cdf + z * math.exp(-half * z * z) * type(z)(0.3989422804014327)
-    return one
+        return _leaky_relu_grad(code, z, y, alpha)
+    if code == 5:
+        return _elu_grad(code, z, y, alpha)
+    if code == 6:
+        return _gelu_grad(code, z, y, alpha)
+    return _linear_grad(code, z, y, alpha)
+
+
+# In compiled code a constant code (every CPU caller passes a module constant fixed by
+# jit.specializing, or the cell's own) compiles only its own function: typed through act,
+# each call inlined every branch's math and Numba typed and lowered all of them (most of
+# the LSTM drivers' cold compile). A code known only at run time keeps the branches.
+_act_any, _act_grad_any = _renamed(act, "_any"), _renamed(act_grad, "_any")
+
+
+@overload(act, inline="always", prefer_literal=True)
+def _act_typed(code, z, alpha):
+    if isinstance(code, types.IntegerLiteral):
+        return _ACTS[code.literal_value].py_func
+    return _act_any
+
+
+@overload(act_grad, inline="always", prefer_literal=True)
+def _act_grad_typed(code, z, y, alpha):
+    if isinstance(code, types.IntegerLiteral):
+        return _GRADS[code.literal_value].py_func
+    return _act_grad_any
 
 
 # the activation each compiled copy of the passes below fixes (jit.specializing): a loop

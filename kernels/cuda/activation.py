@@ -10,18 +10,20 @@ from __future__ import annotations
 
 import math
 
+from ..cpu.activation import PIECES, code_of
 from ..cpu.activation import act as _cpu_act
 from ..cpu.activation import act_grad as _cpu_act_grad
-from ..cpu.activation import code_of
 from . import _base, elementwise
 
 __all__ = ["activation", "activation_grad"]
 
 
-# the CPU kernels' scalar functions, compiled for the device from the same source (tanh is
-# the device's own: the CPU's fast float32 form answers a CPU libm cost; so is exp)
-act = _base.twin(_cpu_act, tanh=math.tanh, exp_neg=math.exp)
-act_grad = _base.twin(_cpu_act_grad)
+# the CPU kernels' scalar functions (one per activation, and the dispatch over them),
+# compiled for the device from the same source (tanh is the device's own: the CPU's fast
+# float32 form answers a CPU libm cost; so is exp)
+_pieces = {name: _base.twin(f, tanh=math.tanh, exp_neg=math.exp) for name, f in PIECES.items()}
+act = _base.twin(_cpu_act, **_pieces)
+act_grad = _base.twin(_cpu_act_grad, **_pieces)
 
 
 def _act(x, b, c, d, alpha, q, code):

@@ -152,3 +152,26 @@ def test_float32_sigmoid_and_tanh_within_two_ulp_everywhere(kind):
     big = np.abs(ref) > 1e-37  # below float32's normal range the fast exp returns 0
     assert np.all(np.abs(out - ref)[big] <= 2 * ulp[big])
     assert np.all(np.abs(out[~big]) <= 1e-37)
+
+
+def test_run_time_code_matches_each_constant_code(rng):
+    # a code known only at run time takes act's branches (_act_any); a constant one is typed
+    # as its own function: both must agree, values and derivatives
+    import numba
+
+    from graphnet.kernels.cpu.activation import act, act_grad
+
+    @numba.njit
+    def by_code(code, x, alpha, y, d):
+        for i in range(x.size):
+            y[i] = act(code, x[i], alpha)
+            d[i] = act_grad(code, x[i], y[i], alpha)
+
+    x = rng.normal(scale=2.0, size=17).astype(np.float32)
+    alpha = np.float32(0.2)
+    for name, code in CODES.items():
+        y, d = np.empty_like(x), np.empty_like(x)
+        by_code(code, x, alpha, y, d)
+        np.testing.assert_allclose(y, activation(x, name, 0.2), rtol=1e-6, err_msg=name)
+        np.testing.assert_allclose(d, activation_grad(np.ones_like(x), x, y, name, 0.2),
+                                   rtol=1e-6, err_msg=name)
