@@ -27,7 +27,7 @@ import numpy as np
 
 from ..blas import gemm
 from ..jit import kernel, specializing
-from ..threads import one_blas_thread
+from ..threads import loop_blas_threads
 from .activation import act, act_grad
 from .recurrent import _SIG, _TANH, _gates_row, check_shapes, codes
 
@@ -231,7 +231,7 @@ def gru_forward(x: np.ndarray, W: np.ndarray, U: np.ndarray, b: np.ndarray | Non
         if after:
             bi[:2 * u] += bb[1, :2 * u]
         bh = np.ascontiguousarray(bb[-1, 2 * u:])
-    with one_blas_thread(B * u * 3 * u):
+    with loop_blas_threads(B * u * 3 * u):
         _driver(_seq_forward, after, acts)(xt, W, Uq, Uh, bi, bh, b is not None, H, A, RH,
                                            np.empty((B, Uq.shape[1]), dt),
                                            np.empty((B, u), dt), y, dt.type(0))
@@ -258,7 +258,7 @@ def gru_backward(g: np.ndarray, state: tuple, W: np.ndarray, U: np.ndarray,
     dhd, dhr, drh = (np.empty((B, u), dt) for _ in range(3))
     dW, dU = np.empty(W.shape, dt), np.empty((u, 3 * u), dt)
     dxt = np.empty(xt.shape, dt) if need_dx else xt[:0]
-    with one_blas_thread(B * u * 3 * u):
+    with loop_blas_threads(B * u * 3 * u):
         _driver(_seq_backward, after, acts)(np.ascontiguousarray(g), xt, Uq, Uh, H, A, RH,
                                             dt.type(0), need_h0, dA, dR, dAH, dhd, dhr, drh)
     db = _weight_grads(xt, W, H, RH, dA, dR, dAH, after, need_dx, dW, dU, dxt)

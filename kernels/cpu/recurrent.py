@@ -9,8 +9,9 @@ Backward through time runs the steps in reverse: one pass per row forms the step
 pre-activation gradients ``dZ_t`` and one GEMM carries ``dh_{t-1} = dZ_t U^T`` back; after
 the loop ``dW = X^T dZ``, ``dU = H_{t-1}^T dZ`` and ``dx = dZ W^T`` are one GEMM each over
 all steps, and ``db`` is the column sum of ``dZ``. Those GEMMs before and after the loop run
-on all of BLAS's threads, the loop's own on one (``one_blas_thread``); each driver is
-compiled once per cell and pair of activations (``jit.specializing``).
+on all of BLAS's threads, the loop's own too while no other task wants a core, and on one
+otherwise (``threads.loop_blas_threads``); each driver is compiled once per cell and pair
+of activations (``jit.specializing``).
 
 The passes are pure arithmetic over unit-stride blocks, so that with ``activation.py``'s
 vectorizable float32 exp and tanh LLVM runs them 16 lanes wide (Numba here has no SVML;
@@ -28,7 +29,7 @@ import numpy as np
 
 from ..blas import gemm
 from ..jit import kernel, specializing
-from ..threads import one_blas_thread
+from ..threads import loop_blas_threads
 from .activation import act, act_grad, code_of
 
 __all__ = ["rnn_forward", "rnn_backward", "lstm_forward", "lstm_backward"]
@@ -268,7 +269,7 @@ def _run_forward(cell: int, x, W, U, b, h0, c0, acts: tuple[int, int], cell_out:
     y = np.empty((B, T, 2 * u if cell_out else u), dt)
     bb = W[0, :0] if b is None else np.ascontiguousarray(b)  # empty: no bias
     _gemm(xt.reshape(T * B, n_in), W, A.reshape(T * B, gates * u))  # before the loop, on
-    with one_blas_thread(B * u * gates * u):                        # all BLAS's threads
+    with loop_blas_threads(B * u * gates * u):                        # all BLAS's threads
         _driver(_seq_forward, cell, acts)(U, bb, b is not None, H, C, A,
                                           np.empty((B, gates * u), dt), y, dt.type(0))
     return y, (xt, H, C if cell == LSTM else None, A)
@@ -282,7 +283,7 @@ def _run_backward(cell: int, g, state, W, U, acts, bias: bool, need_dx: bool, ne
     dt = xt.dtype
     dZ = np.empty(A.shape, dt)
     dh, dc = np.empty((B, u), dt), np.empty((B, u), dt)
-    with one_blas_thread(B * u * A.shape[2]):
+    with loop_blas_threads(B * u * A.shape[2]):
         _driver(_seq_backward, cell, acts)(np.ascontiguousarray(g), U,
                                            H[:0] if C is None else C, A, dt.type(0), need_h0,
                                            dZ, dh, dc)
