@@ -181,7 +181,10 @@ class Parameter(Tensor):
             if shape is None:
                 raise GraphError("Parameter needs a value or a shape")
             value = initialize(init, tuple(int(d) for d in shape), seed=seed)
-        arr = np.array(value, dtype=as_dtype(dtype) if dtype else None, copy=True)
+        # C order always: an orthogonal initializer's Q comes back column-major, and the
+        # kernels and the optimizer's fused pass read a C array in place (a Fortran one was
+        # copied at every LSTM call and every optimizer step)
+        arr = np.array(value, dtype=as_dtype(dtype) if dtype else None, copy=True, order="C")
         g = _graph_of(())
         super().__init__(g, "parameter", None, (), arr.shape, arr.dtype,
                          g.unique_name(name or "param"))

@@ -88,3 +88,14 @@ def test_parameter_value_assignment_checks_shape(graph):
     assert w.value.tolist() == [1, 1, 1]
     with pytest.raises(gn.GraphError, match=r"shape \(3,\)"):
         w.value = np.ones(4)
+
+
+def test_parameters_are_c_contiguous_whatever_the_initializer_or_value():
+    # an orthogonal Q comes back column-major; kernels and the optimizer read C arrays in place
+    with gn.Graph("layout"):
+        q = gn.Parameter(shape=(16, 64), init="orthogonal")
+        f = gn.Parameter(np.asfortranarray(np.ones((3, 5), np.float32)))
+        lstm = gn.layers.LSTM(8)
+        lstm(gn.Input((4, 3)))
+    assert q.value.flags.c_contiguous and f.value.flags.c_contiguous
+    assert all(w.value.flags.c_contiguous for w in lstm.weights)
