@@ -1,7 +1,7 @@
 """Activation kernels: one family for the standalone activations and the dense op's epilogue.
 
-One small scalar function per activation (``_relu(z, alpha)``) and per derivative
-(``_relu_grad(z, y, alpha)``) holds its math; ``act(code, z, alpha)`` and
+One small scalar function per activation (``_relu(code, z, alpha)``) and per derivative
+(``_relu_grad(code, z, y, alpha)``) holds its math; ``act(code, z, alpha)`` and
 ``act_grad(code, z, y, alpha)`` pick one by code, and the loops here and in ``dense.py``,
 ``conv.py`` and the recurrent cells call those two, so adding an activation means adding a
 pair of functions and a code. The derivative reads the output ``y`` where it can (sigmoid,
@@ -203,12 +203,12 @@ def _gelu_grad(code, z, y, alpha):
     return cdf + z * math.exp(-half * z * z) * type(z)(0.3989422804014327)
 
 
-# indexed by code (CODES); the names let the CUDA twins rebind each one to its device copy
+# by name (the CUDA twins rebind each one to its device copy) and by code (CODES)
 _PIECES = (_linear, _relu, _sigmoid, _tanh, _leaky_relu, _elu, _gelu, _linear_grad, _relu_grad,
            _sigmoid_grad, _tanh_grad, _leaky_relu_grad, _elu_grad, _gelu_grad)
 PIECES = {getattr(f, "py_func", f).__name__: f for f in _PIECES}
-_ACTS = tuple(PIECES["_" + name] for name in CODES)
-_GRADS = tuple(PIECES["_" + name + "_grad"] for name in CODES)
+_ACTS = {code: PIECES["_" + name] for name, code in CODES.items()}
+_GRADS = {code: PIECES["_" + name + "_grad"] for name, code in CODES.items()}
 
 
 def act(code, z, alpha):

@@ -269,7 +269,7 @@ def _run_forward(cell: int, x, W, U, b, h0, c0, acts: tuple[int, int], cell_out:
     y = np.empty((B, T, 2 * u if cell_out else u), dt)
     bb = W[0, :0] if b is None else np.ascontiguousarray(b)  # empty: no bias
     _gemm(xt.reshape(T * B, n_in), W, A.reshape(T * B, gates * u))  # before the loop, on
-    with loop_blas_threads(B * u * gates * u):                        # all BLAS's threads
+    with loop_blas_threads(B * u * gates * u):                       # all BLAS's threads
         _driver(_seq_forward, cell, acts)(U, bb, b is not None, H, C, A,
                                           np.empty((B, gates * u), dt), y, dt.type(0))
     return y, (xt, H, C if cell == LSTM else None, A)
