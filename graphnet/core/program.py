@@ -15,6 +15,7 @@ from typing import Any
 import networkx as nx
 import numpy as np
 
+from . import ahead
 from .backend import get_backend, is_device_array
 from .dtypes import can_feed
 from .errors import FeedError, GraphError, NumericsError
@@ -145,6 +146,11 @@ class Program:
         self._last: list = []
         self._last_grads: list = []
         self._seed = None
+        # the first run's helpers (core/ahead.py), and the task they run after the forward
+        # nodes: the trainer puts its optimizer's update there
+        self._runs = 0
+        self._ahead: ahead.FirstRun | None = None
+        self.warm_extra = None
 
     # -- run time -----------------------------------------------------------------------
     def _feed(self, feeds: Mapping[Any, Any]) -> list:
@@ -204,16 +210,19 @@ class Program:
         Returned arrays are fresh copies on the host, so later calls never overwrite them.
         """
         self._balance()
+        first = self._start()
         vals = self._feed(feeds or {})
         step = None
         check = self.check_numerics
         try:
-            for step in self._fwd:
+            for j, step in enumerate(self._fwd):
                 op, ctx, ins, o = step
+                if first is not None:
+                    first.forward(j, vals)
                 vals[o] = op.forward(ctx, *[vals[i] for i in ins])
                 if check:
                     self._check(vals[o], o, "forward")
-            grads = self._backward(vals) if self.wrt else None
+            grads = self._backward(vals, first) if self.wrt else None
         except (GraphError, FeedError):
             raise
         except Exception as e:  # a kernel failed: say which node, op and shapes
@@ -227,7 +236,23 @@ class Program:
 
     __call__ = run
 
-    def _backward(self, vals: list) -> list:
+    def _start(self) -> ahead.FirstRun | None:
+        """The helpers of a first run (None at later runs, which stop the first's)."""
+        self._runs += 1
+        if self._ahead is not None:
+            self._ahead.close()
+            self._ahead = None
+        if self._runs == 1 and self.wrt and ahead.enabled(self.be):
+            self._ahead = ahead.FirstRun(self)
+        return self._ahead
+
+    def wait_ahead(self) -> None:
+        """Before the caller runs ``warm_extra``'s work itself: wait while a helper of the
+        first run compiles it (then it loads from the cache)."""
+        if self._ahead is not None:
+            self._ahead.wait_extra()
+
+    def _backward(self, vals: list, first: ahead.FirstRun | None = None) -> list:
         be = self.be
         check = self.check_numerics
         grads: list = [None] * len(vals)
@@ -236,11 +261,13 @@ class Program:
         if seed is None or seed.shape != y.shape or seed.dtype != y.dtype:
             seed = self._seed = be.asarray(np.ones(y.shape, y.dtype))
         grads[self._loss_idx] = seed
-        for step in self._bwd:
+        for j, step in enumerate(self._bwd):
             op, ctx, ins, o, need = step
             g = grads[o]
             if g is None:
                 continue
+            if first is not None:
+                first.backward(j, vals)
             try:
                 gs = op.backward(ctx, g, vals[o], *[vals[i] for i in ins])
             except Exception as e:

@@ -26,6 +26,14 @@ from .distribute import ONE_PROCESS
 __all__ = ["Trainer"]
 
 
+def _zero_update(optimizer, params: Sequence) -> Callable[[], None]:
+    """The optimizer's update on zero gradients: what a first run's helper compiles after
+    the forward nodes (in the helper's copy of the parameters and slots)."""
+    def update() -> None:
+        optimizer.apply([np.zeros(p.data.shape, p.data.dtype) for p in params], params)
+    return update
+
+
 def _guarded(method: Callable) -> Callable:
     """Under a multi-process ``distribute`` strategy, an exception in ``method`` on one rank
     ends every rank (``strategy.guard()``) instead of leaving the others in a collective."""
@@ -175,6 +183,8 @@ class Trainer:
                                                   "batch_size": batch_size, "samples": n})
         rng = np.random.default_rng(seed)  # one stream: a new order every epoch
         train, params, metrics = p["train"], p["params"], p["metrics"]
+        if dist.size == 1:  # the first run's helper compiles the update too (core/ahead.py)
+            train.warm_extra = _zero_update(self.optimizer, params)
         feed_to = [*self.inputs, *p["targets"]]
         self.stop_training = False
         cbl.on_train_begin()
@@ -197,6 +207,7 @@ class Trainer:
                     loss, grads = 0.0, None
                 # the global batch's gradient and loss, on every rank
                 loss, grads = dist.reduce_gradients(grads, float(loss), len(arrays[0]) / size)
+                train.wait_ahead()
                 self.optimizer.apply(grads, params)
                 total += float(loss) * size
                 seen += size
