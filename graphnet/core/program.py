@@ -210,8 +210,8 @@ class Program:
         Returned arrays are fresh copies on the host, so later calls never overwrite them.
         """
         self._balance()
-        first = self._start()
         vals = self._feed(feeds or {})
+        first = self._start()  # after the feeds are checked: a refused call is no first run
         step = None
         check = self.check_numerics
         try:

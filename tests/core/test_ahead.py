@@ -135,3 +135,16 @@ def test_a_warm_first_run_forks_no_helper(monkeypatch):
     m.fit(x, y, batch_size=8, epochs=1, verbose=0)
     first = m._build_programs()["train"]._ahead
     assert first is not None and first.fwd_helper is None and first.bwd_helper is None
+
+
+def test_a_refused_feed_is_no_first_run():
+    with gn.Graph("refused"):
+        x = gn.Input((3,), name="x")
+        w = gn.Parameter(np.ones((3, 2), np.float32), name="w")
+        loss = gn.mean(gn.matmul(x, w))
+    prog = gn.compile(loss, wrt=[w])
+    with pytest.raises(gn.FeedError):
+        prog({x: np.ones((4, 5), np.float32)})
+    assert prog._runs == 0  # the next, well-fed call is still the first run
+    prog({x: np.ones((4, 3), np.float32)})
+    assert prog._runs == 1
