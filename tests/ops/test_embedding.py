@@ -1,6 +1,8 @@
 """Embedding lookup, its scatter-add gradient, one-hot codes and the sinusoidal positional
 encoding: against NumPy written out here, PyTorch's F.embedding, finite differences, errors."""
 
+import importlib
+
 import numpy as np
 import pytest
 
@@ -11,6 +13,9 @@ from graphnet.testing import check_gradients
 from tests.conftest import run_fn
 
 pytestmark = pytest.mark.lecture2
+
+# the module itself (the package's attribute of that name is the embedding function)
+emb = importlib.import_module("graphnet.kernels.cpu.embedding")
 
 
 def gather_ref(ids, table):
@@ -167,6 +172,25 @@ def test_reused_gradient_table_only_clears_the_rows_it_touched(rng):
         np.add.at(ref, i.reshape(-1), np.broadcast_to(wv, (b, 5, 4)).reshape(-1, 4))
         _, (d,) = prog({ids: i})
         np.testing.assert_allclose(d, ref, rtol=1e-12)
+
+
+def test_reused_table_is_cleared_and_added_in_one_pass_by_either_twin(rng):
+    # the last call's rows cleared and the new ones added chunk by chunk of columns (three
+    # uneven chunks of the parallel twin, one of the serial), repeated and overlapping ids
+    # across calls, against NumPy
+    vocab, dim = 60, 10
+    for k, chunks in ((getattr(emb._scatter_add, "parallel", emb._scatter_add), 3),
+                      (getattr(emb._scatter_add, "serial", emb._scatter_add), 1)):
+        out = np.zeros((vocab, dim))
+        last = np.zeros(0, np.int64)
+        for b in (40, 25, 40):
+            ids = rng.integers(0, vocab // 2, size=b)  # half the rows: repeats, overlaps
+            g = rng.normal(size=(b, dim))
+            k(g, ids, last, chunks, out)
+            ref = np.zeros((vocab, dim))
+            np.add.at(ref, ids, g)
+            np.testing.assert_allclose(out, ref, rtol=1e-12, atol=1e-12)
+            last = ids.copy()
 
 
 # -- take: the row lookup on any tensor ------------------------------------------------------
