@@ -12,6 +12,7 @@ from .core.errors import FeedError, GraphError, NumericsError
 from .core.graph import Graph
 from .core.initializers import initialize
 from .core.program import Program, compile  # noqa: A004 - gn.compile is the design's name
+from .core.rows import IndexedRows
 from .core.tensor import Input, Parameter, Tensor, constant
 from .data import batches, datasets, music, text
 from .export import onnx
@@ -24,7 +25,7 @@ from .training.saving import CheckpointError
 
 __version__ = "0.1.0"
 
-__all__ = ["Graph", "Tensor", "Input", "Parameter", "constant", "compile", "Program",
+__all__ = ["Graph", "Tensor", "Input", "Parameter", "constant", "compile", "Program", "IndexedRows",
            "GraphError", "FeedError", "NumericsError", "initialize", "initializers", "ops",
            *[n for n in _ops_all if n not in ("OPS", "Op", "Ctx")]]
 __all__ += ["data", "datasets", "optimizers", "schedules", "batches", "text", "music",

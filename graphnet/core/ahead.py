@@ -32,6 +32,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from . import rows
+
 __all__ = ["FirstRun", "Helper", "enabled"]
 
 AFTER_S = 0.25  # forward nodes that compiled and took this long: fork the helpers
@@ -273,6 +275,7 @@ class FirstRun:
 
         def run() -> None:
             y = vals[o]
-            op.backward(ctx, np.zeros(np.shape(y), y.dtype), y, *[vals[i] for i in ins])
+            for g in op.backward(ctx, np.zeros(np.shape(y), y.dtype), y, *[vals[i] for i in ins]):
+                rows.dense(g)  # the scatter an IndexedRows' dense form runs, compiled too
 
         return run

@@ -19,6 +19,7 @@ from . import ahead
 from .backend import get_backend, is_device_array
 from .dtypes import can_feed
 from .errors import FeedError, GraphError, NumericsError
+from .rows import IndexedRows, dense
 from .tensor import Tensor, fmt_shape
 
 _MISSING = object()
@@ -151,6 +152,9 @@ class Program:
         self._runs = 0
         self._ahead: ahead.FirstRun | None = None
         self.warm_extra = None
+        # whether the returned gradients may be IndexedRows (core/rows.py): the trainer says
+        # yes when its optimizer reads rows; plain calls get arrays
+        self.row_grads = False
 
     # -- run time -----------------------------------------------------------------------
     def _feed(self, feeds: Mapping[Any, Any]) -> list:
@@ -266,6 +270,8 @@ class Program:
             g = grads[o]
             if g is None:
                 continue
+            if type(g) is IndexedRows:  # an op's backward takes the dense gradient
+                g = grads[o] = g.dense()
             if first is not None:
                 first.backward(j, vals)
             try:
@@ -277,15 +283,16 @@ class Program:
             for i, gi, nd in zip(ins, gs, need):
                 if nd and gi is not None:
                     # fan-out: a node read twice receives the sum of both gradients
-                    grads[i] = gi if grads[i] is None else be.add(grads[i], gi)
+                    grads[i] = gi if grads[i] is None else be.add(dense(grads[i]), dense(gi))
             if check:
                 for i, nd in zip(ins, need):
                     if nd and grads[i] is not None:
                         self._check(grads[i], o, "backward")
         self._last_grads = grads
         out = []
+        rows_ok = self.row_grads
         for w, i in zip(self.wrt, self._wrt_idx):
-            g = grads[i]
+            g = grads[i] if rows_ok else dense(grads[i])
             out.append(g if g is not None else be.zeros(w.shape if w.kind == "parameter"
                                                          else vals[i].shape, w.dtype))
         return out
@@ -296,17 +303,18 @@ class Program:
 
     def gradients(self) -> dict[Tensor, np.ndarray]:
         """The gradient of the loss at every node the last backward pass reached (host)."""
-        return {t: self.be.to_host(g) for t, g in zip(self.order, self._last_grads)
+        return {t: self.be.to_host(dense(g)) for t, g in zip(self.order, self._last_grads)
                 if g is not None}
 
     def _fetch(self, a, to_host: bool):
         if not to_host:
             return a
+        a = dense(a)
         h = self.be.to_host(a)
         return h.copy() if h is a else h
 
     def _check(self, a, o: int, phase: str) -> None:
-        if not self.be.is_finite(a):
+        if not self.be.is_finite(a.values if type(a) is IndexedRows else a):
             t = self.order[o]
             what = "value" if phase == "forward" else "gradient"
             raise NumericsError(f"check_numerics: node {t.name!r} ({t.op_name}, shape "

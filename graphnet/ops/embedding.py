@@ -9,6 +9,7 @@ import numpy as np
 
 from ..core.dtypes import as_dtype
 from ..core.errors import GraphError
+from ..core.rows import IndexedRows
 from ..core.tensor import Tensor, apply, fmt_shape
 from .base import Op
 
@@ -43,16 +44,9 @@ class Embedding(Op):
         return ctx.be.embedding(ids, table, out=ctx.buffer("y", shape, table.dtype))
 
     def backward(self, ctx, g, y, ids, table):
-        dt = ctx.buffer("dtable", tuple(table.shape), table.dtype)
-        if dt is None:  # the backend allocates (CUDA)
-            return None, ctx.be.embedding_grad(g, ids, table.shape[0])
-        # the reused table is zero but for the rows the last call scattered into: only
-        # those are cleared (ctx.dirty pairs the buffer with the ids that filled it)
-        last = getattr(ctx, "dirty", None)
-        rows = last[1] if last is not None and last[0] is dt else None
-        out = ctx.be.embedding_grad(g, ids, table.shape[0], out=dt, dirty=rows)
-        ctx.dirty = (dt, ctx.be.asarray(ids).reshape(-1).copy())
-        return None, out
+        # the rows g names, not yet summed into the table: an optimizer may read them as they
+        # are (core/rows.py), anything else asks for the dense scatter-add
+        return None, IndexedRows(ids, g, tuple(table.shape), ctx)
 
 
 class Take(Op):

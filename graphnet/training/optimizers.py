@@ -22,6 +22,7 @@ import numpy as np
 
 from ..core.backend import get_backend, is_device_array
 from ..core.errors import GraphError
+from ..core.rows import IndexedRows
 from . import schedules
 
 __all__ = ["Optimizer", "SGD", "Adagrad", "RMSprop", "RMSProp", "Adam", "AdamW", "get",
@@ -171,6 +172,14 @@ class Optimizer:
         grads, params = list(grads), list(params)
         if len(grads) != len(params):
             raise GraphError(f"{self.name}: {len(grads)} gradients for {len(params)} parameters")
+        rows = []  # (IndexedRows, parameter) updated by the row form, after the rest
+        for k, (g, p) in enumerate(zip(grads, params)):
+            if type(g) is IndexedRows:
+                if self._by_rows(g, p.data):
+                    rows.append((g, p))
+                    grads[k] = None
+                else:
+                    grads[k] = g.dense()
         datas = [p.data for p in params]
         key = (self._version, *map(id, grads), *map(id, datas))
         plan = self._plan
@@ -191,7 +200,32 @@ class Optimizer:
             decays = [wd if d else 0.0 for d in decaying] if wd else None
             self._update(be, ps, gs, slots, lr,
                          None if scales is None else [scales[k] for k in ks], clip, decays)
+        for g, p in rows:
+            if tuple(g.shape) != tuple(p.data.shape):
+                raise GraphError(f"{self.name}: gradient of shape {g.shape} for parameter "
+                                 f"{getattr(p, 'name', p)!r} of shape {tuple(p.data.shape)}")
+            decay = wd if wd and not self._exempt(p) else 0.0
+            self._update_rows(_backend_of(p.data), p.data, g, self._slots_of(p), lr, clip,
+                              decay)
         self.iterations += 1
+
+    def _by_rows(self, g: IndexedRows, data) -> bool:
+        """Whether ``g`` updates ``data`` in its row form: this optimizer has one on the data's
+        backend, no gradient norm is asked for (clipnorm, global_clipnorm, tracking: those
+        read the dense gradient), and the batch names fewer rows than the table has (a small
+        table's dense gradient costs less than sorting its rows)."""
+        be = _backend_of(data)
+        return (self._rows_kernel is not None and hasattr(be, self._rows_kernel)
+                and not (self.clipnorm or self.global_clipnorm or self.track_grad_norms)
+                and g.indices.size < g.shape[0] and len(g.shape) == 2)
+
+    # the backend's row-form kernel (kernels/cpu/optim.py), None where the optimizer has none
+    _rows_kernel: str | None = None
+
+    def _update_rows(self, be, data, g: IndexedRows, slots: tuple, lr: float, clip: float,
+                     decay: float) -> None:
+        """Update ``data`` from a row gradient (only where ``_by_rows`` said yes)."""
+        raise NotImplementedError
 
     def _planned(self, grads: list, params: list, datas: list) -> tuple:
         """``(pairs, groups, reusable)`` of one ``apply``: the (gradient, parameter) pairs
@@ -368,11 +402,21 @@ class Adam(Optimizer):
                 z(data.shape, data.dtype) if self.amsgrad else None)
 
     def _update(self, be, ps, gs, slots, lr, scales, clip, decays) -> None:
-        t = self.iterations + 1
-        alpha = lr * math.sqrt(1.0 - self.beta_2 ** t) / (1.0 - self.beta_1 ** t)
         m, v, vhat = slots
-        be.adam_update(ps, gs, m, v, vhat, alpha, self.beta_1, self.beta_2, self.epsilon,
+        be.adam_update(ps, gs, m, v, vhat, self._alpha(lr), self.beta_1, self.beta_2, self.epsilon,
                        scales, clip, decays)
+
+    _rows_kernel = "adam_rows_update"
+
+    def _update_rows(self, be, data, g, slots, lr, clip, decay) -> None:
+        m, v, vhat = slots
+        be.adam_rows_update(data, g.indices, g.values, m, v, vhat, self._alpha(lr),
+                            self.beta_1, self.beta_2, self.epsilon, 1.0, clip, decay)
+
+    def _alpha(self, lr: float) -> float:
+        """lr with both bias corrections of step t = iterations + 1 folded in."""
+        t = self.iterations + 1
+        return lr * math.sqrt(1.0 - self.beta_2 ** t) / (1.0 - self.beta_1 ** t)
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2,

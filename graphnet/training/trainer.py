@@ -185,6 +185,9 @@ class Trainer:
         train, params, metrics = p["train"], p["params"], p["metrics"]
         if dist.size == 1:  # the first run's helper compiles the update too (core/ahead.py)
             train.warm_extra = _zero_update(self.optimizer, params)
+        # an embedding table's gradient may stay rows (core/rows.py) for the optimizer; the
+        # ranks' all-reduce sums dense arrays
+        train.row_grads = dist.size == 1
         feed_to = [*self.inputs, *p["targets"]]
         self.stop_training = False
         cbl.on_train_begin()
@@ -344,6 +347,7 @@ class Trainer:
         train = p["train"]
         if train is None:
             raise GraphError(f"model {self.name!r} has no trainable weights")
+        train.row_grads = True  # one process: the optimizer reads rows (core/rows.py)
         loss, grads = train.run(dict(zip([*self.inputs, *p["targets"]], [*xs, *ys])),
                                 to_host=False)
         loss = float(train.be.to_host(loss))

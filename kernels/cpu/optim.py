@@ -24,7 +24,7 @@ from numba import prange
 from .. import jit
 from ..jit import kernel, pick, scalars
 
-__all__ = ["sgd_update", "adam_update", "rms_update", "grad_sq_norms"]
+__all__ = ["sgd_update", "adam_update", "adam_rows_update", "rms_update", "grad_sq_norms"]
 
 # parameters per fused call; a call's tuple is padded with empty arrays to 1, 2, 4 or GROUP
 # entries, so four compiled copies serve every model (a tuple's length is part of Numba's
@@ -50,21 +50,78 @@ def _sgd(p, g, m, scale, decay, lr, momentum, nesterov, clip):
         p[i] = pi
 
 
+@kernel
+def _adam_step(p, g, m, v, vhat, scale, decay, alpha, one_m_b1, one_m_b2, eps, amsgrad, clip):
+    # one element of Adam's update: the new (p, m, v, vhat) from the old and the gradient g
+    # (scalars in and out: the dense and row kernels share it and both stay vectorized)
+    gi = min(max(g * scale, -clip), clip)
+    # m <- m + (1 - b1)(g - m);  v <- v + (1 - b2)(g^2 - v)
+    mi = m + (gi - m) * one_m_b1
+    vi = v + (gi * gi - v) * one_m_b2
+    vh = max(vhat, vi) if amsgrad else vi
+    # alpha = lr sqrt(1 - b2^t) / (1 - b1^t) carries both bias corrections (Keras' form:
+    # epsilon is added to sqrt(v), not to the bias-corrected sqrt(v_hat))
+    return p - p * decay - alpha * mi / (np.sqrt(vh) + eps), mi, vi, vh
+
+
 @kernel(parallel=True)
 def _adam(p, g, m, v, vhat, scale, decay, alpha, one_m_b1, one_m_b2, eps, amsgrad, clip):
-    for i in prange(p.size):
-        gi = min(max(g[i] * scale, -clip), clip)
-        # m <- m + (1 - b1)(g - m);  v <- v + (1 - b2)(g^2 - v)
-        mi = m[i] + (gi - m[i]) * one_m_b1
-        vi = v[i] + (gi * gi - v[i]) * one_m_b2
-        m[i] = mi
-        v[i] = vi
+    if amsgrad:
+        for i in prange(p.size):
+            p[i], m[i], v[i], vhat[i] = _adam_step(p[i], g[i], m[i], v[i], vhat[i], scale,
+                                                   decay, alpha, one_m_b1, one_m_b2, eps,
+                                                   amsgrad, clip)
+    else:
+        for i in prange(p.size):
+            p[i], m[i], v[i], _ = _adam_step(p[i], g[i], m[i], v[i], v[i], scale, decay, alpha,
+                                             one_m_b1, one_m_b2, eps, amsgrad, clip)
+
+
+@kernel(parallel=True)
+def _adam_rows(p, m, v, vhat, slot, comp, zero_row, scale, decay, alpha, one_m_b1, one_m_b2,
+               eps, amsgrad, clip):
+    # Adam over a (rows, dim) parameter whose gradient row r is comp[slot[r]], or zero where
+    # slot[r] < 0: the dense update, element for element, without the dense gradient (a
+    # zero row still decays its moments and moves its parameter)
+    for r in prange(p.shape[0]):
+        s = slot[r]
+        pr, mr, vr = p[r], m[r], v[r]
+        gr = comp[s] if s >= 0 else zero_row
         if amsgrad:
-            vi = max(vhat[i], vi)
-            vhat[i] = vi
-        # alpha = lr sqrt(1 - b2^t) / (1 - b1^t) carries both bias corrections (Keras' form:
-        # epsilon is added to sqrt(v), not to the bias-corrected sqrt(v_hat))
-        p[i] = p[i] - p[i] * decay - alpha * mi / (np.sqrt(vi) + eps)
+            vh = vhat[r]
+            for j in range(pr.shape[0]):
+                pr[j], mr[j], vr[j], vh[j] = _adam_step(pr[j], gr[j], mr[j], vr[j], vh[j],
+                                                        scale, decay, alpha, one_m_b1,
+                                                        one_m_b2, eps, amsgrad, clip)
+        else:
+            for j in range(pr.shape[0]):
+                pr[j], mr[j], vr[j], _ = _adam_step(pr[j], gr[j], mr[j], vr[j], vr[j], scale,
+                                                    decay, alpha, one_m_b1, one_m_b2, eps,
+                                                    amsgrad, clip)
+
+
+@kernel
+def _sum_rows(ids, vals, slot, comp, order):
+    # comp[k] = the sum of vals[i] over the ids[i] equal to order[k], in the order of i (the
+    # dense scatter-add's order, so the sums agree bit for bit); slot[order[k]] = k. slot is
+    # -1 everywhere on entry. Returns the number of distinct rows.
+    n = 0
+    zero = comp.dtype.type(0)
+    for i in range(ids.shape[0]):
+        r = ids[i]
+        s = slot[r]
+        if s < 0:
+            s = n
+            slot[r] = s
+            order[s] = r
+            n += 1
+            c = comp[s]
+            for j in range(c.shape[0]):
+                c[j] = zero
+        c, gi = comp[s], vals[i]
+        for j in range(c.shape[0]):
+            c[j] += gi[j]
+    return n
 
 
 @kernel(parallel=True)
@@ -265,3 +322,38 @@ def grad_sq_norms(g, clip=np.inf) -> tuple[float, float]:
         return 0.0, 0.0
     s, sc = pick(_sq_norms, g.size)(g, g.dtype.type(clip))
     return float(s), float(sc)
+
+
+_ROWS: dict = {}  # (rows, ids, dim, dtype) -> the row form's scratch: slot map, sums, order
+
+
+def adam_rows_update(p: np.ndarray, ids, values, m: np.ndarray, v: np.ndarray, vhat,
+                     alpha: float, beta_1: float, beta_2: float, epsilon: float,
+                     scale: float = 1.0, clip: float = np.inf, decay: float = 0.0) -> None:
+    """Adam on ``p (rows, dim)`` whose gradient is zero but for ``values (..., dim)`` added
+    into rows ``ids (...)``: ``adam_update`` on the dense gradient, bit for bit, without
+    forming it. The distinct rows' sums are gathered first (a batch names each row at
+    most once then), and one pass over the table updates every row."""
+    rows, dim = p.shape
+    flat = np.ascontiguousarray(ids).reshape(-1)
+    if flat.size and (flat.min() < 0 or flat.max() >= rows):
+        raise ValueError(f"row ids must lie in [0, {rows}), got {flat.min()}..{flat.max()}")
+    vals = np.ascontiguousarray(values, p.dtype).reshape(-1, dim)
+    key = (rows, flat.size, dim, p.dtype)
+    scratch = _ROWS.get(key)
+    if scratch is None:
+        if len(_ROWS) > 8:
+            _ROWS.clear()
+        scratch = _ROWS[key] = (np.full(rows, -1, np.int64),
+                                np.empty((flat.size, dim), p.dtype),
+                                np.empty(flat.size, np.int64), np.zeros(dim, p.dtype))
+    slot, comp, order, zero_row = scratch
+    n = _sum_rows(flat, vals, slot, comp, order)
+    ams = vhat is not None
+    for a in (p, m, v, *((vhat,) if ams else ())):
+        if not a.flags.c_contiguous:
+            raise ValueError("optimizer state must be C-contiguous to update in place")
+    pick(_adam_rows, p.size)(p, m, v, vhat if ams else m, slot, comp, zero_row,
+                             *scalars(p.dtype, (scale, decay, alpha, 1 - beta_1,
+                                                1 - beta_2, epsilon, ams, clip)))
+    slot[order[:n]] = -1  # the map is all -1 again for the next call

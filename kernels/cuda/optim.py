@@ -17,7 +17,7 @@ from ..cpu.optim import updates
 from ..jit import scalars
 from . import _base
 
-__all__ = ["sgd_update", "adam_update", "rms_update", "grad_sq_norms"]
+__all__ = ["sgd_update", "adam_update", "adam_rows_update", "rms_update", "grad_sq_norms"]
 
 
 @cuda.jit
@@ -124,6 +124,19 @@ def _run(k, ps, gs, slots, scales, decays, shared) -> None:
 
 # the same argument handling as the CPU's, over these kernels
 sgd_update, adam_update, rms_update = updates(_run, _sgd, _adam, _rms)
+
+
+def adam_rows_update(p, ids, values, m, v, vhat, alpha: float, beta_1: float, beta_2: float,
+                     epsilon: float, scale: float = 1.0, clip: float = np.inf,
+                     decay: float = 0.0) -> None:
+    """The CPU's row form of Adam (a gradient zero but for ``values`` in rows ``ids``) as
+    the dense update of the rows' scatter-add: one atomic launch sums the rows on the device
+    (no host-side grouping), and the update streams the whole table either way."""
+    from .embedding import embedding_grad
+
+    g = embedding_grad(values, ids, tuple(p.shape)[0])
+    adam_update([p], [g], [m], [v], [vhat], alpha, beta_1, beta_2, epsilon,
+                None if scale == 1.0 else [scale], clip, [decay] if decay else None)
 
 
 def grad_sq_norms(g, clip=np.inf) -> tuple[float, float]:

@@ -190,6 +190,21 @@ def test_optimizer_updates(K, C, r):
     np.testing.assert_allclose(got, C.grad_sq_norms(g, 0.25), rtol=1e-6)
 
 
+def test_adam_row_form(K, C, r):
+    # rows 1 and 3 of a (5, 3) table named (row 3 twice), the others zero; AMSGrad and not
+    ids, vals = np.array([[3, 1], [3, 0]]), f32(r, 2, 2, 3)
+    for ams in (True, False):
+        host = [f32(r, 5, 3), f32(r, 5, 3), np.abs(f32(r, 5, 3))]
+        host.append(host[2] + 0.5 if ams else None)
+        dev = [None if a is None else K.asarray(a) for a in host]
+        args = (0.01, 0.9, 0.999, 1e-7, 0.5, 0.3, 0.001)
+        C.adam_rows_update(host[0], ids, vals, *host[1:], *args)
+        K.adam_rows_update(dev[0], K.asarray(ids), K.asarray(vals), *dev[1:], *args)
+        for h, d in zip(host, dev):
+            if h is not None:
+                np.testing.assert_allclose(K.to_host(d), h, **F32)
+
+
 # -- the backend's array helpers ----------------------------------------------------------
 
 def test_array_helpers_and_coverage(K, C):

@@ -357,3 +357,83 @@ def test_seed_training_loop_with_compiled_program():
     assert value < 1e-4 < first
     np.testing.assert_allclose(w.value, true_w, atol=1e-2)
     np.testing.assert_allclose(b.value, 0.3, atol=1e-2)
+
+
+# -- the row form: an embedding table's gradient as the rows a batch names ----------------
+
+def _row_grads(rng, vocab=300, dim=4, batches=3):
+    """A table (vocab, dim), and per step the IndexedRows gradient of a program that looks
+    up 2 x 5 ids (fewer than vocab rows: the form Adam reads as rows), repeats included."""
+    with gn.Graph("rows"):
+        ids = gn.Input((5,), dtype="int64", name="ids")
+        table = gn.Parameter(rng.normal(size=(vocab, dim)).astype(np.float32), name="table")
+        w = gn.constant(rng.normal(size=(5, dim)).astype(np.float32))
+        loss = gn.sum(gn.embedding(ids, table) * w)
+    prog = gn.compile(loss, wrt=[table])
+    prog.row_grads = True
+    feeds = [rng.integers(0, vocab, size=(2, 5)) for _ in range(batches)]
+    for f in feeds:
+        f[1, 0] = f[0, 0]  # a row named twice
+    return table, prog, feeds
+
+
+@pytest.mark.parametrize("make", [lambda: O.Adam(0.01), lambda: O.Adam(0.01, amsgrad=True),
+                                  lambda: O.AdamW(0.01, weight_decay=0.1),
+                                  lambda: O.Adam(0.01, clipvalue=0.3),
+                                  lambda: O.Adam(0.01, clipnorm=0.5), lambda: O.SGD(0.1, 0.9)],
+                         ids=["adam", "amsgrad", "adamw", "clipvalue", "clipnorm", "sgd"])
+def test_row_gradients_update_as_the_dense_gradient_bit_for_bit(make, rng):
+    table, prog, feeds = _row_grads(rng)
+    start = table.value.copy()
+    with gn.Graph("dense"):
+        twin = gn.Parameter(start.copy(), name="table")
+    rows_opt, dense_opt = make(), make()
+    for f in feeds:
+        _, (g,) = prog({"ids": f}, to_host=False)
+        assert isinstance(g, gn.IndexedRows) and g.shape == start.shape
+        want = np.zeros_like(start)
+        np.add.at(want, f.reshape(-1), g.values.reshape(-1, start.shape[1]))
+        dense_g = want.copy()  # the dense gradient, written out (its own buffer)
+        rows_opt.apply([g], [table])
+        dense_opt.apply([dense_g], [twin])
+        np.testing.assert_array_equal(table.value, twin.value)
+    assert not np.array_equal(table.value, start)
+    # every row moved: the untouched ones by their decaying moments after the first step
+    assert (np.abs(table.value - start).sum(axis=1) > 0).mean() > 0.05
+
+
+def test_adam_row_kernel_twins_match_numpy(rng):
+    import importlib
+
+    k = importlib.import_module("graphnet.kernels.cpu.optim")
+    rows, dim = 40, 8
+    ids = np.array([3, 7, 3, 0, 39])
+    vals = rng.normal(size=(5, dim)).astype(np.float32)
+    g = np.zeros((rows, dim), np.float32)
+    for i, r in enumerate(ids):  # the dense gradient, rows summed in order
+        g[r] += vals[i]
+    p0 = rng.normal(size=(rows, dim)).astype(np.float32)
+    m0, v0 = rng.normal(size=(rows, dim)).astype(np.float32), np.abs(p0) + 0.1
+    lr, b1, b2, eps, wd = 0.01, 0.9, 0.999, 1e-7, 0.001
+    # one Adam step (t = 1) from these moments, in NumPy
+    m = b1 * m0 + (1 - b1) * g
+    v = b2 * v0 + (1 - b2) * g * g
+    alpha = lr * math.sqrt(1 - b2) / (1 - b1)
+    want = p0 - wd * p0 - alpha * m / (np.sqrt(v) + eps)
+    slot = np.full(rows, -1, np.int64)
+    comp, order = np.empty((5, dim), np.float32), np.empty(5, np.int64)
+    assert k._sum_rows(ids, vals, slot, comp, order) == 4
+    np.testing.assert_array_equal(comp[slot[ids]], g[ids])
+    settings = tuple(np.float32(s) for s in (1, wd, alpha, 1 - b1, 1 - b2, eps, 0, np.inf))
+    for twin in (k._adam_rows.serial, k._adam_rows.parallel):
+        p, mm, vv = p0.copy(), m0.copy(), v0.copy()
+        twin(p, mm, vv, mm, slot, comp, np.zeros(dim, np.float32), *settings)
+        np.testing.assert_allclose(p, want, rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(mm, m, rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(vv, v, rtol=1e-6, atol=1e-7)
+    p = p0.copy()
+    k.adam_rows_update(p, ids, vals, m0.copy(), v0.copy(), None, alpha, b1, b2, eps, 1.0,
+                       np.inf, wd)
+    np.testing.assert_allclose(p, want, rtol=1e-6, atol=1e-7)
+    with pytest.raises(ValueError, match="row ids must lie in"):
+        k.adam_rows_update(p, np.array([40]), vals[:1], m0, v0, None, alpha, b1, b2, eps)
