@@ -201,9 +201,7 @@ class Optimizer:
             self._update(be, ps, gs, slots, lr,
                          None if scales is None else [scales[k] for k in ks], clip, decays)
         for g, p in rows:
-            if tuple(g.shape) != tuple(p.data.shape):
-                raise GraphError(f"{self.name}: gradient of shape {g.shape} for parameter "
-                                 f"{getattr(p, 'name', p)!r} of shape {tuple(p.data.shape)}")
+            self._check_shape(g, p, p.data)
             decay = wd if wd and not self._exempt(p) else 0.0
             self._update_rows(_backend_of(p.data), p.data, g, self._slots_of(p), lr, clip,
                               decay)
@@ -236,10 +234,7 @@ class Optimizer:
         for g, p, data in zip(grads, params, datas):
             if g is None:
                 continue
-            if tuple(g.shape) != tuple(data.shape):
-                raise GraphError(f"{self.name}: gradient of shape {tuple(g.shape)} for "
-                                 f"parameter {getattr(p, 'name', p)!r} of shape "
-                                 f"{tuple(data.shape)}")
+            self._check_shape(g, p, data)
             be = _backend_of(data)
             grp = groups.get(be)
             if grp is None:
@@ -254,6 +249,11 @@ class Optimizer:
             pairs.append((g, p))
         return pairs, [(be, ps, gs, [list(s) for s in zip(*slots)], ks, dec)
                        for be, (ps, gs, slots, ks, dec) in groups.items()], reusable
+
+    def _check_shape(self, g, p, data) -> None:
+        if tuple(g.shape) != tuple(data.shape):
+            raise GraphError(f"{self.name}: gradient of shape {tuple(g.shape)} for parameter "
+                             f"{getattr(p, 'name', p)!r} of shape {tuple(data.shape)}")
 
     def _clip_scales(self, pairs: list) -> list[float] | None:
         """Per-gradient factors for clipnorm / global_clipnorm (None: all 1); records the

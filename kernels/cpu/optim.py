@@ -23,6 +23,7 @@ from numba import prange
 
 from .. import jit
 from ..jit import kernel, pick, scalars
+from .embedding import check_ids
 
 __all__ = ["sgd_update", "adam_update", "adam_rows_update", "rms_update", "grad_sq_norms"]
 
@@ -335,9 +336,9 @@ def adam_rows_update(p: np.ndarray, ids, values, m: np.ndarray, v: np.ndarray, v
     forming it. The distinct rows' sums are gathered first (a batch names each row at
     most once then), and one pass over the table updates every row."""
     rows, dim = p.shape
-    flat = np.ascontiguousarray(ids).reshape(-1)
-    if flat.size and (flat.min() < 0 or flat.max() >= rows):
-        raise ValueError(f"row ids must lie in [0, {rows}), got {flat.min()}..{flat.max()}")
+    flat = check_ids(ids, rows, "a table of rows")
+    for a in (p, m, v) if vhat is None else (p, m, v, vhat):
+        _flat(a)  # in place: C-contiguous
     vals = np.ascontiguousarray(values, p.dtype).reshape(-1, dim)
     key = (rows, flat.size, dim, p.dtype)
     scratch = _ROWS.get(key)
@@ -350,9 +351,6 @@ def adam_rows_update(p: np.ndarray, ids, values, m: np.ndarray, v: np.ndarray, v
     slot, comp, order, zero_row = scratch
     n = _sum_rows(flat, vals, slot, comp, order)
     ams = vhat is not None
-    for a in (p, m, v, *((vhat,) if ams else ())):
-        if not a.flags.c_contiguous:
-            raise ValueError("optimizer state must be C-contiguous to update in place")
     pick(_adam_rows, p.size)(p, m, v, vhat if ams else m, slot, comp, zero_row,
                              *scalars(p.dtype, (scale, decay, alpha, 1 - beta_1,
                                                 1 - beta_2, epsilon, ams, clip)))
