@@ -29,12 +29,14 @@ START = "X:"  # every song begins with its X: header, so generation starts there
 
 
 def make_model(vocab: int, length: int, embed: int, units: int, seed: int,
-               decay_steps: int | None = None, dropout: float = 0.0) -> gn.Sequential:
+               decay_steps: int | None = None, dropout: float = 0.0,
+               recurrent_dropout: float = 0.0) -> gn.Sequential:
     """Embedding -> LSTM (every step) -> [Dropout] -> Dense: next-character logits
     (batch, length, vocab); with ``decay_steps`` the learning rate follows a cosine from
-    5e-3 down to 5e-4."""
+    5e-3 down to 5e-4. ``recurrent_dropout`` masks h_{t-1} inside the fused LSTM node."""
     layers = [gn.layers.Embedding(vocab, embed, seed=seed, name="embedding"),
-              gn.layers.LSTM(units, return_sequences=True, seed=seed + 1, name="lstm"),
+              gn.layers.LSTM(units, return_sequences=True, recurrent_dropout=recurrent_dropout,
+                             seed=seed + 1, name="lstm"),
               gn.layers.Dense(vocab, seed=seed + 3, name="logits")]
     if dropout:  # between the LSTM and the logits: no weights, so the sampler's match
         layers.insert(2, gn.layers.Dropout(dropout, seed=seed + 2, name="dropout"))

@@ -97,9 +97,9 @@ def _dense(e: Emitter, t: Tensor, xs: list[str]) -> str:
     return activation(e, y, t.op.activation)
 
 
-@converts("dropout")
+@converts("dropout", "stop_gradient")
 def _dropout(e: Emitter, t: Tensor, xs: list[str]) -> str:
-    return xs[0]  # inference graph: dropout is the identity, so it leaves no node
+    return xs[0]  # inference graph: both are the identity, so they leave no node
 
 
 # -- shape ----------------------------------------------------------------------------------------
@@ -265,6 +265,12 @@ def _recurrent(e: Emitter, t: Tensor, xs: list[str], kind: str, order: tuple[int
     r = e.const(_gates(U, order, 1).T[None], base=f"{t.inputs[2].name}/onnx")
     b = e.const(np.concatenate([_gates(wb, order, 0), _gates(rb, order, 0)])[None],
                 base=f"{t.inputs[3].name}/onnx" if op.use_bias else None)
+    if getattr(op, "with_mask", False):  # recurrent dropout's mask: ones at inference
+        if t.inputs[-1].op_name != "dropout":
+            raise GraphError(f"{t.op_name} node {t.name!r} reads a recurrent mask from "
+                             f"{t.inputs[-1].op_name} node {t.inputs[-1].name!r}; the ONNX "
+                             "export takes it from recurrent dropout only (ones at inference)")
+        xs = xs[:-1]
     states = xs[3 + int(op.use_bias):]
     init = [e.node("Unsqueeze", [s, e.ints([0])]) for s in states]
     if kind == "LSTM" and op.with_c0 and not op.with_h0:  # ONNX takes them in order h, c

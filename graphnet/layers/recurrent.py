@@ -15,9 +15,11 @@ By default a layer is ONE fused node over the whole sequence (``gn.simple_rnn``,
 ``go_backwards=True`` reads the sequence from its end and, as Keras, returns the outputs in
 that reversed order. ``dropout`` masks the inputs and ``recurrent_dropout`` the state
 ``h_{t-1}`` where the recurrent kernel reads it, one mask per sequence (drawn afresh each
-training step, the same at every time step), off at inference; recurrent dropout builds the
-unrolled form (Keras, likewise, leaves its fused cuDNN kernel for its plain loop) and, as
-Keras 3's loop does, gives each gate's products their own masks of x_t and of h_{t-1}.
+training step, the same at every time step: variational dropout), off at inference. With
+``implementation=2`` (the default) every gate reads the same mask of x_t and the same mask
+of h_{t-1}, and SimpleRNN and LSTM stay ONE fused node (the recurrent mask is an input of
+the node); ``implementation=1`` gives each gate's products their own masks, as Keras 3's
+implementation 1, and builds the unrolled form (so does GRU's recurrent dropout).
 ``kernel_regularizer``, ``recurrent_regularizer`` and ``bias_regularizer`` add their penalties
 to the model's loss, as Dense's do.
 """
@@ -55,6 +57,7 @@ class _Recurrent(Layer):
 
     GATES: ClassVar[int] = 1
     STATES: ClassVar[tuple[str, ...]] = ("h",)
+    FUSED_MASK: ClassVar[bool] = True  # whether the fused node takes a recurrent mask
 
     def __init__(self, units: int, activation: str | None = "tanh", use_bias: bool = True,
                  kernel_initializer: Any = "glorot_uniform",
@@ -63,11 +66,15 @@ class _Recurrent(Layer):
                  unroll: bool = False, seed: int | None = None, go_backwards: bool = False,
                  dropout: float = 0.0, recurrent_dropout: float = 0.0,
                  kernel_regularizer: Any = None, recurrent_regularizer: Any = None,
-                 bias_regularizer: Any = None, **kw: Any) -> None:
+                 bias_regularizer: Any = None, implementation: int = 2, **kw: Any) -> None:
         super().__init__(**kw)
         kind = type(self).__name__
         if int(units) <= 0:
             raise GraphError(f"{kind} needs a positive number of units, got {units!r}")
+        if implementation not in (1, 2):
+            raise GraphError(f"{kind} implementation must be 1 (a dropout mask per gate) or 2 "
+                             f"(one mask shared by the gates), got {implementation!r}")
+        self.implementation = int(implementation)
         for what, rate in (("dropout", dropout), ("recurrent_dropout", recurrent_dropout)):
             if not 0.0 <= float(rate) < 1.0:
                 raise GraphError(f"{kind} {what} must be in [0, 1), got {rate!r}")
@@ -135,9 +142,10 @@ class _Recurrent(Layer):
                                  f"{fmt_shape(s.shape)}")
         if self.dropout and self._n_masks() == 1:  # one mask (batch, 1, features) for all steps
             x = x * ops.reshape(self._mask(x[:, 0, :], self.dropout), (-1, 1, x.shape[2]))
-        # recurrent dropout masks h_{t-1} inside the step: the unrolled form (as Keras leaves
-        # cuDNN for its plain loop), its masks drawn once per sequence, at the first step
-        unroll = self.unroll or self.recurrent_dropout > 0
+        # recurrent dropout masks h_{t-1} inside the step: one mask is an input of the fused
+        # node; masks per gate (or a cell without a fused mask) need the unrolled form, its
+        # masks drawn once per sequence, at the first step
+        unroll = self.unroll or (self.recurrent_dropout > 0 and not self._fused_mask())
         self._x_masks: list[Tensor] = []
         self._h_masks: list[Tensor] = []
         if self.go_backwards and not unroll:  # Keras: the sequence comes out reversed too
@@ -153,9 +161,20 @@ class _Recurrent(Layer):
         return ops.dropout(like * 0.0 + 1.0, rate)
 
     def _n_masks(self) -> int:
-        """Masks per dropout: with recurrent dropout one per gate (Keras 3's implementation 1:
-        each gate's product sees its own mask of x_t and of h_{t-1}), else one."""
-        return self.GATES if self.recurrent_dropout > 0 else 1
+        """Masks per dropout: with recurrent dropout and implementation 1 one per gate (each
+        gate's product sees its own mask of x_t and of h_{t-1}), else one."""
+        return self.GATES if self.recurrent_dropout > 0 and self.implementation == 1 else 1
+
+    def _fused_mask(self) -> bool:
+        return self.FUSED_MASK and self.implementation == 2
+
+    def _recurrent_mask(self, x: Tensor) -> Tensor | None:
+        """The fused node's recurrent-dropout mask (batch, units), or None without one; x
+        gives it its batch only (through stop_gradient: no gradient flows back that way)."""
+        if not self.recurrent_dropout:
+            return None
+        ones = ops.stop_gradient(x[:, 0, :1]) * 0.0 + np.ones(self.units, x.dtype)
+        return ops.dropout(ones, self.recurrent_dropout)
 
     def _masked(self, v: Tensor, k: int, rate: float, masks: list[Tensor]) -> Tensor:
         """``v`` times mask ``k`` of ``masks`` (drawn on first use), or ``v`` at rate 0."""
@@ -219,6 +238,7 @@ class _Recurrent(Layer):
                 "return_sequences": self.return_sequences, "return_state": self.return_state,
                 "unroll": self.unroll, "seed": self.seed, "go_backwards": self.go_backwards,
                 "dropout": self.dropout, "recurrent_dropout": self.recurrent_dropout,
+                "implementation": self.implementation,
                 **{f"{w}_regularizer": _regularizers.serialize(getattr(self, f"{w}_regularizer"))
                    for w in ("kernel", "recurrent", "bias")}}
 
@@ -233,7 +253,8 @@ class SimpleRNN(_Recurrent):
 
     def _fused(self, x: Tensor, states: list[Tensor] | None) -> tuple:
         y = ops.simple_rnn(x, self.kernel, self.recurrent_kernel, self.bias,
-                           states[0] if states else None, activation=self.activation)
+                           states[0] if states else None, activation=self.activation,
+                           mask=self._recurrent_mask(x))
         return y, [y[:, -1, :]]
 
     def _cell(self, z: Tensor, carry: list) -> list:
@@ -261,11 +282,11 @@ class LSTM(_Recurrent):
                  go_backwards: bool = False, dropout: float = 0.0,
                  recurrent_dropout: float = 0.0, kernel_regularizer: Any = None,
                  recurrent_regularizer: Any = None, bias_regularizer: Any = None,
-                 **kw: Any) -> None:
+                 implementation: int = 2, **kw: Any) -> None:
         super().__init__(units, activation, use_bias, kernel_initializer, recurrent_initializer,
                          bias_initializer, return_sequences, return_state, unroll, seed,
                          go_backwards, dropout, recurrent_dropout, kernel_regularizer,
-                         recurrent_regularizer, bias_regularizer, **kw)
+                         recurrent_regularizer, bias_regularizer, implementation, **kw)
         self.recurrent_activation = _activation("LSTM", "recurrent_activation",
                                                 recurrent_activation)
         self.unit_forget_bias = bool(unit_forget_bias)
@@ -286,7 +307,7 @@ class LSTM(_Recurrent):
         h0, c0 = states if states else (None, None)
         y = ops.lstm(x, self.kernel, self.recurrent_kernel, self.bias, h0, c0,
                      activation=self.activation, recurrent_activation=self.recurrent_activation,
-                     return_cell=self.return_state)
+                     return_cell=self.return_state, mask=self._recurrent_mask(x))
         if not self.return_state:
             return y, [y[:, -1, :]]
         # the node outputs [h | c] side by side: slice the sequence and the last states
@@ -322,6 +343,7 @@ class GRU(_Recurrent):
     """
 
     GATES = 3
+    FUSED_MASK = False  # the fused GRU has no mask input: recurrent dropout unrolls
 
     def __init__(self, units: int, activation: str | None = "tanh",
                  recurrent_activation: str | None = "sigmoid", use_bias: bool = True,
@@ -331,11 +353,11 @@ class GRU(_Recurrent):
                  go_backwards: bool = False, unroll: bool = False, reset_after: bool = True,
                  seed: int | None = None, dropout: float = 0.0, recurrent_dropout: float = 0.0,
                  kernel_regularizer: Any = None, recurrent_regularizer: Any = None,
-                 bias_regularizer: Any = None, **kw: Any) -> None:
+                 bias_regularizer: Any = None, implementation: int = 2, **kw: Any) -> None:
         super().__init__(units, activation, use_bias, kernel_initializer, recurrent_initializer,
                          bias_initializer, return_sequences, return_state, unroll, seed,
                          go_backwards, dropout, recurrent_dropout, kernel_regularizer,
-                         recurrent_regularizer, bias_regularizer, **kw)
+                         recurrent_regularizer, bias_regularizer, implementation, **kw)
         self.recurrent_activation = _activation("GRU", "recurrent_activation",
                                                 recurrent_activation)
         self.reset_after = bool(reset_after)

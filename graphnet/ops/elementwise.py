@@ -1,5 +1,5 @@
 """Elementwise arithmetic with NumPy broadcasting: add, sub, mul, div, pow, neg, exp, log,
-sqrt, abs.
+sqrt, abs; and ``stop_gradient``, the identity that backprop treats as a constant.
 
 Backward of a broadcast input sums the gradient over the axes broadcasting added
 (``be.sum_to``), as in every autodiff system.
@@ -11,7 +11,7 @@ from ..core.tensor import Tensor, apply
 from .base import Op, broadcast_shapes, same_float_dtype
 
 __all__ = ["add", "subtract", "multiply", "divide", "power", "negative", "exp", "log", "sqrt",
-           "abs"]
+           "abs", "stop_gradient"]
 
 
 class _Binary(Op):
@@ -183,8 +183,28 @@ def log(x) -> Tensor:
     return apply(Log(), [x])
 
 
+class StopGradient(Op):
+    """y = a; no gradient flows back to a (TensorFlow's ``stop_gradient``, PyTorch's
+    ``detach``): what reads y sees a constant, e.g. a tensor used only for its shape."""
+    name = "stop_gradient"
+
+    def infer(self, a):
+        return a.shape, a.dtype
+
+    def forward(self, ctx, a):
+        return a
+
+    def backward(self, ctx, g, y, a):
+        return (None,)
+
+
 def sqrt(x) -> Tensor:
     return apply(Sqrt(), [x])
+
+
+def stop_gradient(x) -> Tensor:
+    """``x`` itself, seen by backprop as a constant: no gradient reaches ``x`` through it."""
+    return apply(StopGradient(), [x])
 
 
 def abs(x) -> Tensor:  # noqa: A001 - NumPy's name

@@ -44,101 +44,131 @@ def _infer(x, W, U, rest, gates: int, use_bias: bool, states: tuple[str, ...]) -
     if use_bias and rest[0].shape != (gates * u,):
         raise GraphError(f"the bias must have shape ({gates * u},) for {u} units, got "
                          f"{fmt_shape(rest[0].shape)}")
-    for name, s in zip(states, rest[int(use_bias):]):
+    for name, s in zip(states, rest[int(use_bias):]):  # the initial states, then the mask
         if s.ndim != 2 or s.shape[1] != u or (s.shape[0] is not None and x.shape[0] is not None
                                                and s.shape[0] != x.shape[0]):
-            raise GraphError(f"the initial state {name} must be (batch, {u}) to match x "
+            what = "the recurrent mask" if name == "mask" else f"the initial state {name}"
+            raise GraphError(f"{what} must be (batch, {u}) to match x "
                              f"{fmt_shape(x.shape)}, got {fmt_shape(s.shape)}")
     return (x.shape[0], x.shape[1], u), dt
 
 
-class SimpleRNN(Op):
-    """h_t = act(x_t W + h_{t-1} U + b), t = 1..T (h_0 given or zero); y = (h_1, ..., h_T).
+class _Cell(Op):
+    """What the fused cells share: the optional inputs after ``x, W, U`` (bias, initial
+    states, then the recurrent-dropout mask ``m (B, u)``) and where each one sits."""
 
-    Backward through time: dz_t = (g_t + dz_{t+1} U^T) act'(h_t); dW = X^T dZ,
-    dU = H_{t-1}^T dZ, db = sum dZ, dx = dZ W^T, dh_0 = dz_1 U^T.
+    family = "recurrent"
+    with_mask = False  # a class default: graphs saved before the mask existed load as before
+    STATES: tuple[str, ...] = ()
+
+    def _names(self) -> tuple[str, ...]:
+        return tuple(s for s in self.STATES if getattr(self, f"with_{s}")) + \
+            ("mask",) * self.with_mask
+
+    def _split(self, rest) -> tuple:
+        """(bias, {state or "mask": array}) from the inputs after x, W, U."""
+        k = int(self.use_bias)
+        return (rest[0] if k else None), dict(zip(self._names(), rest[k:]))
+
+    def _grads(self, dx, dW, dU, db, named: dict) -> tuple:
+        """The gradients in input order; ``named`` maps state names (and "mask") to theirs."""
+        return (dx, dW, dU) + ((db,) if self.use_bias else ()) + \
+            tuple(named[n] for n in self._names())
+
+    def _wants(self, ctx, name: str) -> bool:
+        names = self._names()
+        return name in names and ctx.wants(3 + int(self.use_bias) + names.index(name))
+
+
+class SimpleRNN(_Cell):
+    """h_t = act(x_t W + (h_{t-1} m) U + b), t = 1..T (h_0 given or zero, m the recurrent
+    dropout mask or 1); y = (h_1, ..., h_T).
+
+    Backward through time: dz_t = (g_t + m dz_{t+1} U^T) act'(h_t); dW = X^T dZ,
+    dU = (H_{t-1} m)^T dZ, db = sum dZ, dx = dZ W^T, dh_0 = m dz_1 U^T,
+    dm = sum_t h_{t-1} dz_t U^T.
     """
 
     name = "simple_rnn"
-    family = "recurrent"
+    STATES = ("h0",)
 
     def infer(self, x, W, U, *rest):
         _check_activation("activation", self.activation)
-        return _infer(x, W, U, rest, 1, self.use_bias, ("h0",) if self.with_h0 else ())
+        return _infer(x, W, U, rest, 1, self.use_bias, self._names())
 
     def forward(self, ctx, x, W, U, *rest):
-        b = rest[0] if self.use_bias else None
-        h0 = rest[-1] if self.with_h0 else None
-        y, ctx.state = ctx.be.rnn_forward(x, W, U, b, h0, self.activation)
+        b, named = self._split(rest)
+        y, ctx.state = ctx.be.rnn_forward(x, W, U, b, named.get("h0"), self.activation,
+                                          mask=named.get("mask"))
         return y
 
     def backward(self, ctx, g, y, x, W, U, *rest):
-        dx, dW, dU, db, dh0 = ctx.be.rnn_backward(
+        dx, dW, dU, db, dh0, dm = ctx.be.rnn_backward(
             g, ctx.state, W, U, self.activation, bias=self.use_bias, need_dx=ctx.wants(0),
-            need_h0=self.with_h0 and ctx.wants(len(rest) + 2))
-        return (dx, dW, dU) + ((db,) if self.use_bias else ()) + \
-            ((dh0,) if self.with_h0 else ())
+            need_h0=self._wants(ctx, "h0"), need_mask=self._wants(ctx, "mask"))
+        return self._grads(dx, dW, dU, db, {"h0": dh0, "mask": dm})
 
 
-class LSTM(Op):
-    """i, f, o = σ(z_i, z_f, z_o), c~ = tanh(z_c) with z = x_t W + h_{t-1} U + b;
+class LSTM(_Cell):
+    """i, f, o = σ(z_i, z_f, z_o), c~ = tanh(z_c) with z = x_t W + (h_{t-1} m) U + b;
     c_t = f c_{t-1} + i c~, h_t = o tanh(c_t); y = (h_1..h_T), or [h | c] with return_cell.
 
     Backward through time: dc_t += dh_t o tanh'(c_t); dz_i = dc_t c~ σ', dz_f = dc_t c_{t-1} σ',
-    dz_c = dc_t i tanh', dz_o = dh_t tanh(c_t) σ'; dh_{t-1} = dZ_t U^T, dc_{t-1} = dc_t f;
-    then dW, dU, db, dx as SimpleRNN's.
+    dz_c = dc_t i tanh', dz_o = dh_t tanh(c_t) σ'; dh_{t-1} = m dZ_t U^T, dc_{t-1} = dc_t f;
+    then dW, dU, db, dx, dm as SimpleRNN's.
     """
 
     name = "lstm"
-    family = "recurrent"
+    STATES = ("h0", "c0")
 
     def infer(self, x, W, U, *rest):
         _check_activation("activation", self.activation)
         _check_activation("recurrent_activation", self.recurrent_activation)
-        names = ("h0",) * self.with_h0 + ("c0",) * self.with_c0
-        (B, T, u), dt = _infer(x, W, U, rest, 4, self.use_bias, names)
+        (B, T, u), dt = _infer(x, W, U, rest, 4, self.use_bias, self._names())
         return (B, T, 2 * u if self.return_cell else u), dt
 
     def forward(self, ctx, x, W, U, *rest):
-        k = int(self.use_bias)
-        b = rest[0] if self.use_bias else None
-        h0 = rest[k] if self.with_h0 else None
-        c0 = rest[k + self.with_h0] if self.with_c0 else None
-        y, ctx.state = ctx.be.lstm_forward(x, W, U, b, h0, c0, self.activation,
-                                           self.recurrent_activation, self.return_cell)
+        b, named = self._split(rest)
+        y, ctx.state = ctx.be.lstm_forward(x, W, U, b, named.get("h0"), named.get("c0"),
+                                           self.activation, self.recurrent_activation,
+                                           self.return_cell, mask=named.get("mask"))
         return y
 
     def backward(self, ctx, g, y, x, W, U, *rest):
-        i_h0 = 3 + int(self.use_bias)  # input positions of h0 and c0
-        i_c0 = i_h0 + int(self.with_h0)
-        dx, dW, dU, db, dh0, dc0 = ctx.be.lstm_backward(
+        dx, dW, dU, db, dh0, dc0, dm = ctx.be.lstm_backward(
             g, ctx.state, W, U, self.activation, self.recurrent_activation,
-            bias=self.use_bias, need_dx=ctx.wants(0),
-            need_h0=self.with_h0 and ctx.wants(i_h0), need_c0=self.with_c0 and ctx.wants(i_c0))
-        return (dx, dW, dU) + ((db,) if self.use_bias else ()) + \
-            ((dh0,) if self.with_h0 else ()) + ((dc0,) if self.with_c0 else ())
+            bias=self.use_bias, need_dx=ctx.wants(0), need_h0=self._wants(ctx, "h0"),
+            need_c0=self._wants(ctx, "c0"), need_mask=self._wants(ctx, "mask"))
+        return self._grads(dx, dW, dU, db, {"h0": dh0, "c0": dc0, "mask": dm})
 
 
 def _inputs(x, kernel, recurrent_kernel, *optional) -> list:
     return [x, kernel, recurrent_kernel, *(t for t in optional if t is not None)]
 
 
+def _mask_attr(mask) -> dict:
+    return {"with_mask": True} if mask is not None else {}  # saved graphs stay as they were
+
+
 def simple_rnn(x, kernel, recurrent_kernel, bias=None, h0=None,
-               activation: str = "tanh") -> Tensor:
-    """All hidden states ``(B, T, units)`` of ``h_t = act(x_t kernel + h_{t-1} recurrent_kernel
-    + bias)`` over ``x (B, T, in)`` as one node; ``h0`` defaults to zeros."""
+               activation: str = "tanh", mask=None) -> Tensor:
+    """All hidden states ``(B, T, units)`` of ``h_t = act(x_t kernel + (h_{t-1} mask)
+    recurrent_kernel + bias)`` over ``x (B, T, in)`` as one node; ``h0`` defaults to zeros,
+    ``mask (B, units)`` (recurrent dropout's, one for every step) to ones."""
     op = SimpleRNN(activation=activation or "linear", use_bias=bias is not None,
-                   with_h0=h0 is not None)
-    return apply(op, _inputs(x, kernel, recurrent_kernel, bias, h0))
+                   with_h0=h0 is not None, **_mask_attr(mask))
+    return apply(op, _inputs(x, kernel, recurrent_kernel, bias, h0, mask))
 
 
 def lstm(x, kernel, recurrent_kernel, bias=None, h0=None, c0=None, activation: str = "tanh",
-         recurrent_activation: str = "sigmoid", return_cell: bool = False) -> Tensor:
+         recurrent_activation: str = "sigmoid", return_cell: bool = False,
+         mask=None) -> Tensor:
     """All hidden states ``(B, T, units)`` of an LSTM over ``x (B, T, in)`` as one node
     (Keras' layouts, gates i, f, c, o); with ``return_cell`` the node outputs ``[h | c]``
-    ``(B, T, 2 units)``, so that the last cell state can be sliced out."""
+    ``(B, T, 2 units)``, so that the last cell state can be sliced out. ``mask (B, units)``
+    multiplies ``h_{t-1}`` where every gate's recurrent kernel reads it (recurrent dropout)."""
     op = LSTM(activation=activation or "linear",
               recurrent_activation=recurrent_activation or "linear",
               use_bias=bias is not None, with_h0=h0 is not None, with_c0=c0 is not None,
-              return_cell=bool(return_cell))
-    return apply(op, _inputs(x, kernel, recurrent_kernel, bias, h0, c0))
+              return_cell=bool(return_cell), **_mask_attr(mask))
+    return apply(op, _inputs(x, kernel, recurrent_kernel, bias, h0, c0, mask))

@@ -128,16 +128,25 @@ def _cell_row(a, cp, cn, h, yn, u, code, zero):
 # fastmath "contract" only: multiply-adds fuse into FMAs (the exp and tanh polynomials
 # halve); no assumption about NaN or infinities
 @specializing("CELL", "CODE", "RCODE", fastmath={"contract"})
-def _seq_forward(U, b, has_b, H, C, A, R, y, zero):
+def _seq_forward(U, b, has_b, H, C, A, R, y, M, Hm, zero):
     # A holds X W for every step (one GEMM before); H[0], C[0] the initial state. Per step one
     # GEMM R = h_{t-1} U, then per batch row the gates in vectorizable passes over
     # contiguous blocks (i f | c~ | o for the LSTM) and the cell update in one more pass.
+    # With a recurrent-dropout mask M (Hm not empty) U reads Hm[t] = h_{t-1} M instead.
     T, B = A.shape[:2]
     u = U.shape[0]
     lstm, code, rcode = CELL == LSTM, CODE, RCODE
     cell_out = y.shape[2] > u  # y is [h | c] side by side
+    masked = Hm.shape[0] > 0
     for t in range(T):
-        gemm(H[t], U, R)  # h_{t-1} U
+        if masked:
+            for n in range(B):
+                hn, mn, out = H[t, n], M[n], Hm[t, n]
+                for j in range(u):
+                    out[j] = hn[j] * mn[j]
+            gemm(Hm[t], U, R)  # (h_{t-1} m) U
+        else:
+            gemm(H[t], U, R)  # h_{t-1} U
         for n in range(B):
             a = A[t, n]
             r = R[n]
@@ -183,16 +192,19 @@ def _lstm_grad_row(a, d, gn, dhn, dcn, cp, cn, u, cell_out, code, rcode, zero):
 
 
 @specializing("CELL", "CODE", "RCODE", fastmath={"contract"})
-def _seq_backward(g, U, C, A, zero, need_h0, dZ, dh, dc):
+def _seq_backward(g, U, H, C, A, M, masked, zero, need_h0, dZ, dh, dc, dm):
     # reverse over time: dZ_t from (g_t + dZ_{t+1} U^T) and the carried dc; dh and dc end
     # as dh0 and dc0. The step's pass runs over one batch row's contiguous blocks,
-    # vectorizable like the forward's.
+    # vectorizable like the forward's. With a mask, U read h_{t-1} m: the product's gradient
+    # p = dZ_t U^T reaches h_{t-1} as p m and the mask as dm += h_{t-1} p (when dm is sized).
     T, B = A.shape[:2]
     u = U.shape[0]
     lstm, code, rcode = CELL == LSTM, CODE, RCODE
     cell_out = g.shape[2] > u
+    need_dm = dm.shape[0] > 0
     dh[:] = zero
     dc[:] = zero
+    dm[:] = zero
     for t in range(T - 1, -1, -1):
         for n in range(B):
             a = A[t, n]
@@ -208,8 +220,17 @@ def _seq_backward(g, U, C, A, zero, need_h0, dZ, dh, dc):
             cp = C[t, n]
             cn = C[t + 1, n]
             _lstm_grad_row(a, d, gn, dhn, dcn, cp, cn, u, cell_out, code, rcode, zero)
-        if t > 0 or need_h0:
+        if t > 0 or need_h0 or need_dm:
             gemm(dZ[t], U.T, dh)  # dh_{t-1} = dZ_t U^T
+            if masked:
+                for n in range(B):
+                    pn, mn = dh[n], M[n]
+                    if need_dm:
+                        hn, dmn = H[t, n], dm[n]
+                        for j in range(u):
+                            dmn[j] += hn[j] * pn[j]
+                    for j in range(u):
+                        pn[j] *= mn[j]
 
 
 def codes(activation: str, recurrent_activation: str = "sigmoid") -> tuple[int, int]:
@@ -220,7 +241,7 @@ def codes(activation: str, recurrent_activation: str = "sigmoid") -> tuple[int, 
     return code_of(activation), code_of(recurrent_activation)
 
 
-def check_shapes(x, W, U, gates: int, states: tuple) -> tuple[int, int, int, int]:
+def check_shapes(x, W, U, gates: int, states: tuple, mask=None) -> tuple[int, int, int, int]:
     if x.ndim != 3:
         raise ValueError(f"x must be (batch, timesteps, features), got shape {x.shape}")
     B, T, n_in = x.shape
@@ -232,6 +253,9 @@ def check_shapes(x, W, U, gates: int, states: tuple) -> tuple[int, int, int, int
         if s is not None and tuple(s.shape) != (B, u):
             raise ValueError(f"an initial state of shape {tuple(s.shape)} does not fit a batch "
                              f"of {B} and {u} units")
+    if mask is not None and tuple(mask.shape) != (B, u):
+        raise ValueError(f"a recurrent mask of shape {tuple(mask.shape)} does not fit a batch "
+                         f"of {B} and {u} units")
     return B, T, n_in, u
 
 
@@ -252,9 +276,10 @@ def _driver(family, cell: int, acts: tuple[int, int]):
     return family.of(CELL=cell, CODE=code, RCODE=rcode)
 
 
-def _run_forward(cell: int, x, W, U, b, h0, c0, acts: tuple[int, int], cell_out: bool):
+def _run_forward(cell: int, x, W, U, b, h0, c0, acts: tuple[int, int], cell_out: bool,
+                 mask=None):
     gates = GATES[cell]
-    B, T, n_in, u = check_shapes(x, W, U, gates, (h0, c0))
+    B, T, n_in, u = check_shapes(x, W, U, gates, (h0, c0), mask)
     W, U = np.ascontiguousarray(W), np.ascontiguousarray(U)  # one layout: one compilation
     dt = x.dtype
     xt = np.ascontiguousarray(np.swapaxes(x, 0, 1))
@@ -268,30 +293,36 @@ def _run_forward(cell: int, x, W, U, b, h0, c0, acts: tuple[int, int], cell_out:
         C, A = H[:0], H[1:]
     y = np.empty((B, T, 2 * u if cell_out else u), dt)
     bb = W[0, :0] if b is None else np.ascontiguousarray(b)  # empty: no bias
+    # recurrent dropout: the mask and the masked states h_{t-1} m that U reads (kept for dU)
+    M = np.ascontiguousarray(mask, dtype=dt) if mask is not None else H[0, :0]
+    Hm = np.empty((T, B, u), dt) if mask is not None else H[:0]
     _gemm(xt.reshape(T * B, n_in), W, A.reshape(T * B, gates * u))  # before the loop, on
     with loop_blas_threads(B * u * gates * u):                       # all BLAS's threads
         _driver(_seq_forward, cell, acts)(U, bb, b is not None, H, C, A,
-                                          np.empty((B, gates * u), dt), y, dt.type(0))
-    return y, (xt, H, C if cell == LSTM else None, A)
+                                          np.empty((B, gates * u), dt), y, M, Hm, dt.type(0))
+    return y, (xt, H, C if cell == LSTM else None, A, None if mask is None else (M, Hm))
 
 
-def _run_backward(cell: int, g, state, W, U, acts, bias: bool, need_dx: bool, need_h0: bool):
-    xt, H, C, A = state
+def _run_backward(cell: int, g, state, W, U, acts, bias: bool, need_dx: bool, need_h0: bool,
+                  need_mask: bool = False):
+    xt, H, C, A, masked = state
     W, U = np.ascontiguousarray(W), np.ascontiguousarray(U)
     T, B, n_in = xt.shape
     u = U.shape[0]
     dt = xt.dtype
+    M, Hm = masked if masked is not None else (H[0, :0], H[:T])  # U read Hm = h_{t-1} m
     dZ = np.empty(A.shape, dt)
     dh, dc = np.empty((B, u), dt), np.empty((B, u), dt)
+    dm = np.empty((B, u) if need_mask and masked is not None else (0, u), dt)
     with loop_blas_threads(B * u * A.shape[2]):
-        _driver(_seq_backward, cell, acts)(np.ascontiguousarray(g), U,
-                                           H[:0] if C is None else C, A, dt.type(0), need_h0,
-                                           dZ, dh, dc)
+        _driver(_seq_backward, cell, acts)(np.ascontiguousarray(g), U, H,
+                                           H[:0] if C is None else C, A, M, masked is not None,
+                                           dt.type(0), need_h0, dZ, dh, dc, dm)
     # the weight gradients: one GEMM each over all T B rows, after the loop and on all of
     # BLAS's threads (inside the loop's single-thread setting they took twice as long)
     dZ2 = dZ.reshape(T * B, A.shape[2])
     dU, dW = np.empty(U.shape, dt), np.empty(W.shape, dt)
-    _gemm(H[:T].reshape(T * B, u).T, dZ2, dU)
+    _gemm(Hm.reshape(T * B, u).T, dZ2, dU)
     _gemm(xt.reshape(T * B, n_in).T, dZ2, dW)
     dx = None
     if need_dx:
@@ -299,42 +330,46 @@ def _run_backward(cell: int, g, state, W, U, acts, bias: bool, need_dx: bool, ne
         _gemm(dZ2, W.T, dxt.reshape(T * B, n_in))
         dx = np.ascontiguousarray(np.swapaxes(dxt, 0, 1))
     db = dZ2.sum(0) if bias else None
-    return dx, dW, dU, db, dh if need_h0 else None, dc
+    return dx, dW, dU, db, dh if need_h0 else None, dc, dm if dm.shape[0] else None
 
 
 def rnn_forward(x: np.ndarray, W: np.ndarray, U: np.ndarray, b: np.ndarray | None = None,
-                h0: np.ndarray | None = None, activation: str = "tanh") -> tuple:
+                h0: np.ndarray | None = None, activation: str = "tanh",
+                mask: np.ndarray | None = None) -> tuple:
     """``(y, state)``: all hidden states ``y (B, T, u)`` of ``h_t = act(x_t W + h_{t-1} U + b)``
-    and what the backward pass reads (time-major inputs, states and activations)."""
-    return _run_forward(SIMPLE, x, W, U, b, h0, None, codes(activation), False)
+    and what the backward pass reads (time-major inputs, states and activations); with
+    ``mask (B, u)`` U reads ``h_{t-1} mask`` (recurrent dropout, one mask for all steps)."""
+    return _run_forward(SIMPLE, x, W, U, b, h0, None, codes(activation), False, mask)
 
 
 def rnn_backward(g: np.ndarray, state: tuple, W: np.ndarray, U: np.ndarray,
                  activation: str = "tanh", bias: bool = True, need_dx: bool = True,
-                 need_h0: bool = False) -> tuple:
-    """``(dx, dW, dU, db, dh0)`` of ``rnn_forward`` given ``g = dL/dy``; ``dx``, ``db`` and
-    ``dh0`` are None when not asked for."""
-    return _run_backward(SIMPLE, g, state, W, U, codes(activation), bias, need_dx,
-                         need_h0)[:5]
+                 need_h0: bool = False, need_mask: bool = False) -> tuple:
+    """``(dx, dW, dU, db, dh0, dmask)`` of ``rnn_forward`` given ``g = dL/dy``; ``dx``,
+    ``db``, ``dh0`` and ``dmask`` are None when not asked for (or without a mask)."""
+    dx, dW, dU, db, dh0, _, dm = _run_backward(SIMPLE, g, state, W, U, codes(activation),
+                                               bias, need_dx, need_h0, need_mask)
+    return dx, dW, dU, db, dh0, dm
 
 
 def lstm_forward(x: np.ndarray, W: np.ndarray, U: np.ndarray, b: np.ndarray | None = None,
                  h0: np.ndarray | None = None, c0: np.ndarray | None = None,
                  activation: str = "tanh", recurrent_activation: str = "sigmoid",
-                 return_cell: bool = False) -> tuple:
+                 return_cell: bool = False, mask: np.ndarray | None = None) -> tuple:
     """``(y, state)``: the LSTM's hidden states ``y (B, T, u)``, or ``[h | c]`` side by side
-    ``(B, T, 2u)`` with ``return_cell``; Keras' layouts and gate order i, f, c, o."""
+    ``(B, T, 2u)`` with ``return_cell``; Keras' layouts and gate order i, f, c, o; with
+    ``mask (B, u)`` every gate's U reads ``h_{t-1} mask`` (recurrent dropout)."""
     return _run_forward(LSTM, x, W, U, b, h0, c0, codes(activation, recurrent_activation),
-                        return_cell)
+                        return_cell, mask)
 
 
 def lstm_backward(g: np.ndarray, state: tuple, W: np.ndarray, U: np.ndarray,
                   activation: str = "tanh", recurrent_activation: str = "sigmoid",
                   bias: bool = True, need_dx: bool = True, need_h0: bool = False,
-                  need_c0: bool = False) -> tuple:
-    """``(dx, dW, dU, db, dh0, dc0)`` of ``lstm_forward`` given ``g = dL/dy`` (``(B, T, 2u)``
-    when the forward returned the cells); unrequested gradients are None."""
-    dx, dW, dU, db, dh0, dc0 = _run_backward(LSTM, g, state, W, U,
-                                             codes(activation, recurrent_activation), bias,
-                                             need_dx, need_h0)
-    return dx, dW, dU, db, dh0, dc0 if need_c0 else None
+                  need_c0: bool = False, need_mask: bool = False) -> tuple:
+    """``(dx, dW, dU, db, dh0, dc0, dmask)`` of ``lstm_forward`` given ``g = dL/dy``
+    (``(B, T, 2u)`` when the forward returned the cells); unrequested gradients are None."""
+    dx, dW, dU, db, dh0, dc0, dm = _run_backward(LSTM, g, state, W, U,
+                                                 codes(activation, recurrent_activation),
+                                                 bias, need_dx, need_h0, need_mask)
+    return dx, dW, dU, db, dh0, dc0 if need_c0 else None, dm

@@ -36,9 +36,10 @@ def _fill_state(dst, src, has_src, zero):
 
 
 @cuda.jit
-def _step_forward(cell, A, R, U, H, b, has_b, C, y, t, code, rcode, zero):
+def _step_forward(cell, A, R, U, H, b, has_b, C, y, t, M, masked, code, rcode, zero):
     # one thread per (row n, unit j): its G entries of R = h_{t-1} U (a dot product each;
-    # consecutive threads read consecutive columns of U), then the cell on a = x_t W, R, b
+    # consecutive threads read consecutive columns of U; with recurrent dropout U reads
+    # h_{t-1} M), then the cell on a = x_t W, R, b
     # (step t's views are taken here: a device-array slice on the host costs more than the step)
     a = A[t]
     u = H.shape[2]
@@ -48,7 +49,10 @@ def _step_forward(cell, A, R, U, H, b, has_b, C, y, t, code, rcode, zero):
         for m in range(j, G, u):
             s = zero
             for q in range(u):
-                s += H[t, n, q] * U[q, m]
+                hq = H[t, n, q]
+                if masked:
+                    hq *= M[n, q]
+                s += hq * U[q, m]
             R[n, m] = s
         cp = C[t, n, j] if cell == LSTM else zero
         h, c = unit_forward(cell, a, R, b, has_b, cp, n, j, code, rcode, zero)
@@ -61,18 +65,21 @@ def _step_forward(cell, A, R, U, H, b, has_b, C, y, t, code, rcode, zero):
 
 
 @cuda.jit
-def _step_backward(cell, A, dZ, UT, g, dc, C, t, code, rcode, zero):
+def _step_backward(cell, A, dZ, UT, g, dc, C, t, M, masked, code, rcode, zero):
     # one thread per (row n, unit j): dh_t = g_t + (dZ_{t+1} U^T)[n, j] (a dot product with
     # row n of the next step's dZ; UT = U^T so that consecutive threads read consecutive
-    # memory), then the cell's chain rule writes dZ_t's entries and carries dc
+    # memory; times M[n, j] where U read h_t M), then the cell's chain rule writes dZ_t's
+    # entries and carries dc
     a, d, d_next = A[t], dZ[t], dZ[min(t + 1, dZ.shape[0] - 1)]
     u = dc.shape[1]
     for k in range(cuda.grid(1), dc.shape[0] * u, cuda.gridsize(1)):
         n, j = k // u, k % u
         dht = g[n, t, j]
         if t + 1 < g.shape[1]:
+            p = zero
             for m in range(UT.shape[0]):
-                dht += d_next[n, m] * UT[m, j]
+                p += d_next[n, m] * UT[m, j]
+            dht += p * M[n, j] if masked else p
         dct = dc[n, j]
         if g.shape[2] > u:
             dct += g[n, t, u + j]
@@ -91,12 +98,14 @@ def _state(dst, src) -> None:
                                                    dst.dtype.type(0))
 
 
-def _run_forward(cell: int, x, W, U, b, h0, c0, acts: tuple[int, int], cell_out: bool):
+def _run_forward(cell: int, x, W, U, b, h0, c0, acts: tuple[int, int], cell_out: bool,
+                 mask=None):
     from . import asarray
+    from .elementwise import mul
 
     x, W, U = asarray(x), asarray(W), asarray(U)
     gates = _cpu.GATES[cell]
-    B, T, n_in, u = _cpu.check_shapes(x, W, U, gates, (h0, c0))
+    B, T, n_in, u = _cpu.check_shapes(x, W, U, gates, (h0, c0), mask)
     dt = x.dtype
     xt = transpose(x, (1, 0, 2))
     A = matmul(_base.rows(xt, n_in), W).reshape((T, B, gates * u))  # x_t W, every step
@@ -109,18 +118,24 @@ def _run_forward(cell: int, x, W, U, b, h0, c0, acts: tuple[int, int], cell_out:
     y = _base.empty((B, T, 2 * u if cell_out else u), dt)
     bb = asarray(b) if b is not None else _base.flat(A)  # a stand-in for no bias (unread)
     R = _base.empty((B, gates * u), dt)  # h_{t-1} U, one step at a time
+    M = asarray(mask) if mask is not None else H[0]  # (a stand-in without a mask: unread)
     step = _step_forward[_base.blocks(B * u), _base.TPB]
     for t in range(T):  # one launch per step: the recurrent product is fused into the cell
-        step(cell, A, R, U, H, bb, b is not None, H if C is None else C, y, t, *acts,
-             dt.type(0))
-    return y, (xt, H, C, A)
+        step(cell, A, R, U, H, bb, b is not None, H if C is None else C, y, t, M,
+             mask is not None, *acts, dt.type(0))
+    # as the CPU's state: the mask and the masked states h_{t-1} m that U read (for dU)
+    return y, (xt, H, C, A, None if mask is None else (M, mul(H[:T], M)))
 
 
-def _run_backward(cell: int, g, state, W, U, acts, bias: bool, need_dx: bool, need_h0: bool):
+def _run_backward(cell: int, g, state, W, U, acts, bias: bool, need_dx: bool, need_h0: bool,
+                  need_mask: bool = False):
     from . import asarray, zeros
+    from .elementwise import mul
     from .reduce import sum as rsum
 
-    xt, H, C, A = (None if s is None else asarray(s) for s in state)
+    xt, H, C, A = (None if s is None else asarray(s) for s in state[:4])
+    M, Hm = (asarray(v) for v in state[4]) if state[4] is not None else (H[0], H[:-1])
+    masked = state[4] is not None
     g, W, U = asarray(g), asarray(W), asarray(U)
     T, B, n_in = xt.shape
     u = U.shape[0]
@@ -131,46 +146,57 @@ def _run_backward(cell: int, g, state, W, U, acts, bias: bool, need_dx: bool, ne
     UT = transpose(U, (1, 0))
     step = _step_backward[_base.blocks(B * u), _base.TPB]
     for t in range(T - 1, -1, -1):  # one launch per step (dZ_{t+1} U^T fused in)
-        step(cell, A, dZ, UT, g, dc, H if C is None else C, t, *acts, dt.type(0))
-    dh = matmul(dZ[0], U, trans_b=True) if need_h0 else None  # dh0 = dZ_0 U^T
+        step(cell, A, dZ, UT, g, dc, H if C is None else C, t, M, masked, *acts, dt.type(0))
     dZ2 = _base.rows(dZ, G)
-    dU = matmul(_base.rows(H[:T], u), dZ2, trans_a=True)
+    dh = dm = None
+    if need_h0:  # dh0 = dZ_0 U^T (times the mask U read h_0 through)
+        dh = matmul(dZ[0], U, trans_b=True)
+        dh = mul(dh, M) if masked else dh
+    if need_mask and masked:  # dm = sum_t h_{t-1} (dZ_t U^T), all steps in one GEMM
+        P = matmul(dZ2, U, trans_b=True).reshape((T, B, u))
+        dm = rsum(mul(H[:T], P), (0,))
+    dU = matmul(_base.rows(Hm, u), dZ2, trans_a=True)
     dW = matmul(_base.rows(xt, n_in), dZ2, trans_a=True)
     db = rsum(dZ2, (0,)) if bias else None
     dx = None
     if need_dx:
         dx = transpose(matmul(dZ2, W, trans_b=True).reshape((T, B, n_in)), (1, 0, 2))
-    return dx, dW, dU, db, dh if need_h0 else None, dc
+    return dx, dW, dU, db, dh, dc, dm
 
 
-def rnn_forward(x, W, U, b=None, h0=None, activation: str = "tanh") -> tuple:
+def rnn_forward(x, W, U, b=None, h0=None, activation: str = "tanh", mask=None) -> tuple:
     """``(y, state)``: all hidden states ``y (B, T, u)`` of ``h_t = act(x_t W + h_{t-1} U + b)``
-    and what the backward pass reads (time-major inputs, states and activations)."""
-    return _run_forward(_cpu.SIMPLE, x, W, U, b, h0, None, _cpu.codes(activation), False)
+    and what the backward pass reads; ``mask (B, u)``: U reads ``h_{t-1} mask``."""
+    return _run_forward(_cpu.SIMPLE, x, W, U, b, h0, None, _cpu.codes(activation), False,
+                        mask)
 
 
 def rnn_backward(g, state, W, U, activation: str = "tanh", bias: bool = True,
-                 need_dx: bool = True, need_h0: bool = False) -> tuple:
-    """``(dx, dW, dU, db, dh0)`` of ``rnn_forward`` given ``g = dL/dy``; ``dx``, ``db`` and
-    ``dh0`` are None when not asked for."""
-    return _run_backward(_cpu.SIMPLE, g, state, W, U, _cpu.codes(activation), bias, need_dx,
-                         need_h0)[:5]
+                 need_dx: bool = True, need_h0: bool = False, need_mask: bool = False) -> tuple:
+    """``(dx, dW, dU, db, dh0, dmask)`` of ``rnn_forward`` given ``g = dL/dy``; what is not
+    asked for is None."""
+    dx, dW, dU, db, dh0, _, dm = _run_backward(_cpu.SIMPLE, g, state, W, U,
+                                               _cpu.codes(activation), bias, need_dx, need_h0,
+                                               need_mask)
+    return dx, dW, dU, db, dh0, dm
 
 
 def lstm_forward(x, W, U, b=None, h0=None, c0=None, activation: str = "tanh",
-                 recurrent_activation: str = "sigmoid", return_cell: bool = False) -> tuple:
+                 recurrent_activation: str = "sigmoid", return_cell: bool = False,
+                 mask=None) -> tuple:
     """``(y, state)``: the LSTM's hidden states ``y (B, T, u)``, or ``[h | c]`` side by side
-    ``(B, T, 2u)`` with ``return_cell``; Keras' layouts and gate order i, f, c, o."""
+    ``(B, T, 2u)`` with ``return_cell``; Keras' layouts and gate order i, f, c, o; ``mask``
+    as ``rnn_forward``'s."""
     return _run_forward(LSTM, x, W, U, b, h0, c0, _cpu.codes(activation, recurrent_activation),
-                        return_cell)
+                        return_cell, mask)
 
 
 def lstm_backward(g, state, W, U, activation: str = "tanh", recurrent_activation: str = "sigmoid",
                   bias: bool = True, need_dx: bool = True, need_h0: bool = False,
-                  need_c0: bool = False) -> tuple:
-    """``(dx, dW, dU, db, dh0, dc0)`` of ``lstm_forward`` given ``g = dL/dy`` (``(B, T, 2u)``
-    when the forward returned the cells); unrequested gradients are None."""
-    dx, dW, dU, db, dh0, dc0 = _run_backward(LSTM, g, state, W, U,
-                                             _cpu.codes(activation, recurrent_activation),
-                                             bias, need_dx, need_h0)
-    return dx, dW, dU, db, dh0, dc0 if need_c0 else None
+                  need_c0: bool = False, need_mask: bool = False) -> tuple:
+    """``(dx, dW, dU, db, dh0, dc0, dmask)`` of ``lstm_forward`` given ``g = dL/dy``
+    (``(B, T, 2u)`` when the forward returned the cells); unrequested gradients are None."""
+    dx, dW, dU, db, dh0, dc0, dm = _run_backward(LSTM, g, state, W, U,
+                                                 _cpu.codes(activation, recurrent_activation),
+                                                 bias, need_dx, need_h0, need_mask)
+    return dx, dW, dU, db, dh0, dc0 if need_c0 else None, dm

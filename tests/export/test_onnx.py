@@ -206,6 +206,16 @@ def test_music_lstm_round_trip(tmp_path):
 
 
 @pytest.mark.lecture2
+def test_recurrent_dropout_exports_as_the_plain_cell(tmp_path):
+    """The fused node's recurrent mask is ones at inference: the export leaves it out."""
+    model = gn.Sequential([L.LSTM(5, return_sequences=True, recurrent_dropout=0.4, seed=2),
+                           L.SimpleRNN(3, dropout=0.2, recurrent_dropout=0.3, seed=3)],
+                          input_shape=(6, 2), name="rdrop")
+    proto = round_trip(model, floats(6, 2), tmp_path)
+    assert {n.op_type for n in proto.graph.node} >= {"LSTM", "RNN"}
+
+
+@pytest.mark.lecture2
 def test_lstm_states_and_simple_rnn(tmp_path):
     """Initial states in, return_state out (the music sampler's shape), SimpleRNN with and
     without return_sequences, relu and linear activations."""

@@ -90,3 +90,18 @@ def test_unwanted_input_gradients_are_skipped(rng):
     da, db = Pow().backward(ctx, np.ones_like(a), y, a, b)
     assert db is None
     np.testing.assert_allclose(da, 2 * a)
+
+
+def test_stop_gradient_is_the_identity_that_backprop_treats_as_a_constant(rng):
+    # forward: x itself; d/dx sum(x * stop_gradient(x)) = stop_gradient(x) = x (the product
+    # rule's other term is cut), where without it the gradient would be 2x
+    a = rng.normal(size=(3, 4))
+    np.testing.assert_array_equal(run_fn(gn.stop_gradient, a, dtype="float64"), a)
+    with gn.Graph():
+        x = gn.Input((4,), dtype="float64", name="x")
+        loss = gn.sum(x * gn.stop_gradient(x))
+        only = gn.sum(gn.stop_gradient(x) * 3.0) + gn.sum(x)
+    _, (dx,) = gn.compile(loss, wrt=[x])({x: a})
+    np.testing.assert_allclose(dx, a, rtol=1e-15)
+    _, (dx,) = gn.compile(only, wrt=[x])({x: a})
+    np.testing.assert_array_equal(dx, np.ones_like(a))

@@ -17,25 +17,26 @@ ACT = {"linear": lambda z: z, "relu": lambda z: np.maximum(z, 0),
        "sigmoid": lambda z: 1 / (1 + np.exp(-z)), "tanh": np.tanh}
 
 
-def rnn_ref(x, W, U_, b, h0, act="tanh"):
-    """h_t = act(x_t W + h_{t-1} U + b), written out step by step."""
+def rnn_ref(x, W, U_, b, h0, act="tanh", m=1.0):
+    """h_t = act(x_t W + (h_{t-1} m) U + b), written out step by step."""
     h = np.zeros((x.shape[0], U_.shape[0])) if h0 is None else h0
     hs = []
     for t in range(x.shape[1]):
-        h = ACT[act](x[:, t] @ W + h @ U_ + (0 if b is None else b))
+        h = ACT[act](x[:, t] @ W + (h * m) @ U_ + (0 if b is None else b))
         hs.append(h)
     return np.stack(hs, 1)
 
 
-def lstm_ref(x, W, U_, b, h0=None, c0=None):
-    """Keras' LSTM step by step: gates i, f, c, o in that order along the 4u axis."""
+def lstm_ref(x, W, U_, b, h0=None, c0=None, m=1.0):
+    """Keras' LSTM step by step: gates i, f, c, o in that order along the 4u axis (every
+    gate's U reading h_{t-1} m)."""
     u = U_.shape[0]
     sig = ACT["sigmoid"]
     h = np.zeros((x.shape[0], u)) if h0 is None else h0
     c = np.zeros((x.shape[0], u)) if c0 is None else c0
     hs, cs = [], []
     for t in range(x.shape[1]):
-        z = x[:, t] @ W + h @ U_ + (0 if b is None else b)
+        z = x[:, t] @ W + (h * m) @ U_ + (0 if b is None else b)
         i, f, cc, o = sig(z[:, :u]), sig(z[:, u:2 * u]), np.tanh(z[:, 2 * u:3 * u]), \
             sig(z[:, 3 * u:])
         c = f * c + i * cc
@@ -178,6 +179,63 @@ def test_rnn_backward_dh0_is_the_gradient_through_time(rng):
     np.testing.assert_allclose(dh0, want, rtol=1e-12)
 
 
+# -- the recurrent-dropout mask ----------------------------------------------------------
+
+def _mask(rng):
+    return rng.uniform(0.2, 1.8, size=(B, U))  # any values: the math is a product with h
+
+
+def test_masked_forward_matches_numpy(rng):
+    # U reads h_{t-1} m at every step, h_0 included; the input projection is untouched
+    x, W, U_, b, h0, _ = _rnn_data(rng)
+    m = _mask(rng)
+    out = run_fn(lambda *a: gn.simple_rnn(*a[:4], h0=a[4], mask=a[5]), x, W, U_, b, h0, m,
+                 dtype="float64")
+    np.testing.assert_allclose(out, rnn_ref(x, W, U_, b, h0, "tanh", m), rtol=1e-12)
+    x, W, U_, b, h0, c0 = _rnn_data(rng, 4)
+    out = run_fn(lambda *a: gn.lstm(*a[:6], return_cell=True, mask=a[6]), x, W, U_, b, h0, c0,
+                 m, dtype="float64")
+    want = np.concatenate(lstm_ref(x, W, U_, b, h0, c0, m), -1)
+    np.testing.assert_allclose(out, want, rtol=1e-12, atol=1e-14)
+    out = run_fn(lambda x, W, U_, m: gn.lstm(x, W, U_, mask=m), x, W, U_, m)  # float32
+    np.testing.assert_allclose(out, lstm_ref(x, W, U_, None, m=m)[0], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("with_h0", [False, True])
+def test_masked_gradients_of_every_input_and_the_mask(rng, with_h0):
+    x, W, U_, b, h0, c0 = _rnn_data(rng)
+    m = _mask(rng)
+    if with_h0:
+        check_gradients(lambda x, W, U_, b, h0, m: gn.simple_rnn(x, W, U_, b, h0, mask=m),
+                        x, W, U_, b, h0, m)
+    else:
+        check_gradients(lambda x, W, U_, m: gn.simple_rnn(x, W, U_, mask=m), x, W, U_, m)
+    x, W, U_, b, h0, c0 = _rnn_data(rng, 4)
+    if with_h0:
+        check_gradients(lambda *a: gn.lstm(*a[:6], return_cell=True, mask=a[6]),
+                        x, W, U_, b, h0, c0, m)
+    else:
+        check_gradients(lambda x, W, U_, b, m: gn.lstm(x, W, U_, b, mask=m), x, W, U_, b, m)
+
+
+def test_masked_backward_skips_the_mask_gradient_when_not_wanted(rng):
+    x, W, U_, b, h0, c0 = _rnn_data(rng, 4)
+    m = _mask(rng)
+    g = rng.normal(size=(B, T, U))
+    _, st = lstm_forward(x, W, U_, b, h0, c0, mask=m)
+    full = lstm_backward(g, st, W, U_, need_h0=True, need_mask=True)
+    part = lstm_backward(g, st, W, U_)
+    assert full[6].shape == (B, U) and part[6] is None and part[4] is None
+    for a, p in zip(full[:4], part[:4]):
+        np.testing.assert_array_equal(a, p)
+    # a mask of ones is no mask at all
+    _, st1 = lstm_forward(x, W, U_, b, h0, c0, mask=np.ones((B, U)))
+    _, st0 = lstm_forward(x, W, U_, b, h0, c0)
+    for a, p in zip(lstm_backward(g, st1, W, U_, need_h0=True)[:5],
+                    lstm_backward(g, st0, W, U_, need_h0=True)[:5]):
+        np.testing.assert_allclose(a, p, rtol=1e-13, atol=1e-15)
+
+
 # -- errors -------------------------------------------------------------------------------
 
 def test_build_errors_name_the_shapes():
@@ -198,6 +256,8 @@ def test_build_errors_name_the_shapes():
             gn.simple_rnn(x, W, Uk, gn.Parameter(np.zeros(4, np.float32)))
         with pytest.raises(gn.GraphError, match=r"initial state h0 must be \(batch, 3\)"):
             gn.simple_rnn(x, W, Uk, h0=gn.Input((4,)))
+        with pytest.raises(gn.GraphError, match=r"recurrent mask must be \(batch, 3\)"):
+            gn.simple_rnn(x, W, Uk, mask=gn.Input((4,)))
         with pytest.raises(gn.GraphError, match="activation 'gelu' is not supported"):
             gn.simple_rnn(x, W, Uk, activation="gelu")
         with pytest.raises(gn.GraphError, match="dtypes differ"):
