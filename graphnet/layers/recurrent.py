@@ -155,10 +155,12 @@ class _Recurrent(Layer):
         return [out, *finals] if self.return_state else out
 
     @staticmethod
-    def _mask(like: Tensor, rate: float) -> Tensor:
-        """Inverted-dropout mask of ``like``'s shape: 0 or 1 / (1 - rate) while training
-        (a fresh draw each step of training), ones at inference."""
-        return ops.dropout(like * 0.0 + 1.0, rate)
+    def _mask(like: Tensor, rate: float, width: int | None = None) -> Tensor:
+        """Inverted-dropout mask of ``like``'s shape (or ``like``'s batch and ``width``
+        columns): 0 or 1 / (1 - rate) while training (a fresh draw each step of training),
+        ones at inference. ``like`` gives the shape only: no gradient flows back into it."""
+        ones = 1.0 if width is None else np.ones(width, like.dtype)
+        return ops.dropout(ops.stop_gradient(like) * 0.0 + ones, rate)
 
     def _n_masks(self) -> int:
         """Masks per dropout: with recurrent dropout and implementation 1 one per gate (each
@@ -170,11 +172,10 @@ class _Recurrent(Layer):
 
     def _recurrent_mask(self, x: Tensor) -> Tensor | None:
         """The fused node's recurrent-dropout mask (batch, units), or None without one; x
-        gives it its batch only (through stop_gradient: no gradient flows back that way)."""
+        gives it its batch only."""
         if not self.recurrent_dropout:
             return None
-        ones = ops.stop_gradient(x[:, 0, :1]) * 0.0 + np.ones(self.units, x.dtype)
-        return ops.dropout(ones, self.recurrent_dropout)
+        return self._mask(x[:, 0, :1], self.recurrent_dropout, self.units)
 
     def _masked(self, v: Tensor, k: int, rate: float, masks: list[Tensor]) -> Tensor:
         """``v`` times mask ``k`` of ``masks`` (drawn on first use), or ``v`` at rate 0."""

@@ -192,16 +192,17 @@ def _lstm_grad_row(a, d, gn, dhn, dcn, cp, cn, u, cell_out, code, rcode, zero):
 
 
 @specializing("CELL", "CODE", "RCODE", fastmath={"contract"})
-def _seq_backward(g, U, H, C, A, M, masked, zero, need_h0, dZ, dh, dc, dm):
+def _seq_backward(g, U, H, C, A, M, zero, need_h0, dZ, dh, dc, dm):
     # reverse over time: dZ_t from (g_t + dZ_{t+1} U^T) and the carried dc; dh and dc end
     # as dh0 and dc0. The step's pass runs over one batch row's contiguous blocks,
     # vectorizable like the forward's. With a mask, U read h_{t-1} m: the product's gradient
-    # p = dZ_t U^T reaches h_{t-1} as p m and the mask as dm += h_{t-1} p (when dm is sized).
+    # p = dZ_t U^T reaches h_{t-1} as p m (M not empty) and the mask as dm += h_{t-1} p (when
+    # dm is sized).
     T, B = A.shape[:2]
     u = U.shape[0]
     lstm, code, rcode = CELL == LSTM, CODE, RCODE
     cell_out = g.shape[2] > u
-    need_dm = dm.shape[0] > 0
+    masked, need_dm = M.shape[0] > 0, dm.shape[0] > 0
     dh[:] = zero
     dc[:] = zero
     dm[:] = zero
@@ -311,13 +312,14 @@ def _run_backward(cell: int, g, state, W, U, acts, bias: bool, need_dx: bool, ne
     u = U.shape[0]
     dt = xt.dtype
     M, Hm = masked if masked is not None else (H[0, :0], H[:T])  # U read Hm = h_{t-1} m
+    # (M empty: no mask)
     dZ = np.empty(A.shape, dt)
     dh, dc = np.empty((B, u), dt), np.empty((B, u), dt)
     dm = np.empty((B, u) if need_mask and masked is not None else (0, u), dt)
     with loop_blas_threads(B * u * A.shape[2]):
         _driver(_seq_backward, cell, acts)(np.ascontiguousarray(g), U, H,
-                                           H[:0] if C is None else C, A, M, masked is not None,
-                                           dt.type(0), need_h0, dZ, dh, dc, dm)
+                                           H[:0] if C is None else C, A, M, dt.type(0),
+                                           need_h0, dZ, dh, dc, dm)
     # the weight gradients: one GEMM each over all T B rows, after the loop and on all of
     # BLAS's threads (inside the loop's single-thread setting they took twice as long)
     dZ2 = dZ.reshape(T * B, A.shape[2])
