@@ -17,9 +17,9 @@ that reversed order. ``dropout`` masks the inputs and ``recurrent_dropout`` the 
 ``h_{t-1}`` where the recurrent kernel reads it, one mask per sequence (drawn afresh each
 training step, the same at every time step: variational dropout), off at inference. With
 ``implementation=2`` (the default) every gate reads the same mask of x_t and the same mask
-of h_{t-1}, and SimpleRNN and LSTM stay ONE fused node (the recurrent mask is an input of
-the node); ``implementation=1`` gives each gate's products their own masks, as Keras 3's
-implementation 1, and builds the unrolled form (so does GRU's recurrent dropout).
+of h_{t-1}, and the layer stays ONE fused node (the recurrent mask is an input of the
+node); ``implementation=1`` gives each gate's products their own masks, as Keras 3's
+implementation 1, and builds the unrolled form.
 ``kernel_regularizer``, ``recurrent_regularizer`` and ``bias_regularizer`` add their penalties
 to the model's loss, as Dense's do.
 """
@@ -57,7 +57,6 @@ class _Recurrent(Layer):
 
     GATES: ClassVar[int] = 1
     STATES: ClassVar[tuple[str, ...]] = ("h",)
-    FUSED_MASK: ClassVar[bool] = True  # whether the fused node takes a recurrent mask
 
     def __init__(self, units: int, activation: str | None = "tanh", use_bias: bool = True,
                  kernel_initializer: Any = "glorot_uniform",
@@ -143,9 +142,9 @@ class _Recurrent(Layer):
         if self.dropout and self._n_masks() == 1:  # one mask (batch, 1, features) for all steps
             x = x * ops.reshape(self._mask(x[:, 0, :], self.dropout), (-1, 1, x.shape[2]))
         # recurrent dropout masks h_{t-1} inside the step: one mask is an input of the fused
-        # node; masks per gate (or a cell without a fused mask) need the unrolled form, its
-        # masks drawn once per sequence, at the first step
-        unroll = self.unroll or (self.recurrent_dropout > 0 and not self._fused_mask())
+        # node; masks per gate need the unrolled form, its masks drawn once per sequence, at
+        # the first step
+        unroll = self.unroll or (self.recurrent_dropout > 0 and self.implementation == 1)
         self._x_masks: list[Tensor] = []
         self._h_masks: list[Tensor] = []
         if self.go_backwards and not unroll:  # Keras: the sequence comes out reversed too
@@ -166,9 +165,6 @@ class _Recurrent(Layer):
         """Masks per dropout: with recurrent dropout and implementation 1 one per gate (each
         gate's product sees its own mask of x_t and of h_{t-1}), else one."""
         return self.GATES if self.recurrent_dropout > 0 and self.implementation == 1 else 1
-
-    def _fused_mask(self) -> bool:
-        return self.FUSED_MASK and self.implementation == 2
 
     def _recurrent_mask(self, x: Tensor) -> Tensor | None:
         """The fused node's recurrent-dropout mask (batch, units), or None without one; x
@@ -344,7 +340,6 @@ class GRU(_Recurrent):
     """
 
     GATES = 3
-    FUSED_MASK = False  # the fused GRU has no mask input: recurrent dropout unrolls
 
     def __init__(self, units: int, activation: str | None = "tanh",
                  recurrent_activation: str | None = "sigmoid", use_bias: bool = True,
@@ -369,7 +364,8 @@ class GRU(_Recurrent):
     def _fused(self, x: Tensor, states: list[Tensor] | None) -> tuple:
         y = ops.gru(x, self.kernel, self.recurrent_kernel, self.bias,
                     states[0] if states else None, activation=self.activation,
-                    recurrent_activation=self.recurrent_activation, reset_after=self.reset_after)
+                    recurrent_activation=self.recurrent_activation, reset_after=self.reset_after,
+                    mask=self._recurrent_mask(x))
         return y, [y[:, -1, :]]
 
     def _step(self, xt: Tensor, carry: list) -> list:

@@ -78,18 +78,26 @@ AFTER, CODE, RCODE = 1, _TANH, _SIG
 
 
 @specializing("AFTER", "CODE", "RCODE", fastmath={"contract"})
-def _seq_forward(xt, W, U, Uh, bi, bh, has_b, H, A, RH, Q, Q2, y, zero):
+def _seq_forward(xt, W, U, Uh, bi, bh, has_b, H, A, RH, Q, Q2, y, M, Hm, zero):
     # A <- X W (one GEMM); H[0] holds h_0. After: U is the whole (u, 3u) recurrent kernel and
     # Q (B, 3u); before: U is its z, r columns (u, 2u), Uh its h columns, Q (B, 2u), Q2 (B, u).
     # Per row the z, r gates in one vectorizable pass over their contiguous block, then
-    # (after) the candidate and h_t, or (before) r h_{t-1}
+    # (after) the candidate and h_t, or (before) r h_{t-1}. With a recurrent-dropout mask M
+    # (Hm not empty) the kernels read Hm[t] = h_{t-1} M; the direct path z h_{t-1} does not
     T, B, n_in = xt.shape
     u = H.shape[2]
     after, code, rcode = AFTER == 1, CODE, RCODE
+    masked = Hm.shape[0] > 0
     gemm(xt.reshape(T * B, n_in), W, A.reshape(T * B, 3 * u))
     for t in range(T):
         h = H[t]
-        gemm(h, U, Q)
+        hm = Hm[t] if masked else h
+        if masked:
+            for n in range(B):
+                hn, mn, out = h[n], M[n], hm[n]
+                for j in range(u):
+                    out[j] = hn[j] * mn[j]
+        gemm(hm, U, Q)
         for n in range(B):
             a = A[t, n]
             _gates_row(a, Q[n], bi, has_b, 0, 2 * u, rcode, zero)
@@ -97,7 +105,7 @@ def _seq_forward(xt, W, U, Uh, bi, bh, has_b, H, A, RH, Q, Q2, y, zero):
                 _candidate_row(a, Q[n, 2 * u:], bi, bh, has_b, True, h[n], RH[t, n],
                                H[t + 1, n], y[n, t], u, code, zero)
             else:
-                r, hp, rh = a[u:2 * u], h[n], RH[t, n]
+                r, hp, rh = a[u:2 * u], hm[n], RH[t, n]
                 for j in range(u):
                     rh[j] = r[j] * hp[j]
         if not after:
@@ -131,17 +139,23 @@ def _grad_row(a, gn, dhd, dhr, hp, rh, d, dr, dah, after, u, code, rcode, zero):
 
 
 @specializing("AFTER", "CODE", "RCODE", fastmath={"contract"})
-def _seq_backward(g, xt, U, Uh, H, A, RH, zero, need_h0, dA, dR, dAH, dhd, dhr, drh):
+def _seq_backward(g, xt, U, Uh, H, A, RH, M, Hm, zero, need_h0, dA, dR, dAH, dhd, dhr, drh,
+                  dm):
     # reverse over time. After: dA_t = (dz, dr, ds_h) and dR_t = (dz, dr, ds_h r), one GEMM
     # dR_t U^T per step. Before: dA holds (dz, dr) and dAH ds_h: dAH_t U_h^T gives d(r h),
     # then dr, then dA_t U_zr^T. dh_t = g_t + dhd (the direct paths) + dhr (the GEMM's).
+    # With a mask the kernels read h_{t-1} m: their paths' sum p reaches h_{t-1} as p m and
+    # the mask as dm += h_{t-1} p (when dm is sized)
     T, B, n_in = xt.shape
     u = H.shape[2]
     after, code, rcode = AFTER == 1, CODE, RCODE
+    masked, need_dm = Hm.shape[0] > 0, dm.shape[0] > 0
     dhd[:] = zero
     dhr[:] = zero
+    dm[:] = zero
     for t in range(T - 1, -1, -1):
         hp = H[t]
+        hm = Hm[t] if masked else hp
         d = dA[t]
         for n in range(B):
             # before, dR and dAH hold no steps: the rows not written stand in (same types)
@@ -151,29 +165,40 @@ def _seq_backward(g, xt, U, Uh, H, A, RH, zero, need_h0, dA, dR, dAH, dhd, dhr, 
         if not after:
             gemm(dAH[t], Uh.T, drh)  # d(r h_{t-1})
             for n in range(B):
-                r, dr, dhn, drn, hpn = A[t, n, u:2 * u], d[n, u:], dhd[n], drh[n], hp[n]
+                r, dr, dhn, drn, hpn = A[t, n, u:2 * u], d[n, u:], dhd[n], drh[n], hm[n]
                 for j in range(u):
                     rj = r[j]
                     dr[j] = drn[j] * hpn[j] * act_grad(rcode, rj, rj, zero)
-                    dhn[j] += drn[j] * rj
-        if t > 0 or need_h0:
+                    if masked:
+                        drn[j] *= rj  # joins the masked paths below
+                    else:
+                        dhn[j] += drn[j] * rj
+        if t > 0 or need_h0 or need_dm:
             gemm(dR[t] if after else d, U.T, dhr)
+            if masked:
+                for n in range(B):
+                    pn, mn, hn, dmn, rn = dhr[n], M[n], hp[n], dm[n], drh[n]
+                    for j in range(u):
+                        p = pn[j] + (zero if after else rn[j])
+                        if need_dm:
+                            dmn[j] += hn[j] * p
+                        pn[j] = p * mn[j]
 
 
 @kernel
-def _weight_grads(xt, W, H, RH, dA, dR, dAH, after, need_dx, dW, dU, dxt):
+def _weight_grads(xt, W, Hs, RH, dA, dR, dAH, after, need_dx, dW, dU, dxt):
     # after the time loop, outside its one-BLAS-thread setting: dU, dW and dx as one GEMM
     # each over all T B rows (blas.gemm, the loop's library: see recurrent._gemm),
-    # and the bias sums
+    # and the bias sums. Hs: the states h_{t-1} the recurrent kernel read (masked or not)
     T, B, n_in = xt.shape
-    u = H.shape[2]
+    u = Hs.shape[2]
     G = 3 * u
     if after:
         dA2 = dA.reshape(T * B, G)
-        gemm(H[:T].reshape(T * B, u).T, dR.reshape(T * B, G), dU)
+        gemm(Hs.reshape(T * B, u).T, dR.reshape(T * B, G), dU)
     else:
         dA2 = np.concatenate((dA, dAH), axis=2).reshape(T * B, G)
-        gemm(H[:T].reshape(T * B, u).T, dA.reshape(T * B, 2 * u), dU[:, :2 * u])
+        gemm(Hs.reshape(T * B, u).T, dA.reshape(T * B, 2 * u), dU[:, :2 * u])
         gemm(RH.reshape(T * B, u).T, dAH.reshape(T * B, u), dU[:, 2 * u:])
     gemm(xt.reshape(T * B, n_in).T, dA2, dW)
     if need_dx:
@@ -205,11 +230,13 @@ def _split(U: np.ndarray, after: bool) -> tuple[np.ndarray, np.ndarray]:
 
 def gru_forward(x: np.ndarray, W: np.ndarray, U: np.ndarray, b: np.ndarray | None = None,
                 h0: np.ndarray | None = None, activation: str = "tanh",
-                recurrent_activation: str = "sigmoid", reset_after: bool = True) -> tuple:
+                recurrent_activation: str = "sigmoid", reset_after: bool = True,
+                mask: np.ndarray | None = None) -> tuple:
     """``(y, state)``: all hidden states ``y (B, T, u)`` of Keras 3's GRU (gates z, r, h;
-    ``b`` is ``(2, 3u)`` with ``reset_after``, else ``(3u,)``) and what backward reads."""
+    ``b`` is ``(2, 3u)`` with ``reset_after``, else ``(3u,)``) and what backward reads; with
+    ``mask (B, u)`` the recurrent kernel reads ``h_{t-1} mask`` (recurrent dropout)."""
     acts = codes(activation, recurrent_activation)
-    B, T, n_in, u = check_shapes(x, W, U, 3, (h0,))
+    B, T, n_in, u = check_shapes(x, W, U, 3, (h0,), mask)
     after = bool(reset_after)
     if b is not None and tuple(b.shape) != ((2, 3 * u) if after else (3 * u,)):
         raise ValueError(f"a GRU bias of shape {tuple(b.shape)} does not fit {u} units with "
@@ -231,21 +258,25 @@ def gru_forward(x: np.ndarray, W: np.ndarray, U: np.ndarray, b: np.ndarray | Non
         if after:
             bi[:2 * u] += bb[1, :2 * u]
         bh = np.ascontiguousarray(bb[-1, 2 * u:])
+    # recurrent dropout: the mask and the masked states h_{t-1} m the kernels read (for dU)
+    M = np.ascontiguousarray(mask, dtype=dt) if mask is not None else H[0, :0]
+    Hm = np.empty((T, B, u), dt) if mask is not None else H[:0]
     with loop_blas_threads(B * u * 3 * u):
         _driver(_seq_forward, after, acts)(xt, W, Uq, Uh, bi, bh, b is not None, H, A, RH,
                                            np.empty((B, Uq.shape[1]), dt),
-                                           np.empty((B, u), dt), y, dt.type(0))
-    return y, (xt, H, A, RH)
+                                           np.empty((B, u), dt), y, M, Hm, dt.type(0))
+    return y, (xt, H, A, RH, None if mask is None else (M, Hm))
 
 
 def gru_backward(g: np.ndarray, state: tuple, W: np.ndarray, U: np.ndarray,
                  activation: str = "tanh", recurrent_activation: str = "sigmoid",
                  reset_after: bool = True, bias: bool = True, need_dx: bool = True,
-                 need_h0: bool = False) -> tuple:
-    """``(dx, dW, dU, db, dh0)`` of ``gru_forward`` given ``g = dL/dy``; ``db`` has the
-    bias's shape; ``dx``, ``db`` and ``dh0`` are None when not asked for."""
+                 need_h0: bool = False, need_mask: bool = False) -> tuple:
+    """``(dx, dW, dU, db, dh0, dmask)`` of ``gru_forward`` given ``g = dL/dy``; ``db`` has
+    the bias's shape; ``dx``, ``db``, ``dh0`` and ``dmask`` are None when not asked for (or
+    without a mask)."""
     acts = codes(activation, recurrent_activation)
-    xt, H, A, RH = state
+    xt, H, A, RH, masked = state
     after = bool(reset_after)
     W = np.ascontiguousarray(W)
     Uq, Uh = _split(U, after)
@@ -258,11 +289,16 @@ def gru_backward(g: np.ndarray, state: tuple, W: np.ndarray, U: np.ndarray,
     dhd, dhr, drh = (np.empty((B, u), dt) for _ in range(3))
     dW, dU = np.empty(W.shape, dt), np.empty((u, 3 * u), dt)
     dxt = np.empty(xt.shape, dt) if need_dx else xt[:0]
+    M, Hm = masked if masked is not None else (H[0, :0], H[:0])  # (M empty: no mask)
+    dm = np.empty((B, u) if need_mask and masked is not None else (0, u), dt)
     with loop_blas_threads(B * u * 3 * u):
-        _driver(_seq_backward, after, acts)(np.ascontiguousarray(g), xt, Uq, Uh, H, A, RH,
-                                            dt.type(0), need_h0, dA, dR, dAH, dhd, dhr, drh)
-    db = _weight_grads(xt, W, H, RH, dA, dR, dAH, after, need_dx, dW, dU, dxt)
+        _driver(_seq_backward, after, acts)(np.ascontiguousarray(g), xt, Uq, Uh, H, A, RH, M,
+                                            Hm, dt.type(0), need_h0, dA, dR, dAH, dhd, dhr,
+                                            drh, dm)
+    db = _weight_grads(xt, W, H[:T] if masked is None else Hm, RH, dA, dR, dAH, after,
+                       need_dx, dW, dU, dxt)
     dx = np.ascontiguousarray(np.swapaxes(dxt, 0, 1)) if need_dx else None
     if bias:
         db = db if after else np.ascontiguousarray(db[0])
-    return dx, dW, dU, db if bias else None, dhd + dhr if need_h0 else None
+    return (dx, dW, dU, db if bias else None, dhd + dhr if need_h0 else None,
+            dm if dm.shape[0] else None)

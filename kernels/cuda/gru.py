@@ -43,9 +43,10 @@ def _candidate(a, rh, bi, has_b, H, y, t, n, j, code, zero):
 
 
 @cuda.jit
-def _step_gates(A, Q, U, H, RH, bi, bh, has_b, after, y, t, code, rcode, zero):
-    # one thread per (row n, unit j): its entries of h_{t-1} U (z, r and, reset after, h),
-    # the gates, then (reset after) the candidate and h_t, or (before) r h_{t-1}
+def _step_gates(A, Q, U, H, RH, bi, bh, has_b, after, y, t, M, masked, code, rcode, zero):
+    # one thread per (row n, unit j): its entries of h_{t-1} U (z, r and, reset after, h;
+    # with recurrent dropout U reads h_{t-1} M), the gates, then (reset after) the candidate
+    # and h_t, or (before) r h_{t-1} (masked likewise)
     a = A[t]
     u = H.shape[2]
     for k in range(cuda.grid(1), H.shape[1] * u, cuda.gridsize(1)):
@@ -53,7 +54,10 @@ def _step_gates(A, Q, U, H, RH, bi, bh, has_b, after, y, t, code, rcode, zero):
         for m in range(j, 3 * u if after else 2 * u, u):
             s = zero
             for q in range(u):
-                s += H[t, n, q] * U[q, m]
+                hq = H[t, n, q]
+                if masked:
+                    hq *= M[n, q]
+                s += hq * U[q, m]
             Q[n, m] = s
         sz = a[n, j] + Q[n, j]
         sr = a[n, u + j] + Q[n, u + j]
@@ -70,7 +74,7 @@ def _step_gates(A, Q, U, H, RH, bi, bh, has_b, after, y, t, code, rcode, zero):
             RH[t, n, j] = rh
             _candidate(a, r * rh, bi, has_b, H, y, t, n, j, code, zero)
         else:
-            RH[t, n, j] = r * H[t, n, j]
+            RH[t, n, j] = r * (H[t, n, j] * M[n, j] if masked else H[t, n, j])
 
 
 @cuda.jit
@@ -87,9 +91,10 @@ def _step_candidate(A, U, H, RH, bi, has_b, y, t, code, zero):
 
 
 @cuda.jit
-def _step_backward(A, dA, dR, UT, H, RH, g, dhd, after, t, code, rcode, zero):
+def _step_backward(A, dA, dR, UT, H, RH, g, dhd, after, t, M, masked, code, rcode, zero):
     # one thread per (n, j): dh_t = g_t + dhd + (dZ_{t+1} U^T)[n, j] (dR's row after, dA's
-    # z, r row before), then the cell's chain rule; dhd keeps the direct paths to h_{t-1}
+    # z, r row before; times M[n, j] where U read h_t M), then the cell's chain rule; dhd
+    # keeps the other paths to h_{t-1}
     a = A[t]
     u = dhd.shape[1]
     T = g.shape[1]
@@ -97,8 +102,10 @@ def _step_backward(A, dA, dR, UT, H, RH, g, dhd, after, t, code, rcode, zero):
         n, j = k // u, k % u
         dh = g[n, t, j] + dhd[n, j]
         if t + 1 < T:
+            p = zero
             for m in range(3 * u if after else 2 * u):
-                dh += (dR[t + 1, n, m] if after else dA[t + 1, n, m]) * UT[m, j]
+                p += (dR[t + 1, n, m] if after else dA[t + 1, n, m]) * UT[m, j]
+            dh += p * M[n, j] if masked else p
         dz, ds, dhd[n, j] = unit_backward(a[n, j], a[n, 2 * u + j], dh, H[t, n, j], code,
                                           rcode, zero)
         dA[t, n, j] = dz
@@ -115,8 +122,9 @@ def _step_backward(A, dA, dR, UT, H, RH, g, dhd, after, t, code, rcode, zero):
 
 
 @cuda.jit
-def _step_reset(A, dA, UT, H, dhd, t, rcode, zero):
+def _step_reset(A, dA, UT, H, dhd, t, M, masked, DRH, rcode, zero):
     # reset before: d(r h_{t-1}) = ds_h U_h^T for (n, j), then dr and r's path to h_{t-1}
+    # (with a mask: r h_{t-1} M, that path kept in DRH for the mask's gradient)
     a = A[t]
     u = dhd.shape[1]
     for k in range(cuda.grid(1), dhd.shape[0] * u, cuda.gridsize(1)):
@@ -125,8 +133,13 @@ def _step_reset(A, dA, UT, H, dhd, t, rcode, zero):
         for m in range(u):
             drh += dA[t, n, 2 * u + m] * UT[2 * u + m, j]
         r = a[n, u + j]
-        dA[t, n, u + j] = drh * H[t, n, j] * act_grad(rcode, r, r, zero)
-        dhd[n, j] += drh * r
+        hm = H[t, n, j] * M[n, j] if masked else H[t, n, j]
+        dA[t, n, u + j] = drh * hm * act_grad(rcode, r, r, zero)
+        if masked:
+            DRH[t, n, j] = drh * r
+            dhd[n, j] += drh * r * M[n, j]
+        else:
+            dhd[n, j] += drh * r
 
 
 def _biases(b, u: int, after: bool):
@@ -141,14 +154,17 @@ def _biases(b, u: int, after: bool):
 
 
 def gru_forward(x, W, U, b=None, h0=None, activation: str = "tanh",
-                recurrent_activation: str = "sigmoid", reset_after: bool = True) -> tuple:
+                recurrent_activation: str = "sigmoid", reset_after: bool = True,
+                mask=None) -> tuple:
     """``(y, state)``: all hidden states ``y (B, T, u)`` of Keras 3's GRU (gates z, r, h;
-    ``b`` is ``(2, 3u)`` with ``reset_after``, else ``(3u,)``) and what backward reads."""
+    ``b`` is ``(2, 3u)`` with ``reset_after``, else ``(3u,)``) and what backward reads;
+    ``mask (B, u)``: the recurrent kernel reads ``h_{t-1} mask``."""
     from . import asarray
+    from .elementwise import mul
 
     acts = codes(activation, recurrent_activation)
     x, W, U = asarray(x), asarray(W), asarray(U)
-    B, T, n_in, u = check_shapes(x, W, U, 3, (h0,))
+    B, T, n_in, u = check_shapes(x, W, U, 3, (h0,), mask)
     after = bool(reset_after)
     if b is not None and tuple(b.shape) != ((2, 3 * u) if after else (3 * u,)):
         raise ValueError(f"a GRU bias of shape {tuple(b.shape)} does not fit {u} units with "
@@ -162,28 +178,31 @@ def gru_forward(x, W, U, b=None, h0=None, activation: str = "tanh",
     y = _base.empty((B, T, u), dt)
     bi, bh = _biases(asarray(b), u, after) if b is not None else (_base.flat(A),) * 2
     Q = _base.empty((B, 3 * u), dt)
+    M = asarray(mask) if mask is not None else H[0]  # (a stand-in without a mask: unread)
     grid = _base.blocks(B * u), _base.TPB
     for t in range(T):
-        _step_gates[grid](A, Q, U, H, RH, bi, bh, b is not None, after, y, t, *acts,
-                          dt.type(0))
+        _step_gates[grid](A, Q, U, H, RH, bi, bh, b is not None, after, y, t, M,
+                          mask is not None, *acts, dt.type(0))
         if not after:
             _step_candidate[grid](A, U, H, RH, bi, b is not None, y, t, acts[0], dt.type(0))
-    return y, (xt, H, A, RH)
+    # as the CPU's state: the mask and the masked states h_{t-1} m that U read (for dU)
+    return y, (xt, H, A, RH, None if mask is None else (M, mul(H[:T], M)))
 
 
 def gru_backward(g, state, W, U, activation: str = "tanh", recurrent_activation: str = "sigmoid",
                  reset_after: bool = True, bias: bool = True, need_dx: bool = True,
-                 need_h0: bool = False) -> tuple:
-    """``(dx, dW, dU, db, dh0)`` of ``gru_forward`` given ``g = dL/dy``; ``db`` has the
-    bias's shape; ``dx``, ``db`` and ``dh0`` are None when not asked for."""
+                 need_h0: bool = False, need_mask: bool = False) -> tuple:
+    """``(dx, dW, dU, db, dh0, dmask)`` of ``gru_forward`` given ``g = dL/dy``; ``db`` has
+    the bias's shape; what is not asked for (or has no mask) is None."""
     from . import asarray, zeros
-    from .elementwise import add
+    from .elementwise import add, mul
     from .reduce import sum as rsum
 
     acts = codes(activation, recurrent_activation)
-    xt, H, A, RH = state
+    xt, H, A, RH = (asarray(s) for s in state[:4])
     after = bool(reset_after)
-    xt, H, A, RH = (asarray(s) for s in (xt, H, A, RH))
+    masked = state[4] is not None
+    M, Hm = (asarray(v) for v in state[4]) if masked else (H[0], H[:-1])
     g, W, U = asarray(g), asarray(W), asarray(U)
     T, B, n_in = xt.shape
     u = U.shape[0]
@@ -193,13 +212,16 @@ def gru_backward(g, state, W, U, activation: str = "tanh", recurrent_activation:
     dR = _base.empty((T, B, G) if after else (1, 1, 1), dt)
     dhd = zeros((B, u), dt)
     UT = transpose(U, (1, 0))
+    # reset before with a mask: r's path to h_{t-1} m at every step, for the mask's gradient
+    DRH = _base.empty((T, B, u) if masked and not after else (1, 1, 1), dt)
     grid = _base.blocks(B * u), _base.TPB
     for t in range(T - 1, -1, -1):
-        _step_backward[grid](A, dA, dR, UT, H, RH, g, dhd, after, t, *acts, dt.type(0))
+        _step_backward[grid](A, dA, dR, UT, H, RH, g, dhd, after, t, M, masked, *acts,
+                             dt.type(0))
         if not after:
-            _step_reset[grid](A, dA, UT, H, dhd, t, acts[1], dt.type(0))
+            _step_reset[grid](A, dA, UT, H, dhd, t, M, masked, DRH, acts[1], dt.type(0))
     dA2 = _base.rows(dA, G)
-    Hp = _base.rows(H[:T], u)
+    Hp = _base.rows(Hm, u)
     if after:
         dU = matmul(Hp, _base.rows(dR, G), trans_a=True)
         d0 = dR[0]
@@ -220,5 +242,14 @@ def gru_backward(g, state, W, U, activation: str = "tanh", recurrent_activation:
     dx = None
     if need_dx:
         dx = transpose(matmul(dA2, W, trans_b=True).reshape((T, B, n_in)), (1, 0, 2))
-    dh0 = add(dhd, matmul(d0, U, trans_b=True)) if need_h0 else None
-    return dx, dW, dU, db, dh0
+    dh0 = dm = None
+    if need_h0:  # the other paths, plus step 0's product dZ_0 U^T (times the mask U read)
+        p0 = matmul(d0, U, trans_b=True)
+        dh0 = add(dhd, mul(p0, M) if masked else p0)
+    if need_mask and masked:  # dm = sum_t h_{t-1} (the paths through U), all steps at once
+        Uzr = U if after else getitem(U, (slice(None), slice(0, 2 * u)))
+        P = matmul(_base.rows(dR, G) if after else dzr, Uzr, trans_b=True).reshape((T, B, u))
+        if not after:
+            P = add(P, DRH)
+        dm = rsum(mul(H[:T], P), (0,))
+    return dx, dW, dU, db, dh0, dm

@@ -209,10 +209,11 @@ def test_music_lstm_round_trip(tmp_path):
 def test_recurrent_dropout_exports_as_the_plain_cell(tmp_path):
     """The fused node's recurrent mask is ones at inference: the export leaves it out."""
     model = gn.Sequential([L.LSTM(5, return_sequences=True, recurrent_dropout=0.4, seed=2),
+                           L.GRU(4, return_sequences=True, recurrent_dropout=0.3, seed=4),
                            L.SimpleRNN(3, dropout=0.2, recurrent_dropout=0.3, seed=3)],
                           input_shape=(6, 2), name="rdrop")
     proto = round_trip(model, floats(6, 2), tmp_path)
-    assert {n.op_type for n in proto.graph.node} >= {"LSTM", "RNN"}
+    assert {n.op_type for n in proto.graph.node} >= {"LSTM", "GRU", "RNN"}
 
 
 @pytest.mark.lecture2

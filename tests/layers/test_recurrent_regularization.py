@@ -61,13 +61,14 @@ def test_simple_rnn_masks_are_one_per_sequence(rng, rates):
 @pytest.mark.parametrize("reset_after, implementation",
                          [(True, 1), (False, 1), (True, 2), (False, 2)])
 def test_gru_masks_only_the_recurrent_products(rng, reset_after, implementation):
-    got, (mx, mh), (W, Uk, b), xb, _ = _train_run(
+    got, (mx, mh), (W, Uk, b), xb, (*_, g) = _train_run(
         GRU(U, return_sequences=True, dropout=0.3, recurrent_dropout=0.5,
             reset_after=reset_after, implementation=implementation, dtype="float64"), rng)
-    if implementation == 1:  # a mask per gate z, r, h
+    if implementation == 1:  # a mask per gate z, r, h: the unrolled form
         assert len(mx) == len(mh) == 3 and not np.array_equal(mh[0], mh[1])
-    else:  # one of each, read by every gate
-        assert len(mx) == len(mh) == 1
+        assert "gru" not in _ops(g)
+    else:  # one of each, read by every gate: one fused node, the mask its input
+        assert len(mx) == len(mh) == 1 and _ops(g).count("gru") == 1
         mx, mh = mx * 3, mh * 3
 
     def per_gate(v, masks, M):  # each gate's block of columns from its own mask of v

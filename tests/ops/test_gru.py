@@ -18,25 +18,28 @@ def sig(z):
     return 1 / (1 + np.exp(-z))
 
 
-def gru_ref(x, W, U_, b, h0=None, reset_after=True):
-    """Keras 3's GRU step by step: gates z, r, h along the 3u axis; h = z h + (1 - z) h~."""
+def gru_ref(x, W, U_, b, h0=None, reset_after=True, m=None):
+    """Keras 3's GRU step by step: gates z, r, h along the 3u axis; h = z h + (1 - z) h~;
+    with a recurrent-dropout mask m every U reads h m, the direct path z h does not."""
     u = U_.shape[0]
     h = np.zeros((x.shape[0], u)) if h0 is None else h0
     if b is None:
         b = np.zeros((2, 3 * u)) if reset_after else np.zeros(3 * u)
     bi, br = (b[0], b[1]) if reset_after else (b, np.zeros(3 * u))
+    m = np.ones((x.shape[0], u)) if m is None else m
     hs = []
     for t in range(x.shape[1]):
         xz = x[:, t] @ W + bi
+        hm = h * m
         if reset_after:
-            rec = h @ U_ + br
+            rec = hm @ U_ + br
             z = sig(xz[:, :u] + rec[:, :u])
             r = sig(xz[:, u:2 * u] + rec[:, u:2 * u])
             hh = np.tanh(xz[:, 2 * u:] + r * rec[:, 2 * u:])
         else:
-            z = sig(xz[:, :u] + h @ U_[:, :u])
-            r = sig(xz[:, u:2 * u] + h @ U_[:, u:2 * u])
-            hh = np.tanh(xz[:, 2 * u:] + (r * h) @ U_[:, 2 * u:])
+            z = sig(xz[:, :u] + hm @ U_[:, :u])
+            r = sig(xz[:, u:2 * u] + hm @ U_[:, u:2 * u])
+            hh = np.tanh(xz[:, 2 * u:] + (r * hm) @ U_[:, 2 * u:])
         h = z * h + (1 - z) * hh
         hs.append(h)
     return np.stack(hs, 1)
@@ -125,10 +128,59 @@ def test_backward_skips_what_is_not_wanted(rng):
     _, st = gru_forward(x, W, U_, b, h0)
     full = gru_backward(g, st, W, U_, need_h0=True)
     part = gru_backward(g, st, W, U_, need_dx=False, bias=False)
-    assert part[0] is None and part[3] is None and part[4] is None
+    assert part[0] is None and part[3] is None and part[4] is None and part[5] is None
     assert full[3].shape == (2, 3 * U)
     for a, p in zip(full[1:3], part[1:3]):
         np.testing.assert_array_equal(a, p)
+
+
+# -- the recurrent-dropout mask ----------------------------------------------------------
+
+def _mask(rng):
+    return rng.uniform(0.2, 1.8, size=(B, U))  # any values: the math is a product with h
+
+
+@pytest.mark.parametrize("reset_after", [True, False])
+def test_masked_forward_matches_numpy(rng, reset_after):
+    x, W, U_, b, h0 = _data(rng, reset_after)
+    m = _mask(rng)
+    out = run_fn(lambda *a: gn.gru(*a[:5], reset_after=reset_after, mask=a[5]),
+                 x, W, U_, b, h0, m, dtype="float64")
+    np.testing.assert_allclose(out, gru_ref(x, W, U_, b, h0, reset_after, m), rtol=1e-12,
+                               atol=1e-14)
+    out = run_fn(lambda x, W, U_, m: gn.gru(x, W, U_, reset_after=reset_after, mask=m),
+                 x, W, U_, m)  # float32, no bias, no h0
+    np.testing.assert_allclose(out, gru_ref(x, W, U_, None, None, reset_after, m), rtol=1e-5,
+                               atol=1e-6)
+
+
+@pytest.mark.parametrize("reset_after", [True, False])
+def test_masked_gradients_of_every_input_and_the_mask(rng, reset_after):
+    x, W, U_, b, h0 = _data(rng, reset_after)
+    m = _mask(rng)
+    check_gradients(lambda *a: gn.gru(*a[:5], reset_after=reset_after, mask=a[5]),
+                    x, W, U_, b, h0, m)
+    check_gradients(lambda x, W, U_, m: gn.gru(x, W, U_, reset_after=reset_after, mask=m),
+                    x, W, U_, m)
+
+
+@pytest.mark.parametrize("reset_after", [True, False])
+def test_masked_backward_skips_the_mask_gradient_when_not_wanted(rng, reset_after):
+    x, W, U_, b, h0 = _data(rng, reset_after)
+    m = _mask(rng)
+    g = rng.normal(size=(B, T, U))
+    _, st = gru_forward(x, W, U_, b, h0, reset_after=reset_after, mask=m)
+    full = gru_backward(g, st, W, U_, reset_after=reset_after, need_h0=True, need_mask=True)
+    part = gru_backward(g, st, W, U_, reset_after=reset_after)
+    assert full[5].shape == (B, U) and part[5] is None and part[4] is None
+    for a, p in zip(full[:4], part[:4]):
+        np.testing.assert_array_equal(a, p)
+    # a mask of ones is no mask at all
+    _, st1 = gru_forward(x, W, U_, b, h0, reset_after=reset_after, mask=np.ones((B, U)))
+    _, st0 = gru_forward(x, W, U_, b, h0, reset_after=reset_after)
+    for a, p in zip(gru_backward(g, st1, W, U_, reset_after=reset_after, need_h0=True)[:5],
+                    gru_backward(g, st0, W, U_, reset_after=reset_after, need_h0=True)[:5]):
+        np.testing.assert_allclose(a, p, rtol=1e-13, atol=1e-15)
 
 
 def test_build_errors_name_the_shapes():
@@ -150,6 +202,8 @@ def test_build_errors_name_the_shapes():
             gn.gru(x, W, Uk, gn.Parameter(np.zeros((2, 9), np.float32)), reset_after=False)
         with pytest.raises(gn.GraphError, match=r"initial state h0 must be \(batch, 3\)"):
             gn.gru(x, W, Uk, h0=gn.Input((4,)))
+        with pytest.raises(gn.GraphError, match=r"recurrent mask must be \(batch, 3\)"):
+            gn.gru(x, W, Uk, mask=gn.Input((4,)))
         with pytest.raises(gn.GraphError, match="activation 'gelu' is not supported"):
             gn.gru(x, W, Uk, activation="gelu")
         with pytest.raises(gn.GraphError, match="dtypes differ"):
