@@ -67,15 +67,17 @@ def make_transformer(vocab: int, length: int, d_model: int, heads: int, blocks: 
 
 
 class Sampler:
-    """The trained network as a one-step graph: (id_t, h_{t-1}, c_{t-1}) -> (logits, h_t, c_t).
+    """The trained network as a stateful graph: (ids of ``length`` steps, h, c) -> (logits,
+    h, c) after them; one step to sample, a whole window to read text in order.
 
     Carrying the states between calls costs one LSTM step per character, instead of
     re-running the whole growing prefix through the fused sequence node (quadratic).
     """
 
-    def __init__(self, trained: gn.Model, vocab: int, embed: int, units: int) -> None:
+    def __init__(self, trained: gn.Model, vocab: int, embed: int, units: int,
+                 length: int = 1) -> None:
         with gn.Graph("sampler"):
-            ids = gn.Input((1,), dtype="int64", name="id")
+            ids = gn.Input((length,), dtype="int64", name="id")
             h0, c0 = gn.Input((units,), name="h0"), gn.Input((units,), name="c0")
             e = gn.layers.Embedding(vocab, embed, name="embedding")(ids)
             seq, h, c = gn.layers.LSTM(units, return_sequences=True, return_state=True,
@@ -84,7 +86,23 @@ class Sampler:
         self.model = gn.Model([ids, h0, c0], [logits, h, c], name="sampler")
         self.model.set_weights(trained.get_weights())  # same layers, same Keras layouts
         self.step = gn.compile([logits, h, c])
-        self.inputs, self.units = (ids, h0, c0), units
+        self.inputs, self.units, self.length = (ids, h0, c0), units, length
+
+    def read(self, ids: np.ndarray, start: int) -> float:
+        """Mean cross-entropy of each character of ``ids[start + 1:]`` given ALL the text
+        before it: one sequence read in order, the states carried from window to window
+        (what a language model's held-out loss means; from ``ids[0]`` on as context)."""
+        i, h0, c0 = self.inputs
+        h = np.zeros((1, self.units), np.float32)
+        c = np.zeros_like(h)
+        n = self.length
+        total, count = 0.0, 0
+        for p in range(0, len(ids) - n, n):  # the last partial window is left out
+            logits, h, c = self.step({i: ids[None, p:p + n], h0: h, c0: c})
+            nll = _nll(logits[0], ids[p + 1:p + n + 1])
+            keep = np.arange(p, p + n) >= start  # targets ids[start + 1:] only
+            total, count = total + nll[keep].sum(), count + keep.sum()
+        return total / count
 
     def generate(self, vocab: gn.text.Vocabulary, n: int, length: int, temperature: float,
                  rng: np.random.Generator, quick: bool = False) -> list[str]:
@@ -108,6 +126,14 @@ class Sampler:
             text = START[0] + vocab.decode(row)
             songs.append(text.split("\n\n")[0].strip())
         return songs
+
+
+def _nll(logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """-log softmax(logits)[target] per position (float64): the cross-entropy of each step."""
+    z = logits.astype(np.float64)
+    z = z - z.max(-1, keepdims=True)
+    logp = z - np.log(np.exp(z).sum(-1, keepdims=True))
+    return -np.take_along_axis(logp, targets[..., None], -1)[..., 0]
 
 
 def run(quick: bool, out: Path, seed: int) -> dict:
@@ -148,6 +174,16 @@ def run(quick: bool, out: Path, seed: int) -> dict:
                            seed=seed, verbose=0 if quick else 1).history
     tloss, tval = np.array(thist["loss"]), np.array(thist["val_loss"])
 
+    # validation by position in the window: every window starts from h = 0, so its first
+    # characters are guessed blind; read in order, each character gets all the song before
+    cut = int(len(x) * 0.95)  # fit's validation_split: the last 5 % of the windows
+    by_pos = _nll(model.predict(x[cut:], batch_size=32), y[cut:]).mean(0)
+    t_by_pos = _nll(tmodel.predict(x[cut:], batch_size=32), y[cut:]).mean(0)
+    text = ids[:(len(x) - 1) * stride + length + 1]  # the characters the windows cover
+    warm = max(0, cut * stride - 20 * length)  # context: the text just before
+    in_order = Sampler(model, vocab.size, embed, units, length).read(text[warm:],
+                                                                     cut * stride - warm)
+
     sampler = Sampler(model, vocab.size, embed, units)
     rng = np.random.default_rng(seed)
     temperatures = (0.8,) if quick else (0.6, 0.8, 1.0)
@@ -174,7 +210,7 @@ def run(quick: bool, out: Path, seed: int) -> dict:
             except ValueError:  # longer than that (a 600-character song can last 124 s)
                 continue
 
-    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(13, 4.4), width_ratios=(1.3, 1))
     ep = np.arange(1, len(loss) + 1)
     ax.plot(ep, loss, "o--", color="C0", alpha=0.6, label="LSTM, training")
     ax.plot(ep, val, "o-", color="C0", label=f"LSTM, validation (perplexity {np.exp(val[-1]):.2f})")
@@ -188,6 +224,15 @@ def run(quick: bool, out: Path, seed: int) -> dict:
                  f"Transformer blocks, d={d_model} ({tmodel.count_params():,} params)")
     ax.xaxis.get_major_locator().set_params(integer=True)
     ax.legend(fontsize=8)
+    pos = np.arange(1, length + 1)
+    ax2.plot(pos, by_pos, color="C0", label=f"LSTM (window mean {by_pos.mean():.3f})")
+    ax2.plot(pos, t_by_pos, color="C3", label=f"Transformer (window mean {t_by_pos.mean():.3f})")
+    ax2.axhline(in_order, color="C0", ls="--",
+                label=f"LSTM reading the songs in order, state carried: {in_order:.3f}")
+    ax2.set(xlabel="position in the window", ylabel="validation cross-entropy (nats)",
+            ylim=(0, min(4.5, 1.2 * max(by_pos[0], t_by_pos[0]))),
+            title="a window starts from h = 0: its first characters are guessed blind")
+    ax2.legend(fontsize=8)
     fig.tight_layout()
     pictures = [str(savefig(fig, out, "lecture2_music_loss"))]
     # the Transformer layer by layer, each block opened into its sub-blocks
@@ -201,9 +246,14 @@ def run(quick: bool, out: Path, seed: int) -> dict:
         "epochs": len(loss), "loss_curve": list(loss), "val_loss_curve": list(val),
         "final_loss": loss[-1], "final_val_loss": val[-1],
         "perplexity": float(np.exp(loss[-1])), "val_perplexity": float(np.exp(val[-1])),
+        # the validation text read in order (state carried), and by position in the windows
+        "val_loss_in_order": in_order, "val_perplexity_in_order": float(np.exp(in_order)),
+        "val_loss_first_10": float(by_pos[:10].mean()),
+        "val_loss_after_10": float(by_pos[10:].mean()),
         "transformer": {"parameters": tmodel.count_params(), "blocks": blocks,
                         "d_model": d_model, "heads": heads, "train_seconds": t_time.elapsed,
                         "final_loss": tloss[-1], "final_val_loss": tval[-1],
+                        "val_loss_first_10": float(t_by_pos[:10].mean()),
                         "val_perplexity": float(np.exp(tval[-1]))},
         "valid_fraction": {f"T={t}": len(valid[t]) / len(generated[t]) for t in temperatures},
         "sample": (playable or generated[temperatures[0]])[0][:300],

@@ -64,6 +64,12 @@ def test_music(tmp_path, capsys):
     assert len(s["pictures"]) == (2 if shutil.which("dot") else 1)
     # cross-entropy per character below a uniform guess over the 83 characters
     assert s["final_val_loss"] < 4.42 and s["perplexity"] < 83
+    # by position: the windows' first 10 and the other 30 (quick windows are 40 long) make
+    # up fit's validation loss; reading the validation text in order is scored too
+    window = (10 * s["val_loss_first_10"] + 30 * s["val_loss_after_10"]) / 40
+    assert abs(window - s["final_val_loss"]) < 2e-3
+    assert 0 < s["val_loss_in_order"] < 4.42
+    assert np.isclose(s["val_perplexity_in_order"], np.exp(s["val_loss_in_order"]), rtol=1e-3)
     abc = tmp_path / "lecture2_generated_songs.abc"
     assert str(abc) in s["files"]
     text = abc.read_text(encoding="utf-8")
