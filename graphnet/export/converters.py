@@ -345,17 +345,22 @@ def _reads_last_cell(r: Tensor, u: int, steps: int) -> bool:
 
 @converts("attention")
 def _attention(e: Emitter, t: Tensor, xs: list[str]) -> str:
-    """softmax(scale Q K^T (+ causal mask)) V as MatMul, Mul, Add, Softmax, MatMul."""
+    """softmax(scale Q K^T (+ causal mask)) V as MatMul, Mul, Add, Softmax, MatMul; with
+    heads last, (..., T, H, d) transposed to (..., H, T, d) around them."""
     op, q, k = t.op, t.inputs[0], t.inputs[1]
     n = q.ndim
+    tq, tk = (q.shape[-3], k.shape[-3]) if op.heads_last else (q.shape[-2], k.shape[-2])
+    swap = [*range(n - 3), n - 2, n - 3, n - 1]  # heads last <-> first (its own inverse)
+    if op.heads_last:
+        xs = [e.node("Transpose", [x], perm=swap) for x in xs]
     scale = op.scale if op.scale is not None else 1.0 / math.sqrt(q.shape[-1])
     kt = e.node("Transpose", [xs[1]], perm=[*range(n - 2), n - 1, n - 2])
     s = e.node("Mul", [e.node("MatMul", [xs[0], kt]), e.const(scale, t.dtype)])
     if op.causal:
-        tq, tk = q.shape[-2], k.shape[-2]
         mask = np.where(np.triu(np.ones((tq, tk), bool), 1), np.finfo(t.dtype).min / 2, 0)
         s = e.node("Add", [s, e.const(mask.astype(t.dtype), base=f"{t.name}/causal_mask")])
-    return e.node("MatMul", [e.node("Softmax", [s], axis=-1), xs[2]])
+    y = e.node("MatMul", [e.node("Softmax", [s], axis=-1), xs[2]])
+    return e.node("Transpose", [y], perm=swap) if op.heads_last else y
 
 
 # -- detection --------------------------------------------------------------------------------

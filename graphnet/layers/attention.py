@@ -231,13 +231,17 @@ class MultiHeadAttention(Layer):
                                else shape[-1:], self.bias_initializer) if self.use_bias else None
         return kernel, bias
 
-    def _heads(self, x: Tensor, kernel: Tensor, bias: Tensor | None, depth: int) -> Tensor:
-        """x (batch, ..., d) projected and split: (batch, <other>, heads, T, depth), T the
-        attention positions flattened."""
+    def _project(self, x: Tensor, kernel: Tensor, bias: Tensor | None, depth: int) -> Tensor:
+        """x (batch, ..., d) projected: (batch, ..., heads, depth), a reshape, no copy."""
         n = self.num_heads * depth
         w = ops.reshape(kernel, (kernel.shape[0], n))
         b = ops.reshape(bias, (n,)) if bias is not None else None
-        p = ops.reshape(ops.dense(x, w, b), (-1, *x.shape[1:-1], self.num_heads, depth))
+        return ops.reshape(ops.dense(x, w, b), (-1, *x.shape[1:-1], self.num_heads, depth))
+
+    def _heads(self, p: Tensor, x: Tensor) -> Tensor:
+        """A projection ``p`` of x split: (batch, <other>, heads, T, depth), T the attention
+        positions flattened."""
+        depth = p.shape[-1]
         r = x.ndim  # the heads axis of p is r - 1, its depth r
         p = ops.transpose(p, (0, *self.other_axes, r - 1, *self.attn_axes, r))
         others = [x.shape[a] for a in self.other_axes]
@@ -292,14 +296,25 @@ class MultiHeadAttention(Layer):
         xs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
         mask = xs.pop() if masked else attention_mask
         query, value, key = _qvk(self, xs[0] if len(xs) == 1 else xs)
-        q = self._heads(query, self.query_kernel, self.query_bias, self.key_dim)
-        k = self._heads(key, self.key_kernel, self.key_bias, self.key_dim)
-        v = self._heads(value, self.value_kernel, self.value_bias, self.value_dim)
+        pq = self._project(query, self.query_kernel, self.query_bias, self.key_dim)
+        pk = self._project(key, self.key_kernel, self.key_bias, self.key_dim)
+        pv = self._project(value, self.value_kernel, self.value_bias, self.value_dim)
         scale = 1.0 / math.sqrt(self.key_dim)
         if use_causal_mask and len(self.attn_axes) != 1:
             raise GraphError(f"MultiHeadAttention layer {self.name!r}: use_causal_mask needs "
                              f"one attention axis, got attention_axes {self.attn_axes}")
+        wo = ops.reshape(self.output_kernel, (self.num_heads * self.value_dim,
+                                              self.output_kernel.shape[-1]))
         drop = self.dropout > 0.0 and training is not False
+        if (mask is None and not drop and not return_attention_scores and not self.other_axes
+                and len(self.attn_axes) == 1):
+            # (batch, T, heads, depth) as projected: the fused node reads each head through
+            # strides, so no transpose copies the heads out and back in
+            o = ops.attention(pq, pk, pv, causal=use_causal_mask, heads_last=True)
+            return ops.dense(ops.reshape(o, (-1, *query.shape[1:-1],
+                                             self.num_heads * self.value_dim)),
+                             wo, self.output_bias)
+        q, k, v = self._heads(pq, query), self._heads(pk, key), self._heads(pv, value)
         bias = self._bias(mask, use_causal_mask, query, key, q, k) \
             if mask is not None or (use_causal_mask and (drop or return_attention_scores)) \
             else None
@@ -312,8 +327,6 @@ class MultiHeadAttention(Layer):
             s = ops.matmul(q, ops.transpose(k, perm)) * scale
             scores = ops.softmax(s if bias is None else s + bias, -1)
             o = ops.matmul(ops.dropout(scores, self.dropout) if drop else scores, v)
-        wo = ops.reshape(self.output_kernel, (self.num_heads * self.value_dim,
-                                              self.output_kernel.shape[-1]))
         out = ops.dense(self._unheads(o, query), wo, self.output_bias)
         if return_attention_scores:
             aq = [query.shape[a] for a in self.attn_axes]

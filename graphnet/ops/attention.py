@@ -16,7 +16,8 @@ __all__ = ["attention"]
 
 class Attention(Op):
     """A = softmax(scale Q K^T) (keys j > i masked when causal), y = A V, for
-    q (..., Tq, d), k (..., Tk, d), v (..., Tk, dv) -> (..., Tq, dv).
+    q (..., Tq, d), k (..., Tk, d), v (..., Tk, dv) -> (..., Tq, dv); with ``heads_last``
+    q (..., Tq, H, d), k (..., Tk, H, d), v (..., Tk, H, dv) -> (..., Tq, H, dv), per head.
 
     Backward: dV = A^T g, dA = g V^T, dS = A (dA - rowsum(dA A)), dQ = scale dS K,
     dK = scale dS^T Q.
@@ -24,10 +25,20 @@ class Attention(Op):
 
     name = "attention"
     family = "attention"
+    heads_last = False  # a class default: graphs saved before the flag load as before
 
     def infer(self, q, k, v):
         dt = same_float_dtype(q, k, v)
         fq, fk, fv = (fmt_shape(t.shape) for t in (q, k, v))
+        if self.heads_last:
+            if min(q.ndim, k.ndim, v.ndim) < 3 or not k.ndim == v.ndim == q.ndim:
+                raise GraphError(f"queries {fq}, keys {fk} and values {fv} need one rank, at "
+                                 "least 3, with heads last: (..., time, heads, depth)")
+            if not q.shape[-2] == k.shape[-2] == v.shape[-2]:
+                raise GraphError(f"queries {fq}, keys {fk} and values {fv} need the same "
+                                 "number of heads (the axis before the depth)")
+            # the checks below read the heads-first shapes (..., heads, time, depth)
+            q, k, v = (_HeadsFirst(t) for t in (q, k, v))
         if q.ndim < 2 or k.ndim != q.ndim or v.ndim != q.ndim:
             raise GraphError(f"queries {fq}, keys {fk} and values {fv} need one rank, at "
                              "least 2: (..., time, features)")
@@ -42,24 +53,47 @@ class Attention(Op):
                              f"key), got {k.shape[-2]} and {v.shape[-2]}")
         if self.scale is not None and not float(self.scale) > 0:
             raise GraphError(f"scale must be positive, got {self.scale}")
+        if self.heads_last:
+            return tuple(q.shape[:-3]) + (q.shape[-2], q.shape[-3], v.shape[-1]), dt
         return tuple(q.shape[:-1]) + (v.shape[-1],), dt
 
     def forward(self, ctx, q, k, v):
         shape = tuple(q.shape)[:-1] + (tuple(v.shape)[-1],)  # tuples: device shapes too
-        out = (ctx.buffer("y", shape, q.dtype),
-               ctx.buffer("a", shape[:-1] + (tuple(k.shape)[-2],), q.dtype))
+        sq, sk = tuple(q.shape), tuple(k.shape)
+        if self.heads_last:  # the weights (..., H, Tq, Tk)
+            a = sq[:-3] + (sq[-2], sq[-3], sk[-3])
+        else:
+            a = shape[:-1] + (sk[-2],)
+        out = (ctx.buffer("y", shape, q.dtype), ctx.buffer("a", a, q.dtype))
         y, ctx.a = ctx.be.attention(q, k, v, self.causal, self.scale,
-                                    out=None if out[0] is None else out)
+                                    out=None if out[0] is None else out,
+                                    **self._layout())
         return y
 
     def backward(self, ctx, g, y, q, k, v):
         return ctx.be.attention_grad(g, q, k, v, ctx.a, self.scale,
-                                     need=(ctx.wants(0), ctx.wants(1), ctx.wants(2)))
+                                     need=(ctx.wants(0), ctx.wants(1), ctx.wants(2)),
+                                     **self._layout())
+
+    def _layout(self) -> dict:
+        return {"heads_last": True} if self.heads_last else {}
 
 
-def attention(q, k, v, causal: bool = False, scale: float | None = None) -> Tensor:
+class _HeadsFirst:
+    """A tensor's shape read heads first: (..., T, H, d) as (..., H, T, d)."""
+
+    def __init__(self, t: Tensor) -> None:
+        s = tuple(t.shape)
+        self.shape = (*s[:-3], s[-2], s[-3], s[-1])
+        self.ndim = len(s)
+
+
+def attention(q, k, v, causal: bool = False, scale: float | None = None,
+              heads_last: bool = False) -> Tensor:
     """``softmax(scale q k^T) v`` over the last two axes, ``scale`` 1/sqrt(depth) by default;
     ``causal=True`` lets query i see keys 0..i only (top-left aligned, as PyTorch's
-    ``is_causal``)."""
-    return apply(Attention(causal=bool(causal),
-                           scale=None if scale is None else float(scale)), [q, k, v])
+    ``is_causal``). ``heads_last=True``: q, k, v are ``(..., time, heads, depth)`` (a
+    projection ``(B, T, H d)`` reshaped, no transpose) and so is the output, per head."""
+    op = Attention(causal=bool(causal), scale=None if scale is None else float(scale),
+                   **({"heads_last": True} if heads_last else {}))
+    return apply(op, [q, k, v])

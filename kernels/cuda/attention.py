@@ -18,6 +18,7 @@ from ..cpu.attention import check_shapes
 from ..cpu.attention import masked_softmax_row as _cpu_row
 from . import _base
 from .matmul import matmul
+from .shape import transpose
 from .softmax import softmax_grad
 
 __all__ = ["attention", "attention_grad"]
@@ -55,11 +56,24 @@ def _scale_of(q, scale):
     return q.dtype.type(1.0 / math.sqrt(tuple(q.shape)[-1]) if scale is None else scale)
 
 
-def attention(q, k, v, causal: bool = False, scale: float | None = None, out=None):
+def _swap(x):
+    """``(..., T, H, d)`` <-> ``(..., H, T, d)`` on the device (heads last to first and back)."""
+    from . import asarray
+
+    n = len(tuple(x.shape))
+    return transpose(asarray(x), (*range(n - 3), n - 2, n - 3, n - 1))
+
+
+def attention(q, k, v, causal: bool = False, scale: float | None = None, out=None,
+              heads_last: bool = False):
     """``(y, a)``: ``y = a v`` ``(..., Tq, dv)`` and the weights ``a = softmax(scale q k^T)``
     ``(..., Tq, Tk)``, keys after the query masked when ``causal``; ``scale`` defaults to
-    ``1/sqrt(d)``. ``out`` is the CPU's buffer hint; this backend allocates."""
-    check_shapes(q, k, v)
+    ``1/sqrt(d)``. ``out`` is the CPU's buffer hint; this backend allocates. ``heads_last``
+    as the CPU's (q, k, v, y ``(..., T, H, d)``): here through transposes around the GEMMs."""
+    check_shapes(q, k, v, heads_last)
+    if heads_last:
+        y, a = attention(_swap(q), _swap(k), _swap(v), causal, scale)
+        return _swap(y), a
     lead = tuple(q.shape)[:-2]
     q3, k3, v3 = _slices(q), _slices(k), _slices(v)
     a = matmul(q3, k3, trans_b=True)  # scores Q K^T
@@ -71,9 +85,13 @@ def attention(q, k, v, causal: bool = False, scale: float | None = None, out=Non
     return (y.reshape(lead + tuple(y.shape)[-2:]), a.reshape(lead + tuple(a.shape)[-2:]))
 
 
-def attention_grad(g, q, k, v, a, scale: float | None = None, need: tuple = (True, True, True)):
+def attention_grad(g, q, k, v, a, scale: float | None = None, need: tuple = (True, True, True),
+                   heads_last: bool = False):
     """``(dq, dk, dv)`` of attention from the forward pass's weights ``a``; an entry is None
     where ``need`` says nobody wants it (its GEMMs are skipped)."""
+    if heads_last:
+        grads = attention_grad(_swap(g), _swap(q), _swap(k), _swap(v), a, scale, need)
+        return tuple(None if d is None else _swap(d) for d in grads)
     g3, q3, k3, v3, a3 = (_slices(x) for x in (g, q, k, v, a))
     dq = dk = dv = None
     if need[2]:

@@ -37,6 +37,13 @@ def test_heads_and_unequal_lengths(K, C, r):
         K.attention(K.asarray(q), K.asarray(f32(r, 2, 2, 3, 3)), K.asarray(v))
 
 
+def test_heads_last(K, C, r):
+    # (batch, T, heads, d): Tq=2, Tk=3, 2 heads, causal
+    q, k, v = f32(r, 2, 2, 2, 2), f32(r, 2, 3, 2, 2), f32(r, 2, 3, 2, 1)
+    y, a = check(K, C, "attention", q, k, v, True, None, heads_last=True)
+    check(K, C, "attention_grad", f32(r, *y.shape), q, k, v, a, None, heads_last=True)
+
+
 def test_program_on_cuda_matches_cpu(r):
     with gn.Graph("attn"):
         x = gn.Input((3, 2), name="x")

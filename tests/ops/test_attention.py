@@ -126,6 +126,63 @@ def test_many_slices_run_the_parallel_loops(rng, causal):
     np.testing.assert_allclose(dk, dk64, rtol=1e-3, atol=1e-5)
 
 
+# -- heads last: (..., time, heads, depth), the projection's own layout -------------------
+
+def _heads_last(x):
+    return np.swapaxes(x, -2, -3)  # (..., H, T, d) <-> (..., T, H, d)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_heads_last_matches_numpy_per_head(rng, causal):
+    q, k, v = qkv(rng, (2, 3), 4, 5)  # (batch 2, heads 3, T, d), heads first
+    ql, kl, vl = (_heads_last(a) for a in (q, k, v))
+    out = run_fn(lambda q, k, v: gn.attention(q, k, v, causal=causal, heads_last=True),
+                 ql, kl, vl, dtype="float64")
+    yr, ar = ref(q, k, v, causal)
+    assert out.shape == (2, 4, 3, 2)
+    np.testing.assert_allclose(out, _heads_last(yr), rtol=1e-12, atol=1e-14)
+    y, a = attention_kernel(ql, kl, vl, causal, 0.3, heads_last=True)
+    yr, ar = ref(q, k, v, causal, 0.3)
+    np.testing.assert_allclose(a, ar, rtol=1e-12)  # the weights stay heads first
+    np.testing.assert_allclose(y, _heads_last(yr), rtol=1e-12)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_heads_last_gradients(rng, causal):
+    q, k, v = (_heads_last(a) for a in qkv(rng, (2, 2), 3, 4))
+    check_gradients(lambda q, k, v: gn.attention(q, k, v, causal=causal, heads_last=True),
+                    q, k, v)
+
+
+@pytest.mark.usefixtures("parallel_kernels")
+def test_heads_last_parallel_loops_match_heads_first(rng):
+    # 16 slices: the prange twins read the strided (b, :, h, :) views
+    q, k, v = (a.astype(np.float32) for a in qkv(rng, (4, 4), 16, 16, d=8, dv=8))
+    y, a = attention_kernel(q, k, v, True)
+    yl, al = attention_kernel(*(_heads_last(x) for x in (q, k, v)), True, heads_last=True)
+    np.testing.assert_allclose(yl, _heads_last(y), rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(al, a, rtol=1e-6, atol=1e-7)
+    g = np.random.default_rng(1).normal(size=y.shape).astype(np.float32)
+    want = attention_grad(g, q, k, v, a)
+    got = attention_grad(_heads_last(g), *(_heads_last(x) for x in (q, k, v)), al,
+                         heads_last=True)
+    for w, d in zip(want, got):
+        np.testing.assert_allclose(d, _heads_last(w), rtol=1e-5, atol=1e-6)
+
+
+def test_heads_last_build_errors():
+    with gn.Graph():
+        q = gn.Input((3, 2, 4), name="q")  # (batch, T, heads, depth)
+        k, v = gn.Input((5, 2, 4), name="k"), gn.Input((5, 2, 6), name="v")
+        assert gn.attention(q, k, v, heads_last=True).shape == (None, 3, 2, 6)
+        with pytest.raises(gn.GraphError, match="same number of heads"):
+            gn.attention(q, gn.Input((5, 3, 4)), gn.Input((5, 3, 6)), heads_last=True)
+        with pytest.raises(gn.GraphError, match="at least 3, with heads last"):
+            gn.attention(gn.Input((4,)), gn.Input((4,)), gn.Input((4,)), heads_last=True)
+        with pytest.raises(gn.GraphError, match=r"same length.*got 5 and 4"):
+            gn.attention(q, k, gn.Input((4, 2, 6)), heads_last=True)
+
+
 def test_batch_dimension_and_build_errors():
     with gn.Graph():
         q = gn.Input((3, 4), name="q")
