@@ -67,16 +67,13 @@ class Attention(Op):
         out = (ctx.buffer("y", shape, q.dtype), ctx.buffer("a", a, q.dtype))
         y, ctx.a = ctx.be.attention(q, k, v, self.causal, self.scale,
                                     out=None if out[0] is None else out,
-                                    **self._layout())
+                                    heads_last=self.heads_last)
         return y
 
     def backward(self, ctx, g, y, q, k, v):
         return ctx.be.attention_grad(g, q, k, v, ctx.a, self.scale,
                                      need=(ctx.wants(0), ctx.wants(1), ctx.wants(2)),
-                                     **self._layout())
-
-    def _layout(self) -> dict:
-        return {"heads_last": True} if self.heads_last else {}
+                                     heads_last=self.heads_last)
 
 
 class _HeadsFirst:
