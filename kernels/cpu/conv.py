@@ -51,15 +51,11 @@ def _im2col(x, kh, kw, sh, sw, dh, dw, pt, pl, cols):
 
 
 @kernel(inline=True)
-def _tap(t, s, n):
-    # the output index o with o s = t in [0, n), or -1 when there is none; stride 1 needs
-    # no division (an integer division per tap and pixel was most of col2im's time)
-    if t < 0:
-        return -1
-    if s == 1:
-        return t if t < n else -1
-    o = t // s
-    return o if o * s == t and o < n else -1
+def _outputs(t0, s, n_in, n_out):
+    # the outputs o in [0, n_out) whose input cell t0 + o s lies in [0, n_in): [lo, hi)
+    lo = 0 if t0 >= 0 else (s - 1 - t0) // s
+    hi = min(n_out, (n_in - t0 + s - 1) // s) if n_in > t0 else 0
+    return lo, max(lo, hi)
 
 
 CODE = 0  # the activation each compiled copy of _col2im fixes (jit.specializing)
@@ -68,8 +64,11 @@ CODE = 0  # the activation each compiled copy of _col2im fixes (jit.specializing
 @specializing("CODE", parallel=True)
 def _col2im(cols, kh, kw, sh, sw, dh, dw, pt, pl, b, alpha, z, y):
     # z[n, h, w, :] = b + sum of cols[n, oh, ow, i, j, :] over the taps that read pixel (h, w),
-    # i.e. h = oh*sh - pt + i*dh: oh = (h + pt - i*dh) / sh when that divides and lands in
-    # range (the same for w); then y = act(z). One iteration per (image, input row).
+    # i.e. h = oh*sh - pt + i*dh and w = ow*sw - pl + j*dw; then y = act(z). One iteration
+    # per (image, input row): tap row i reads output row oh = (h + pt - i*dh) / sh when that
+    # divides, and tap (i, j) adds the contiguous run of outputs ow whose w lands in the row,
+    # so no index is tested per pixel (a test and a division per tap and pixel took 2-6x
+    # longer). Each pixel still sums its taps in (i, j) order.
     B, H, W, C = z.shape
     OH, OW = cols.shape[1], cols.shape[2]
     has_b = b.shape[0] > 0
@@ -77,24 +76,27 @@ def _col2im(cols, kh, kw, sh, sw, dh, dw, pt, pl, b, alpha, z, y):
     for r in prange(B * H):
         n = r // H
         h = r - n * H
+        zr = z[n, h]
         for w in range(W):
-            zp = z[n, h, w]  # this pixel's channels (a unit-stride view: the loops vectorize)
             for c in range(C):
-                zp[c] = b[c] if has_b else zero
-            for i in range(kh):
-                oh = _tap(h + pt - i * dh, sh, OH)
-                if oh < 0:
-                    continue
-                for j in range(kw):
-                    ow = _tap(w + pl - j * dw, sw, OW)
-                    if ow < 0:
-                        continue
-                    tap = cols[n, oh, ow, i, j]
+                zr[w, c] = b[c] if has_b else zero
+        for i in range(kh):
+            th = h + pt - i * dh
+            oh = th // sh
+            if th < 0 or oh * sh != th or oh >= OH:
+                continue
+            cr = cols[n, oh]
+            for j in range(kw):
+                t0 = j * dw - pl  # pixel w = t0 + ow*sw
+                lo, hi = _outputs(t0, sw, W, OW)
+                for ow in range(lo, hi):
+                    tap, zp = cr[ow, i, j], zr[t0 + ow * sw]
                     for c in range(C):
                         zp[c] += tap[c]
-            yp = y[n, h, w]
+        yr = y[n, h]
+        for w in range(W):
             for c in range(C):
-                yp[c] = act(CODE, zp[c], alpha)
+                yr[w, c] = act(CODE, zr[w, c], alpha)
 
 
 def out_hw(x_shape: tuple, ksize: tuple, strides: tuple, dilation: tuple,
