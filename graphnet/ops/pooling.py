@@ -50,13 +50,23 @@ class MaxPool2D(Op):
         self.pads = (top, bottom, left, right)
         return (x.shape[0], oh, ow, x.shape[3]), dt
 
+    def _out_hw(self, shape: tuple) -> tuple[int, int]:
+        return tuple(_axis(n, k, s, self.padding)[0]
+                     for n, k, s in zip(shape[1:3], self.pool_size, self.strides))
+
     def forward(self, ctx, x):
-        y, ctx.arg = ctx.be.pool2d(x, self.pool_size, self.strides, self.pads, self.kind)
+        shape = (x.shape[0], *self._out_hw(x.shape), x.shape[3])
+        y = ctx.buffer("y", shape, x.dtype)
+        out = None if y is None else (
+            y, ctx.buffer("arg", shape if self.kind == "max" else (1, 1, 1, 1), "int64"))
+        y, ctx.arg = ctx.be.pool2d(x, self.pool_size, self.strides, self.pads, self.kind,
+                                   out=out)
         return y
 
     def backward(self, ctx, g, y, x):
         return (ctx.be.pool2d_grad(g, ctx.arg, x.shape, self.pool_size, self.strides,
-                                   self.pads, self.kind),)
+                                   self.pads, self.kind,
+                                   out=ctx.buffer("dx", x.shape, x.dtype)),)
 
 
 class AvgPool2D(MaxPool2D):

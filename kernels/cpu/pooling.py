@@ -130,29 +130,34 @@ def geometry(shape: tuple, pool_size: tuple, strides: tuple, pads: tuple) -> tup
 
 
 def pool2d(x: np.ndarray, pool_size: tuple, strides: tuple, pads: tuple,
-           kind: str) -> tuple[np.ndarray, np.ndarray | None]:
+           kind: str, out: tuple | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     """``(y, arg)``: max (``kind="max"``, arg = flat index into x of each winner) or average
-    (``"avg"``, arg None) pooling of NHWC ``x`` over real cells only."""
+    (``"avg"``, arg None) pooling of NHWC ``x`` over real cells only. ``out = (y, arg)``
+    are arrays to write into (arg unused for avg)."""
     OH, OW = geometry(x.shape, pool_size, strides, pads)
     is_max = KINDS[kind] == 0
     x = np.ascontiguousarray(x)
-    y = np.empty((x.shape[0], OH, OW, x.shape[3]), x.dtype)
-    arg = np.empty(y.shape if is_max else (1, 1, 1, 1), np.int64)  # (unread for avg)
+    if out is None:
+        y = np.empty((x.shape[0], OH, OW, x.shape[3]), x.dtype)
+        arg = np.empty(y.shape if is_max else (1, 1, 1, 1), np.int64)  # (unread for avg)
+    else:
+        y, arg = out
     pick(_pool_fwd, x.size)(x, *pool_size, *strides, pads[0], pads[2], is_max,
                             x.dtype.type(1), y, arg)
     return y, (arg if is_max else None)
 
 
 def pool2d_grad(g: np.ndarray, arg: np.ndarray | None, x_shape: tuple, pool_size: tuple,
-                strides: tuple, pads: tuple, kind: str) -> np.ndarray:
+                strides: tuple, pads: tuple, kind: str, out: np.ndarray | None = None
+                ) -> np.ndarray:
     """dx of :func:`pool2d`: g routed to each window's winner (max) or spread evenly over
-    its real cells (avg); overlapping windows add up."""
+    its real cells (avg); overlapping windows add up. ``out`` is an array to write dx into."""
     OH, OW = geometry(x_shape, pool_size, strides, pads)
     if tuple(g.shape) != (x_shape[0], OH, OW, x_shape[3]):
         raise ValueError(f"gradient of shape {tuple(g.shape)} does not match the pooled "
                          f"shape {(x_shape[0], OH, OW, x_shape[3])}")
     is_max = KINDS[kind] == 0
-    dx = np.empty(tuple(x_shape), g.dtype)
+    dx = np.empty(tuple(x_shape), g.dtype) if out is None else out
     a = arg if is_max else np.empty((1, 1, 1, 1), np.int64)  # (unread for avg)
     pick(_pool_bwd, dx.size)(np.ascontiguousarray(g), a, *pool_size, *strides, pads[0],
                              pads[2], is_max, g.dtype.type(1), dx)

@@ -67,9 +67,9 @@ def _pool_bwd(g, arg, ph, pw, sh, sw, pt, pl, is_max, one, dx):
         dx[n, ih, iw, c] = acc
 
 
-def pool2d(x, pool_size: tuple, strides: tuple, pads: tuple, kind: str):
+def pool2d(x, pool_size: tuple, strides: tuple, pads: tuple, kind: str, out=None):
     """``(y, arg)``: max (arg = flat index into x of each winner) or average (arg None)
-    pooling of NHWC ``x`` over real cells only."""
+    pooling of NHWC ``x`` over real cells only (``out`` is ignored)."""
     from . import asarray
 
     x = asarray(x)
@@ -84,9 +84,9 @@ def pool2d(x, pool_size: tuple, strides: tuple, pads: tuple, kind: str):
 
 
 def pool2d_grad(g, arg, x_shape: tuple, pool_size: tuple, strides: tuple, pads: tuple,
-                kind: str):
+                kind: str, out=None):
     """dx of :func:`pool2d`: g routed to each window's winner (max) or spread evenly over
-    its real cells (avg); overlapping windows add up."""
+    its real cells (avg); overlapping windows add up (``out`` is ignored)."""
     from . import asarray
 
     g = asarray(g)
