@@ -62,13 +62,14 @@ CODE = 0  # the activation each compiled copy of _col2im fixes (jit.specializing
 
 
 @specializing("CODE", parallel=True)
-def _col2im(cols, kh, kw, sh, sw, dh, dw, pt, pl, b, alpha, z, y):
+def _col2im(cols, kh, kw, sh, sw, dh, dw, pt, pl, b, alpha, inplace, z, y):
     # z[n, h, w, :] = b + sum of cols[n, oh, ow, i, j, :] over the taps that read pixel (h, w),
     # i.e. h = oh*sh - pt + i*dh and w = ow*sw - pl + j*dw; then y = act(z). One iteration
     # per (image, input row): tap row i reads output row oh = (h + pt - i*dh) / sh when that
     # divides, and tap (i, j) adds the contiguous run of outputs ow whose w lands in the row,
     # so no index is tested per pixel (a test and a division per tap and pixel took 2-6x
-    # longer). Each pixel still sums its taps in (i, j) order.
+    # longer). Each pixel still sums its taps in (i, j) order. ``inplace``: y is z (the
+    # activation pass then reads and writes z alone, which vectorizes; none for identity).
     B, H, W, C = z.shape
     OH, OW = cols.shape[1], cols.shape[2]
     has_b = b.shape[0] > 0
@@ -93,10 +94,15 @@ def _col2im(cols, kh, kw, sh, sw, dh, dw, pt, pl, b, alpha, z, y):
                     tap, zp = cr[ow, i, j], zr[t0 + ow * sw]
                     for c in range(C):
                         zp[c] += tap[c]
-        yr = y[n, h]
-        for w in range(W):
-            for c in range(C):
-                yr[w, c] = act(CODE, zr[w, c], alpha)
+        if inplace and CODE != 0:
+            for w in range(W):
+                for c in range(C):
+                    zr[w, c] = act(CODE, zr[w, c], alpha)
+        elif not inplace:
+            yr = y[n, h]
+            for w in range(W):
+                for c in range(C):
+                    yr[w, c] = act(CODE, zr[w, c], alpha)
 
 
 def out_hw(x_shape: tuple, ksize: tuple, strides: tuple, dilation: tuple,
@@ -161,7 +167,7 @@ def _gather(cols: np.ndarray, x_shape: tuple, ksize: tuple, strides: tuple, dila
     pick(_col2im.of(CODE=code_of(kind)), z.size)(
         np.ascontiguousarray(cols).reshape(B, OH, OW, kh, kw, C), kh, kw, strides[0],
         strides[1], dilation[0], dilation[1], pads[0], pads[2], bb, cols.dtype.type(alpha),
-        z, y)
+        y is z, z, y)
     return y, z
 
 
@@ -190,7 +196,10 @@ def conv2d(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None, strides: 
     OH, OW = out_hw(x.shape, (kh, kw), strides, dilation, pads)
     cols = im2col(x, (kh, kw), strides, dilation, pads, out=None if out is None else out[2])
     k2 = np.ascontiguousarray(kernel).reshape(kh * kw * cin, cout)
-    rows = None if out is None else (out[0].reshape(-1, cout), out[1].reshape(-1, cout))
+    rows = None
+    if out is not None:  # y and z as rows, one array where y is z (dense runs that in place)
+        z2 = out[1].reshape(-1, cout)
+        rows = (z2 if out[0] is out[1] else out[0].reshape(-1, cout), z2)
     y, z = dense(cols, k2, bias, kind, alpha, keep_z, out=rows)
     shape = (x.shape[0], OH, OW, cout)
     return y.reshape(shape), z.reshape(shape), cols
