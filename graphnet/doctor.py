@@ -27,6 +27,7 @@ OPTIONAL = {
     "mpi4py": "several processes",
     "keras": "comparisons with Keras",
     "numba-cuda": "the CUDA backend (the cuda extra)",
+    "cupy-cuda13x": "cuBLAS for the CUDA backend's products (the cuda extra)",
     "matplotlib": "the demos' plots",
     "scikit-learn": "the demos' bundled data sets",
     "tqdm": "the progress bar",
@@ -125,7 +126,11 @@ def cuda() -> str:
     for d in nc.list_devices():
         name = d.name.decode() if isinstance(d.name, bytes) else str(d.name)
         names.append(f"{name} (compute {'.'.join(map(str, d.compute_capability))})")
-    return f"{', '.join(names) or 'available'}; numba-cuda {pkg or '(bundled)'}"
+    from graphnet.kernels.cuda import cublas
+
+    gemm = "cuBLAS through CuPy" if cublas.library() is not None else \
+        "graphnet's own kernel (CuPy with cuBLAS not found)"
+    return f"{', '.join(names) or 'available'}; numba-cuda {pkg or '(bundled)'}; GEMM: {gemm}"
 
 
 def numba_cache() -> str:

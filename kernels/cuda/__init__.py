@@ -19,8 +19,8 @@ from . import _base
 from .elementwise import cast
 
 # every public module here is a node family; its __all__ lists its kernels (pool.py is the
-# allocator, not a family)
-KERNELS = export_families(globals(), skip=("pool",))
+# allocator and cublas.py the vendor's GEMM under matmul.py, not families)
+KERNELS = export_families(globals(), skip=("pool", "cublas"))
 
 name = "cuda"
 # whether ops may hand kernels reusable output buffers (Ctx.buffer)

@@ -1,4 +1,8 @@
-"""Matrix products on the GPU: a tiled shared-memory GEMM with batch dimensions.
+"""Matrix products on the GPU: cuBLAS where CuPy is there, else a tiled shared-memory GEMM.
+
+Every product of the CUDA backend comes through ``matmul``. With CuPy installed and a GPU
+present, it runs on cuBLAS over the same device memory (``cublas.py``); otherwise (the
+simulator in CI, for one) on the kernel below.
 
 One kernel serves ``a @ b``, its transposed forms and its batched form: op(A)[i, k] is read
 at ``base + i*si + k*sk`` (a transpose swaps the two strides, so nothing is copied), and
@@ -14,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 from numba import cuda, from_dtype
 
-from . import _base
+from . import _base, cublas
 
 __all__ = ["matmul", "matmul_at_sum"]
 
@@ -142,6 +146,12 @@ def matmul(a, b, trans_a: bool = False, trans_b: bool = False):
         return _base.empty(out_shape, dt)
     if K == 0:
         return zeros(out_shape, dt)
+    if a.dtype != dt:
+        a = asarray(a, dt)
+    if b.dtype != dt:
+        b = asarray(b, dt)
+    if dt.name in cublas.FLOATS and cublas.library() is not None:
+        return cublas.gemm(a, b, trans_a, trans_b, _base.empty(out_shape, dt))
     # batch strides in elements: one matrix per step, 0 where an operand is broadcast
     ast = tuple(s * sa[-2] * sa[-1] for s in _base.bcast_strides(sa[:-2], batch))
     bst = tuple(s * sb[-2] * sb[-1] for s in _base.bcast_strides(sb[:-2], batch))
@@ -154,10 +164,6 @@ def matmul(a, b, trans_a: bool = False, trans_b: bool = False):
     out = _base.empty(((ksplit,) if ksplit > 1 else ()) + out_shape, dt)
     grid = ((N + TILE - 1) // TILE, (M + TILE - 1) // TILE,
             max(1, min(nbatch * ksplit, _base.MAX_BLOCKS if _base.SIM else 65535)))
-    if a.dtype != dt:
-        a = asarray(a, dt)
-    if b.dtype != dt:
-        b = asarray(b, dt)
     _gemm_kernel(dt)[grid, (T, T)](_base.flat(a), _base.flat(b), _base.flat(out), M, N,
                                          K, asi, ask, bsk, bsj, nbatch, bshape, ast, bst,
                                          ksplit, kchunk, dt.type(0))
