@@ -86,8 +86,9 @@ def _freeze_hh_bias(rnn) -> None:
             p.requires_grad_(False)
 
 
-def build(name: str, quick: bool, rng: np.random.Generator) -> Workload:
-    """The workload ``name``: data, graphnet model compiled, and (with torch) its twin."""
+def build(name: str, quick: bool, rng: np.random.Generator, device: str = "cpu") -> Workload:
+    """The workload ``name``: data, graphnet model compiled for ``device``, and (with torch)
+    its twin (on the CPU; ``torch_round`` moves it)."""
     s = _sizes(quick)
     nn = torch.nn if torch is not None else None
     L = gn.layers
@@ -97,7 +98,7 @@ def build(name: str, quick: bool, rng: np.random.Generator) -> Workload:
         y = rng.integers(0, 10, len(x))
         m = gn.Sequential([L.Dense(u, activation="relu"), L.Dense(u, activation="relu"),
                            L.Dense(10)], input_shape=(d,))
-        m.compile(optimizer=_adam(), loss="sparse_softmax_cross_entropy")
+        m.compile(device=device, optimizer=_adam(), loss="sparse_softmax_cross_entropy")
         w = Workload(name, b, x, y, m)
         if nn:
             w.torch_net = nn.Sequential(nn.Linear(d, u), nn.ReLU(), nn.Linear(u, u), nn.ReLU(),
@@ -110,7 +111,7 @@ def build(name: str, quick: bool, rng: np.random.Generator) -> Workload:
         y = (x[:, :1] * x[:, 1:] > 0).astype(np.float32)
         m = gn.Sequential([L.Dense(16, activation="relu"), L.Dense(1, activation="sigmoid")],
                           input_shape=(2,))
-        m.compile(optimizer=gn.optimizers.SGD(0.1), loss="binary_crossentropy")
+        m.compile(device=device, optimizer=gn.optimizers.SGD(0.1), loss="binary_crossentropy")
         w = Workload(name, b, x, y, m)
         if nn:
             # graphnet's BCE reads the logits under the sigmoid; PyTorch's stable twin
@@ -123,7 +124,7 @@ def build(name: str, quick: bool, rng: np.random.Generator) -> Workload:
         x = rng.normal(size=(b * (s["steps"] or 50), t, f)).astype(np.float32)
         y = rng.normal(size=(len(x), 1)).astype(np.float32)
         m = gn.Sequential([L.SimpleRNN(u), L.Dense(1)], input_shape=(t, f))
-        m.compile(optimizer=gn.optimizers.SGD(0.01), loss="mse")
+        m.compile(device=device, optimizer=gn.optimizers.SGD(0.01), loss="mse")
         w = Workload(name, b, x, y, m)
         if nn:
             w.torch_net = _LastStep(nn.RNN(f, u, batch_first=True), nn.Linear(u, 1))
@@ -134,7 +135,7 @@ def build(name: str, quick: bool, rng: np.random.Generator) -> Workload:
         v, e, u, t, b = s["lstm"]
         x = rng.integers(0, v, size=(b * (s["steps"] or 2), t))
         y = rng.integers(0, v, size=x.shape)
-        m = _lstm_model(v, e, u, t)
+        m = _lstm_model(v, e, u, t, device)
         w = Workload(name, b, x, y, m)
         if nn:
             w.torch_net = _CharLSTM(v, e, u)
@@ -153,7 +154,7 @@ def build(name: str, quick: bool, rng: np.random.Generator) -> Workload:
             a = L.MultiHeadAttention(h, kd)(p)
             out = L.Dense(10)(gn.mean(p + a, axis=1))
             m = gn.Model(xi, out)
-        m.compile(optimizer=_adam(), loss="sparse_softmax_cross_entropy")
+        m.compile(device=device, optimizer=_adam(), loss="sparse_softmax_cross_entropy")
         w = Workload(name, b, x, y, m)
         if nn:
             pe = gn.ops.positional_encoding(t, d, dtype="float32")
@@ -169,7 +170,7 @@ def build(name: str, quick: bool, rng: np.random.Generator) -> Workload:
                            L.Conv2D(c2, 3, padding="same", activation="relu"),
                            L.MaxPooling2D(2), L.Flatten(), L.Dense(u, activation="relu"),
                            L.Dense(10)], input_shape=(28, 28, 1))
-        m.compile(optimizer=_adam(), loss="sparse_softmax_cross_entropy")
+        m.compile(device=device, optimizer=_adam(), loss="sparse_softmax_cross_entropy")
         w = Workload(name, b, x, y, m)
         if nn:
             w.torch_net = nn.Sequential(nn.Conv2d(1, c1, 3, padding=1), nn.ReLU(),
@@ -187,7 +188,7 @@ def build(name: str, quick: bool, rng: np.random.Generator) -> Workload:
             ids = gn.Input((t,), dtype="int64", name="ids")
             out = L.Dense(2)(gn.mean(L.Embedding(v, e)(ids), axis=1))
             m = gn.Model(ids, out)
-        m.compile(optimizer=_adam(), loss="sparse_softmax_cross_entropy")
+        m.compile(device=device, optimizer=_adam(), loss="sparse_softmax_cross_entropy")
         w = Workload(name, b, x, y, m)
         if nn:
             w.torch_net = _MeanEmbedding(v, e)
@@ -196,12 +197,12 @@ def build(name: str, quick: bool, rng: np.random.Generator) -> Workload:
     raise ValueError(f"unknown workload {name!r}; choose from {NAMES}")
 
 
-def _lstm_model(v: int, e: int, u: int, t: int) -> gn.Sequential:
+def _lstm_model(v: int, e: int, u: int, t: int, device: str = "cpu") -> gn.Sequential:
     """The music demo's shape: Embedding -> LSTM (every step) -> Dense logits."""
     L = gn.layers
     m = gn.Sequential([L.Embedding(v, e), L.LSTM(u, return_sequences=True), L.Dense(v)],
                       input_shape=(t,))
-    m.compile(optimizer=_adam(), loss="sparse_softmax_cross_entropy")
+    m.compile(device=device, optimizer=_adam(), loss="sparse_softmax_cross_entropy")
     return m
 
 
@@ -251,12 +252,15 @@ def graphnet_round(w: Workload) -> Callable[[], None]:
                                shuffle=False)
 
 
-def torch_round(w: Workload) -> Callable[[], None]:
-    net = w.torch_net
+def torch_round(w: Workload, device: str = "cpu") -> Callable[[], None]:
+    """One epoch of the PyTorch twin on ``device`` (cuda: data moved there once, outside the
+    timing, and the GPU waited for at the end of the round)."""
+    net = w.torch_net.to(device)
     opt = w.torch_opt([p for p in net.parameters() if p.requires_grad])
-    xt = torch.from_numpy(w.torch_x(w.x) if w.torch_x else w.x)
-    yt = torch.from_numpy(w.y)
+    xt = torch.from_numpy(w.torch_x(w.x) if w.torch_x else w.x).to(device)
+    yt = torch.from_numpy(w.y).to(device)
     lossf, b = w.torch_loss, w.batch
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
 
     def run() -> None:
         for s in range(0, len(xt), b):
@@ -264,6 +268,7 @@ def torch_round(w: Workload) -> Callable[[], None]:
             loss = lossf(net(xt[s:s + b]), yt[s:s + b])
             loss.backward()
             opt.step()
+        sync()
 
     return run
 
@@ -272,11 +277,13 @@ def torch_params(net) -> int:
     return int(sum(p.numel() for p in net.parameters() if p.requires_grad))
 
 
-def measure(w: Workload, rounds: int) -> tuple[float, float | None]:
-    """Median seconds per round of graphnet and of PyTorch, taking turns."""
+def measure(w: Workload, rounds: int, torch_device: str | None = "cpu"
+            ) -> tuple[float, float | None]:
+    """Median seconds per round of graphnet and of PyTorch (on ``torch_device``; None: not
+    run), taking turns."""
     cases = {"graphnet": graphnet_round(w)}
-    if w.torch_net is not None:
-        cases["torch"] = torch_round(w)
+    if w.torch_net is not None and torch_device is not None:
+        cases["torch"] = torch_round(w, torch_device)
     for fn in cases.values():  # warm-up: compile, allocate
         fn()
     times: dict[str, list[float]] = {k: [] for k in cases}

@@ -5,10 +5,13 @@
 
 Workloads: a 784-256-256-10 ReLU MLP forward + backward at batch 128 through
 ``gn.compile(device="cuda")``, a large elementwise add, a 1024^3 GEMM, ``model.fit``
-throughput, and one graph per Lecture 2/3 family (a conv-pool-conv stack, a fused LSTM,
-causal attention), each beside its PyTorch twin. Times are medians of synchronized repeats
-after a warm-up call (which pays Numba's compilation). Each section reports its own failure
-and the next one still runs; with ``--json PATH`` the figures are also written as JSON.
+throughput, one graph per Lecture 2/3 family (a conv-pool-conv stack, a fused LSTM,
+causal attention), each beside its PyTorch twin, and the CPU scoreboard's workloads (mlp,
+cnn, lstm, attention, rnn_small, mlp_small of ``bench_workloads.py``) trained with
+``model.fit`` on the GPU beside PyTorch CUDA, with issue 15's target ratios. Times are
+medians of synchronized repeats after a warm-up call (which pays Numba's compilation).
+Each section reports its own failure and the next one still runs; with ``--json PATH``
+the figures are also written as JSON.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ except Exception:  # pragma: no cover - torch is optional
     torch, HAVE_TORCH = None, False
 
 ROWS: list[dict] = []
+FIT_ROWS: list[dict] = []  # the scoreboard's workloads trained with model.fit (issue 15)
 PARITY: list[dict] = []
 PROGRAMS: list[tuple] = []  # (label, program, device feeds) for --profile
 
@@ -287,6 +291,31 @@ def bench_attention(batch: int, heads: int, steps: int, depth: int, repeat: int)
 
 # -- parity on the real device -----------------------------------------------------------
 
+# issue 15's targets: torch time / graphnet time on the GPU, per workload of the CPU scoreboard
+TARGETS = {"mlp": 0.5, "cnn": 0.5, "lstm": 0.5, "attention": 0.5, "rnn_small": 1.0,
+           "mlp_small": 1.0}
+
+
+def bench_workloads(names: tuple, quick: bool, rounds: int) -> None:
+    """Each workload of ``benchmarks/bench_workloads.py`` (same models, data and optimizers)
+    trained with ``model.fit(device="cuda")`` beside its PyTorch twin on the same GPU,
+    taking turns; samples/s from the median epoch of each."""
+    import os
+
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import bench_workloads as bw
+
+    rng = np.random.default_rng(0)
+    for name in names:
+        w = bw.build(name, quick, rng, device="cuda")
+        tg, tt = bw.measure(w, rounds, "cuda" if HAVE_TORCH else None)
+        n = len(w.x)
+        FIT_ROWS.append({"workload": name, "graphnet_samples_s": n / tg,
+                         "torch_samples_s": n / tt if tt else None,
+                         "ratio": tt / tg if tt else None, "target": TARGETS[name]})
+        print(f"  fit {name}: {n / tg:,.0f} samples/s", flush=True)
+
+
 def parity() -> None:
     """A few kernels on this GPU against the CPU backend."""
     from graphnet.kernels import cpu as C
@@ -340,6 +369,15 @@ def report(device: str, torch_device: str | None) -> str:
         lines.append(f"{r['workload']:<52} {_fmt(r['graphnet_ms']):>12} {_fmt(r['torch_ms']):>10}"
                      f" {r['unit']:>10} {_fmt(r['graphnet_rate'], ',.0f'):>12} "
                      f"{_fmt(r['torch_rate'], ',.0f'):>12}")
+    if FIT_ROWS:
+        lines += ["", "model.fit on the GPU, the scoreboard's workloads (ratio = torch time / "
+                  "graphnet time):",
+                  f"{'workload':<12} {'graphnet samples/s':>19} {'torch samples/s':>16} "
+                  f"{'ratio':>7} {'target':>7}"]
+        for r in FIT_ROWS:
+            lines.append(f"{r['workload']:<12} {_fmt(r['graphnet_samples_s'], ',.0f'):>19} "
+                         f"{_fmt(r['torch_samples_s'], ',.0f'):>16} "
+                         f"{_fmt(r['ratio'], '.2f'):>7} {r['target']:>7.1f}")
     lines += ["", "parity on this device (graphnet.kernels.cuda vs graphnet.kernels.cpu):"]
     for p in PARITY:
         status = "ok" if p["ok"] else "FAIL"
@@ -378,6 +416,8 @@ def main() -> int:
         ("attention", lambda: bench_attention(2 if small else 32, 1 if small else 4,
                                               3 if small else 64, 2 if small else 32,
                                               1 if small else 20)),
+        ("workloads", lambda: bench_workloads(("mlp_small",) if small else tuple(TARGETS),
+                                              small, 1 if small else 5)),
         ("parity", parity),
     ]
     for name, fn in sections:
@@ -399,7 +439,7 @@ def main() -> int:
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"device": device, "torch_device": torch_device, "rows": ROWS,
-                       "parity": PARITY}, f, indent=1)
+                       "fit": FIT_ROWS, "parity": PARITY}, f, indent=1)
     return 0 if PARITY and all(p["ok"] for p in PARITY) else 1
 
 
