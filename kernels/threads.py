@@ -4,8 +4,9 @@ Numba's threading layer is chosen in ``jit.py``; this module steers OpenBLAS's p
 numba's ``np.dot`` and NumPy share. A time loop (recurrent kernels) or a parallel loop of
 GEMMs (attention) runs BLAS on one thread inside (``one_blas_thread``; a time loop only while
 another task wants a core, ``loop_blas_threads``), and a Program on the
-CPU calls ``balance_threads`` at each run: one BLAS thread while the machine is busy, its
-default again when it is calm. Kernels of any family use these; they know nothing of graphs.
+CPU calls ``balance_threads`` at each run: BLAS and Numba's parallel loops on as many threads
+as there are cores no other task wants, the defaults again when the machine is free.
+Kernels of any family use these; they know nothing of graphs.
 """
 
 from __future__ import annotations
@@ -93,11 +94,11 @@ def loop_blas_threads(step_work: int) -> Iterator[None]:
         yield
 
 
-# balance_threads: the load at which BLAS goes to one thread, and back (per core)
-_BUSY, _CALM = 1.5, 1.0
-_balance = {"next": 0.0, "one": False, "old": None,
+# balance_threads' state: the thread count in use (None: the defaults), the count the last
+# check wanted, the next check's time, and whether the user fixed the counts
+_balance = {"next": 0.0, "n": None, "want": None, "old": None,
             "user": any(v in os.environ for v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS",
-                                                  "MKL_NUM_THREADS"))}
+                                                  "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"))}
 
 
 def runnable() -> int:
@@ -109,40 +110,46 @@ def runnable() -> int:
         return 0
 
 
-def balance_threads(now: float | None = None) -> bool:
-    """BLAS on one thread while the machine is busy, its default again when it is calm;
-    returns whether BLAS is held at one thread. Checked at most once a second.
+def balance_threads(now: float | None = None) -> int:
+    """BLAS and Numba's parallel loops on the cores no other task wants right now; returns
+    the thread count in use (0: the defaults, untouched). Checked at most once a second, and
+    changed only when two checks in a row agree (a task that runs for a moment does not
+    flip it).
 
-    A GEMM split over BLAS's threads waits for its slowest part: on the 2-core machine
-    shared with other jobs (load average 5), the LSTM's output-layer backward GEMMs took
-    12-28 ms on two BLAS threads and 1.1-1.9 ms on one; idle, two threads are at most 2x
-    faster. So above ``_BUSY`` x cores of 1-minute load average (or of tasks runnable now,
-    besides this process's two) BLAS runs on one thread, below ``_CALM`` x cores it gets
-    its threads back. A thread count the user set
-    (``OPENBLAS_NUM_THREADS``, ``OMP_NUM_THREADS``, ``MKL_NUM_THREADS``) is left alone."""
+    A GEMM split over threads, or a parallel loop in static chunks, waits for its slowest
+    part, and a thread that shares its core with another task runs at a fraction of its
+    speed. Beside ONE process spinning on the 2-core machine, the scoreboard's workloads
+    trained 1.5-3x faster on one thread than on two (samples/s, graphnet's fit: mlp 21k ->
+    64k, cnn 840-1030 -> 1940-1970, lstm 179 -> 304, attention 530 -> 881, embedding 13.4k
+    -> 21.1k), while on the idle machine two threads are up to 2x faster than one. So the
+    count is the cores less the tasks runnable now that are not this process's threads
+    (``others_running``), at least one. Counts the user set (``OPENBLAS_NUM_THREADS``,
+    ``OMP_NUM_THREADS``, ``MKL_NUM_THREADS``, ``NUMBA_NUM_THREADS``) are left alone."""
     b = _balance
     if b["user"]:
-        return False
+        return 0
     now = time.monotonic() if now is None else now
     if now < b["next"]:
-        return b["one"]
+        return b["n"] or 0
     b["next"] = now + 1.0
-    cores = os.cpu_count() or 1
-    try:
-        load = os.getloadavg()[0] / cores
-    except OSError:
-        return b["one"]
-    # the 1-minute average lags a burst by tens of seconds: the tasks runnable right now
-    # beyond this process's own two (main and one BLAS worker) count too
-    now_busy = (runnable() - 2) / cores
+    import numba
+
+    full = numba.config.NUMBA_NUM_THREADS
+    want = max(1, min(full, (os.cpu_count() or 1) - others_running()))
+    agreed, b["want"] = want == b["want"], want
+    if not agreed or want == (b["n"] or full):
+        return b["n"] or 0
     blas = blas_controllers()
-    if not b["one"] and max(load, now_busy) > _BUSY:
+    if b["n"] is None:  # leaving the defaults: remember them
         b["old"] = [c.get_num_threads() for c in blas]
-        for c in blas:
-            c.set_num_threads(1)
-        b["one"] = True
-    elif b["one"] and max(load, now_busy) < _CALM:
+    if want == full:  # the cores are free again: the defaults back
         for c, n in zip(blas, b["old"] or []):
             c.set_num_threads(n)
-        b["one"] = False
-    return b["one"]
+        numba.set_num_threads(full)
+        b["n"] = None
+        return 0
+    for c in blas:
+        c.set_num_threads(want)
+    numba.set_num_threads(want)
+    b["n"] = want
+    return want

@@ -1,4 +1,4 @@
-"""kernels/threads.py: BLAS's threads held at one while the machine is busy."""
+"""kernels/threads.py: BLAS's and Numba's threads on the cores no other task wants."""
 
 import os
 
@@ -7,27 +7,41 @@ import pytest
 from graphnet.kernels import threads
 
 
-def test_balance_threads_holds_blas_at_one_thread_while_the_machine_is_busy(monkeypatch):
+def test_balance_threads_takes_the_cores_no_other_task_wants(monkeypatch):
+    import numba
+
     rec = threads
     blas = rec.blas_controllers()
-    if not blas:
-        pytest.skip("threadpoolctl is not installed")
+    full = numba.config.NUMBA_NUM_THREADS
+    if full < 2:
+        pytest.skip("Numba runs one thread here")
     before = [c.get_num_threads() for c in blas]
-    for key, value in (("user", False), ("one", False), ("next", 0.0), ("old", None)):
+    for key, value in (("user", False), ("n", None), ("want", None), ("next", 0.0),
+                       ("old", None)):
         monkeypatch.setitem(rec._balance, key, value)  # restored after the test
-    cores = os.cpu_count() or 1
-    monkeypatch.setattr(rec, "runnable", lambda: 0)
+    monkeypatch.setattr(os, "cpu_count", lambda: full)
+    others = {"n": 0}
+    monkeypatch.setattr(rec, "others_running", lambda: others["n"])
+    t = 1e9
     try:
-        monkeypatch.setattr(os, "getloadavg", lambda: (3.0 * cores, 0.0, 0.0))
-        assert rec.balance_threads(now=1e9)
+        assert rec.balance_threads(now=t) == 0 and rec.balance_threads(now=t + 2) == 0
+        assert numba.get_num_threads() == full
+        others["n"] = full - 1  # every core but one wanted by other tasks
+        assert rec.balance_threads(now=t + 4) == 0  # one look is not enough
+        assert rec.balance_threads(now=t + 6) == 1  # two in a row agree
+        assert numba.get_num_threads() == 1
         assert all(c.get_num_threads() == 1 for c in blas)
-        monkeypatch.setattr(os, "getloadavg", lambda: (0.1, 0.0, 0.0))
-        assert rec.balance_threads(now=1e9 + 0.5)  # checked at most once a second
-        assert not rec.balance_threads(now=1e9 + 2)
+        others["n"] = 0
+        assert rec.balance_threads(now=t + 6.5) == 1  # checked at most once a second
+        assert rec.balance_threads(now=t + 8) == 1
+        assert rec.balance_threads(now=t + 10) == 0  # the cores are free: the defaults
+        assert numba.get_num_threads() == full
         assert [c.get_num_threads() for c in blas] == before
-        monkeypatch.setattr(rec, "runnable", lambda: 2 + 3 * cores)  # a burst, right now
-        assert rec.balance_threads(now=1e9 + 4)
+        others["n"] = 10 * full  # more tasks than cores: still one thread, never none
+        rec.balance_threads(now=t + 12)
+        assert rec.balance_threads(now=t + 14) == 1
     finally:
+        numba.set_num_threads(full)
         for c, n in zip(blas, before):
             c.set_num_threads(n)
 
@@ -35,7 +49,7 @@ def test_balance_threads_holds_blas_at_one_thread_while_the_machine_is_busy(monk
 def test_balance_threads_leaves_a_user_thread_count_alone(monkeypatch):
     rec = threads
     monkeypatch.setitem(rec._balance, "user", True)
-    assert rec.balance_threads(now=1e9) is False
+    assert rec.balance_threads(now=1e9) == 0
 
 
 def test_others_running_leaves_out_this_process_and_a_spinning_one_counts():
