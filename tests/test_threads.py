@@ -16,6 +16,8 @@ def test_balance_threads_takes_the_cores_no_other_task_wants(monkeypatch):
     if full < 2:
         pytest.skip("Numba runs one thread here")
     before = [c.get_num_threads() for c in blas]
+    numba_before = numba.get_num_threads()  # (an earlier program here may have lowered it)
+    numba.set_num_threads(full)
     for key, value in (("user", False), ("n", None), ("want", None), ("next", 0.0),
                        ("old", None)):
         monkeypatch.setitem(rec._balance, key, value)  # restored after the test
@@ -41,7 +43,7 @@ def test_balance_threads_takes_the_cores_no_other_task_wants(monkeypatch):
         rec.balance_threads(now=t + 12)
         assert rec.balance_threads(now=t + 14) == 1
     finally:
-        numba.set_num_threads(full)
+        numba.set_num_threads(numba_before)
         for c, n in zip(blas, before):
             c.set_num_threads(n)
 
