@@ -4,7 +4,9 @@ Each workload is trained with graphnet's public ``model.fit`` and with a plain P
 (``zero_grad``, forward, loss, ``backward``, ``step``; ``torch.optim.Adam(fused=True)`` where
 Adam is used; ``torch.set_num_threads(2)``) on the same random data (made once, outside the
 timing), the same shapes, batch, loss and optimizer. The two take turns within one process
-for several rounds (one round: a few training steps); the table gives the median samples/s
+for several rounds (one round: a few training steps; each timed round follows a short pause
+and an untimed round of the same engine, so that neither is timed beside the other's
+still-spinning threads); the table gives the median samples/s
 of each, their ratio (torch time / graphnet time: above 1, graphnet is faster) and both
 parameter counts, which must be equal. PyTorch's recurrent layers carry two biases where
 Keras has one: the second (``bias_hh``) is frozen at zero and not counted, the same model.
@@ -277,10 +279,21 @@ def torch_params(net) -> int:
     return int(sum(p.numel() for p in net.parameters() if p.requires_grad))
 
 
-def measure(w: Workload, rounds: int, torch_device: str | None = "cpu"
-            ) -> tuple[float, float | None]:
+# Before each timed round: a pause and one untimed round of the same engine. The engine that
+# ran just before leaves threads spinning (OpenBLAS's idle workers spin about 0.1 s after a
+# GEMM, burning a core; OpenMP's spin too) and its data in the caches: timed straight after
+# the other engine, PyTorch's rounds ran 1.2-2.3x slower than on their own (cnn 1,857
+# against 3,972-4,513 samples/s, lstm 388 against 608) and graphnet's short mlp rounds 2x
+# slower, which the scoreboards before 2026-12-04 (ninth round) took for graphnet's speed.
+# With the settling round each engine times as it does alone in its own process.
+SETTLE_S = 0.2
+
+
+def measure(w: Workload, rounds: int, torch_device: str | None = "cpu",
+            settle: bool = True) -> tuple[float, float | None]:
     """Median seconds per round of graphnet and of PyTorch (on ``torch_device``; None: not
-    run), taking turns."""
+    run), taking turns; each timed round follows a pause and an untimed round of the same
+    engine (``settle``; off for smoke runs)."""
     cases = {"graphnet": graphnet_round(w)}
     if w.torch_net is not None and torch_device is not None:
         cases["torch"] = torch_round(w, torch_device)
@@ -289,6 +302,9 @@ def measure(w: Workload, rounds: int, torch_device: str | None = "cpu"
     times: dict[str, list[float]] = {k: [] for k in cases}
     for _ in range(rounds):
         for k, fn in cases.items():
+            if settle:
+                time.sleep(SETTLE_S)
+                fn()
             t0 = time.perf_counter()
             fn()
             times[k].append(time.perf_counter() - t0)
@@ -343,7 +359,7 @@ def main(argv: list[str] | None = None) -> None:
     rows = []
     for name in [args.only] if args.only else NAMES:
         w = build(name, args.quick, rng)
-        tg, tt = measure(w, rounds)
+        tg, tt = measure(w, rounds, settle=not args.quick)
         n = len(w.x)
         tp = torch_params(w.torch_net) if w.torch_net is not None else None
         rows.append((name, f"{n / tg:,.0f}", "-" if tt is None else f"{n / tt:,.0f}",

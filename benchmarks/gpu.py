@@ -308,7 +308,7 @@ def bench_workloads(names: tuple, quick: bool, rounds: int) -> None:
     rng = np.random.default_rng(0)
     for name in names:
         w = bw.build(name, quick, rng, device="cuda")
-        tg, tt = bw.measure(w, rounds, "cuda" if HAVE_TORCH else None)
+        tg, tt = bw.measure(w, rounds, "cuda" if HAVE_TORCH else None, settle=not quick)
         n = len(w.x)
         FIT_ROWS.append({"workload": name, "graphnet_samples_s": n / tg,
                          "torch_samples_s": n / tt if tt else None,
