@@ -131,9 +131,9 @@ def balance_threads(now: float | None = None) -> int:
     A GEMM split over threads, or a parallel loop in static chunks, waits for its slowest
     part, and a thread that shares its core with another task runs at a fraction of its
     speed. Beside ONE process spinning on the 2-core machine, the scoreboard's workloads
-    trained 1.5-3x faster on one thread than on two (samples/s, graphnet's fit: mlp 21k ->
-    64k, cnn 840-1030 -> 1940-1970, lstm 179 -> 304, attention 530 -> 881, embedding 13.4k
-    -> 21.1k), while on the idle machine two threads are up to 2x faster than one. So the
+    (graphnet's fit alone in its process, samples/s) trained on two threads / with this
+    rule: lstm 161 / 281, cnn 1,265 / 2,001, attention 748 / 905, embedding 19.0k / 24.4k,
+    mlp 27.5k / 26.3k; on the idle machine two threads are up to 2x faster than one. So the
     count is the cores less the tasks runnable now that are not this process's threads
     (``others_running``), at least one. Counts the user set (``OPENBLAS_NUM_THREADS``,
     ``OMP_NUM_THREADS``, ``MKL_NUM_THREADS``, ``NUMBA_NUM_THREADS``) are left alone."""
