@@ -16,6 +16,8 @@ import os
 import time
 from collections.abc import Iterator
 
+import numba
+
 __all__ = ["blas_controllers", "one_blas_thread", "loop_blas_threads", "balance_threads",
            "runnable", "others_running"]
 
@@ -144,8 +146,6 @@ def balance_threads(now: float | None = None) -> int:
     if now < b["next"]:
         return b["n"] or 0
     b["next"] = now + 1.0
-    import numba
-
     full = numba.config.NUMBA_NUM_THREADS
     want = max(1, min(full, (os.cpu_count() or 1) - others_running()))
     agreed, b["want"] = want == b["want"], want
