@@ -20,34 +20,40 @@ from __future__ import annotations
 import numpy as np
 from numba import prange
 
-from ..jit import kernel, pick, specializing
-from .activation import act, activation_grad, code_of
+from ..blas import gemm
+from ..jit import kernel, pick, rows, specializing
+from .activation import act, act_grad, activation_grad, code_of
 from .dense import dense, dense_grad
 
 __all__ = ["im2col", "col2im", "conv2d", "conv2d_grad", "conv2d_transpose",
            "conv2d_transpose_grad"]
 
 
+@kernel(inline=True)
+def _im2col_row(x, n, oh, kh, kw, sh, sw, dh, dw, pt, pl, cols):
+    # cols[n, oh, ow, i, j, :] = x[n, oh*sh - pt + i*dh, ow*sw - pl + j*dw, :] (0 off the
+    # image), for every ow of output row oh
+    H, W, C = x.shape[1], x.shape[2], x.shape[3]
+    for ow in range(cols.shape[2]):
+        for i in range(kh):
+            h = oh * sh - pt + i * dh
+            for j in range(kw):
+                w = ow * sw - pl + j * dw
+                if 0 <= h < H and 0 <= w < W:
+                    for c in range(C):
+                        cols[n, oh, ow, i, j, c] = x[n, h, w, c]
+                else:
+                    for c in range(C):
+                        cols[n, oh, ow, i, j, c] = 0
+
+
 @kernel(parallel=True)
 def _im2col(x, kh, kw, sh, sw, dh, dw, pt, pl, cols):
-    # cols[n, oh, ow, i, j, :] = x[n, oh*sh - pt + i*dh, ow*sw - pl + j*dw, :] (0 off the image);
     # one iteration per (image, output row): the rows' columns never overlap
-    B, H, W, C = x.shape
-    OH, OW = cols.shape[1], cols.shape[2]
-    for r in prange(B * OH):
+    OH = cols.shape[1]
+    for r in prange(x.shape[0] * OH):
         n = r // OH
-        oh = r - n * OH
-        for ow in range(OW):
-            for i in range(kh):
-                h = oh * sh - pt + i * dh
-                for j in range(kw):
-                    w = ow * sw - pl + j * dw
-                    if 0 <= h < H and 0 <= w < W:
-                        for c in range(C):
-                            cols[n, oh, ow, i, j, c] = x[n, h, w, c]
-                    else:
-                        for c in range(C):
-                            cols[n, oh, ow, i, j, c] = 0
+        _im2col_row(x, n, r - n * OH, kh, kw, sh, sw, dh, dw, pt, pl, cols)
 
 
 @kernel(inline=True)
@@ -58,20 +64,39 @@ def _outputs(t0, s, n_in, n_out):
     return lo, max(lo, hi)
 
 
-CODE = 0  # the activation each compiled copy of _col2im fixes (jit.specializing)
+@kernel(inline=True)
+def _gather_row(cols, n, h, kh, kw, sh, sw, dh, dw, pt, pl, zr):
+    # zr[w, :] += the cols[n, oh, ow, i, j, :] that im2col copied from pixel (h, w): tap row
+    # i reads output row oh = (h + pt - i*dh) / sh when that divides, and tap (i, j) adds
+    # the contiguous run of outputs ow whose w lands in the row, so no index is tested per
+    # pixel (a test and a division per tap and pixel took 2-6x longer). Each pixel sums its
+    # taps in (i, j) order.
+    OH, OW, W, C = cols.shape[1], cols.shape[2], zr.shape[0], zr.shape[1]
+    for i in range(kh):
+        th = h + pt - i * dh
+        oh = th // sh
+        if th < 0 or oh * sh != th or oh >= OH:
+            continue
+        cr = cols[n, oh]
+        for j in range(kw):
+            t0 = j * dw - pl  # pixel w = t0 + ow*sw
+            lo, hi = _outputs(t0, sw, W, OW)
+            for ow in range(lo, hi):
+                tap, zp = cr[ow, i, j], zr[t0 + ow * sw]
+                for c in range(C):
+                    zp[c] += tap[c]
+
+
+CODE = 0  # the activation each compiled copy of the kernels below fixes (jit.specializing)
 
 
 @specializing("CODE", parallel=True)
 def _col2im(cols, kh, kw, sh, sw, dh, dw, pt, pl, b, alpha, inplace, z, y):
-    # z[n, h, w, :] = b + sum of cols[n, oh, ow, i, j, :] over the taps that read pixel (h, w),
-    # i.e. h = oh*sh - pt + i*dh and w = ow*sw - pl + j*dw; then y = act(z). One iteration
-    # per (image, input row): tap row i reads output row oh = (h + pt - i*dh) / sh when that
-    # divides, and tap (i, j) adds the contiguous run of outputs ow whose w lands in the row,
-    # so no index is tested per pixel (a test and a division per tap and pixel took 2-6x
-    # longer). Each pixel still sums its taps in (i, j) order. ``inplace``: y is z (the
-    # activation pass then reads and writes z alone, which vectorizes; none for identity).
+    # z[n, h, w, :] = b + the taps that read pixel (h, w) (_gather_row); then y = act(z).
+    # One iteration per (image, input row): no element is written by two threads.
+    # ``inplace``: y is z (the activation pass then reads and writes z alone, which
+    # vectorizes; none for identity).
     B, H, W, C = z.shape
-    OH, OW = cols.shape[1], cols.shape[2]
     has_b = b.shape[0] > 0
     zero = type(alpha)(0)
     for r in prange(B * H):
@@ -81,19 +106,7 @@ def _col2im(cols, kh, kw, sh, sw, dh, dw, pt, pl, b, alpha, inplace, z, y):
         for w in range(W):
             for c in range(C):
                 zr[w, c] = b[c] if has_b else zero
-        for i in range(kh):
-            th = h + pt - i * dh
-            oh = th // sh
-            if th < 0 or oh * sh != th or oh >= OH:
-                continue
-            cr = cols[n, oh]
-            for j in range(kw):
-                t0 = j * dw - pl  # pixel w = t0 + ow*sw
-                lo, hi = _outputs(t0, sw, W, OW)
-                for ow in range(lo, hi):
-                    tap, zp = cr[ow, i, j], zr[t0 + ow * sw]
-                    for c in range(C):
-                        zp[c] += tap[c]
+        _gather_row(cols, n, h, kh, kw, sh, sw, dh, dw, pt, pl, zr)
         if inplace and CODE != 0:
             for w in range(W):
                 for c in range(C):
@@ -103,6 +116,76 @@ def _col2im(cols, kh, kw, sh, sw, dh, dw, pt, pl, b, alpha, inplace, z, y):
             for w in range(W):
                 for c in range(C):
                     yr[w, c] = act(CODE, zr[w, c], alpha)
+
+
+# conv2d's forward and backward run by blocks of whole images: a block's im2col rows, its
+# GEMMs (BLAS on its threads) and its elementwise passes follow one another while the block
+# is in the cache. In the cnn workload's training step (64 images, 28x28x1 -> 32 -> 64
+# channels, 3x3) the step took 21.5-24 ms as one im2col, one GEMM and one pass over the
+# whole batch, 19-20 ms by blocks. Blocks in a parallel loop, each thread's GEMMs on one
+# BLAS thread, were faster alone (the second layer's forward 3.1 ms against 4.4) but took
+# 27-35 ms in the step: OpenBLAS's workers, still spinning after the dense layers' GEMMs,
+# held the cores the loop's threads wanted.
+
+@specializing("CODE")
+def _conv_fwd(x, k2, b, kh, kw, sh, sw, dh, dw, pt, pl, alpha, inplace, per, cols6, cols, y,
+              z):
+    # per block of images: im2col rows, z = cols k2 (BLAS), then z += b and y = act(z), in
+    # place where y is z (as dense.py's pass)
+    B, OH = x.shape[0], cols6.shape[1]
+    P, N = OH * cols6.shape[2], z.shape[1]
+    has_b = b.shape[0] > 0
+    for s in range(0, B, per):
+        e = min(s + per, B)
+        for n in range(s, e):
+            for oh in range(OH):
+                _im2col_row(x, n, oh, kh, kw, sh, sw, dh, dw, pt, pl, cols6)
+        gemm(cols[s * P:e * P], k2, z[s * P:e * P])
+        for i in range(s * P, e * P):
+            if inplace:
+                for j in range(N):
+                    v = z[i, j] + b[j] if has_b else z[i, j]
+                    z[i, j] = act(CODE, v, alpha)
+            else:
+                for j in range(N):
+                    v = z[i, j] + b[j] if has_b else z[i, j]
+                    z[i, j] = v
+                    y[i, j] = act(CODE, v, alpha)
+
+
+@specializing("CODE")
+def _conv_bwd(g2, cols, k2, zy, y, alpha, B, H, P, kh, kw, sh, sw, dh, dw, pt, pl, per,
+              need_dx, dz, dcols6, dcols, dk, db, dx):
+    # per block of images (B images of H rows, P output pixels each): dZ = g act'(z) with
+    # its column sums into db, dkernel += cols^T dZ, and with need_dx dcols = dZ k2^T
+    # gathered onto the block's pixels (col2im)
+    K, N = k2.shape
+    tmp = np.empty((K, N), k2.dtype)
+    zero = type(alpha)(0)
+    for j in range(N):
+        db[j] = zero
+    for s in range(0, B, per):
+        e = min(s + per, B)
+        for i in range(s * P, e * P):
+            gi, zi, yi, di = g2[i], zy[i], y[i], dz[i]
+            for j in range(N):
+                d = gi[j] * act_grad(CODE, zi[j], yi[j], alpha)
+                di[j] = d
+                db[j] += d
+        gemm(cols[s * P:e * P].T, dz[s * P:e * P], dk if s == 0 else tmp)
+        if s > 0:
+            for a in range(K):
+                for j in range(N):
+                    dk[a, j] += tmp[a, j]
+        if need_dx:
+            gemm(dz[s * P:e * P], k2.T, dcols[s * P:e * P])
+            for n in range(s, e):
+                for h in range(H):
+                    xr = dx[n, h]
+                    for w in range(xr.shape[0]):
+                        for q in range(xr.shape[1]):
+                            xr[w, q] = zero
+                    _gather_row(dcols6, n, h, kh, kw, sh, sw, dh, dw, pt, pl, xr)
 
 
 def out_hw(x_shape: tuple, ksize: tuple, strides: tuple, dilation: tuple,
@@ -184,6 +267,16 @@ def _check_channels(x: np.ndarray, c: int, what: str) -> None:
         raise ValueError(f"{what}: the image {x.shape} must be (batch, height, width, {c})")
 
 
+# a block of the blocked passes: about this many bytes of im2col rows and outputs (the
+# cores' L2 here is 1 MB each; blocks of 1 to 16 images all ran the cnn step in 19-20 ms)
+_BLOCK_BYTES = 1 << 20
+
+
+def _per_block(B: int, P: int, K: int, N: int, itemsize: int) -> int:
+    """Images per block of a blocked pass: P output pixels of K inputs and N outputs each."""
+    return max(1, min(B, _BLOCK_BYTES // max(P * (K + N) * itemsize, 1)))
+
+
 def conv2d(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None, strides: tuple,
            dilation: tuple, pads: tuple, kind: str | None, alpha: float = 0.0,
            keep_z: bool = False, out: tuple | None = None
@@ -194,15 +287,30 @@ def conv2d(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None, strides: 
     kh, kw, cin, cout = kernel.shape
     _check_channels(x, cin, "conv2d")
     OH, OW = out_hw(x.shape, (kh, kw), strides, dilation, pads)
-    cols = im2col(x, (kh, kw), strides, dilation, pads, out=None if out is None else out[2])
+    B = x.shape[0]
+    shape = (B, OH, OW, cout)
     k2 = np.ascontiguousarray(kernel).reshape(kh * kw * cin, cout)
     rows = None
-    if out is not None:  # y and z as rows, one array where y is z (dense runs that in place)
+    if out is not None:  # y and z as rows, one array where y is z (run in place)
         z2 = out[1].reshape(-1, cout)
         rows = (z2 if out[0] is out[1] else out[0].reshape(-1, cout), z2)
-    y, z = dense(cols, k2, bias, kind, alpha, keep_z, out=rows)
-    shape = (x.shape[0], OH, OW, cout)
-    return y.reshape(shape), z.reshape(shape), cols
+    if _pointwise((kh, kw), strides, pads):  # the image itself is the GEMM's rows
+        cols = np.ascontiguousarray(x).reshape(-1, cin)
+        y, z = dense(cols, k2, bias, kind, alpha, keep_z, out=rows)
+        return y.reshape(shape), z.reshape(shape), cols
+    K = kh * kw * cin
+    cols = np.empty((B * OH * OW, K), x.dtype) if out is None else out[2]
+    if rows is None:
+        z2 = np.empty((B * OH * OW, cout), x.dtype)
+        rows = (np.empty_like(z2) if keep_z else z2, z2)
+    y2, z2 = rows
+    bb = k2[0, :0] if bias is None else bias  # an empty vector of the dtype: no bias
+    _conv_fwd.of(CODE=code_of(kind))(
+        np.ascontiguousarray(x), k2, bb, kh, kw, strides[0], strides[1], dilation[0],
+        dilation[1], pads[0], pads[2], x.dtype.type(alpha), y2 is z2,
+        _per_block(B, OH * OW, K, cout, x.itemsize), cols.reshape(B, OH, OW, kh, kw, cin),
+        cols, y2, z2)
+    return y2.reshape(shape), z2.reshape(shape), cols
 
 
 def conv2d_grad(g: np.ndarray, x: np.ndarray, cols: np.ndarray, kernel: np.ndarray,
@@ -214,7 +322,8 @@ def conv2d_grad(g: np.ndarray, x: np.ndarray, cols: np.ndarray, kernel: np.ndarr
     ``dkernel = cols^T dZ``, ``dx = col2im(dZ kernel^T)`` (skipped unless ``need_dx``).
     ``out = (dz, dcols, dkernel, dx, dbias)`` are scratch and result arrays to write into."""
     kh, kw, cin, cout = kernel.shape
-    k2 = np.ascontiguousarray(kernel).reshape(kh * kw * cin, cout)
+    K = kh * kw * cin
+    k2 = np.ascontiguousarray(kernel).reshape(K, cout)
     if out is None:
         dz = np.empty((cols.shape[0], cout), g.dtype)
         dcols = np.empty(cols.shape, g.dtype) if need_dx else None
@@ -222,13 +331,23 @@ def conv2d_grad(g: np.ndarray, x: np.ndarray, cols: np.ndarray, kernel: np.ndarr
     else:
         dz, dcols, dk, dx, db = out
         dz = dz.reshape(-1, cout)
-    if not need_dx:
-        dcols = cols[:0]  # dense_grad leaves its dx alone: nothing is read or written
-    dcols, dk2, db = dense_grad(g, cols, k2, zy, y, kind, alpha, bias, need_dx,
-                                out=(dz, dcols, dk.reshape(k2.shape), db))
+    if _pointwise((kh, kw), strides, pads):  # dense's backward on the image's rows
+        dx2, dk2, db = dense_grad(g, cols, k2, zy, y, kind, alpha, bias, need_dx,
+                                  out=(dz, cols[:0] if dx is None else dx, dk.reshape(K, cout),
+                                       db))
+        return (dx2.reshape(x.shape) if need_dx else None), dk2.reshape(kernel.shape), db
+    B, H = x.shape[:2]
+    OH, OW = out_hw(x.shape, (kh, kw), strides, dilation, pads)
     if need_dx:
-        dx = col2im(dcols, x.shape, (kh, kw), strides, dilation, pads, out=dx)
-    return dx, dk2.reshape(kernel.shape), db
+        dx = np.empty(x.shape, x.dtype) if dx is None else dx
+    else:  # nothing is read or written: shapes only
+        dcols, dx = cols[:0], np.empty((0, 0, 0, cin), x.dtype)
+    _conv_bwd.of(CODE=code_of(kind))(
+        rows(g, cout), cols, k2, rows(zy, cout), rows(y, cout), g.dtype.type(alpha), B, H,
+        OH * OW, kh, kw, strides[0], strides[1], dilation[0], dilation[1], pads[0], pads[2],
+        _per_block(B, OH * OW, K, cout, x.itemsize), need_dx, dz,
+        dcols.reshape(-1, OH, OW, kh, kw, cin), dcols, dk.reshape(K, cout), db, dx)
+    return (dx if need_dx else None), dk, db if bias else None
 
 
 def conv2d_transpose(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None,

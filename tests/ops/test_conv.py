@@ -188,6 +188,27 @@ def test_relu_gradient_away_from_the_kink(rng):
                     x, k, b)
 
 
+@pytest.mark.parametrize("act", [None, "relu", "gelu"])
+def test_blocks_of_one_image_match_one_block(act, rng, monkeypatch):
+    # the kernels run by blocks of images (conv.py's _BLOCK_BYTES); with blocks of one image
+    # each block's dkernel and dbias add up and its dx is its own: the values and the
+    # gradients equal the NumPy loops' and a finite-difference check's
+    import graphnet.kernels.cpu.conv as conv
+
+    monkeypatch.setattr(conv, "_BLOCK_BYTES", 1)
+    x, k, b = _case_data(rng, (5, 6), (3, 3))
+    x = np.concatenate([x, 0.5 * x[::-1]])  # three images, three blocks
+    fn = lambda x, k, b: gn.conv2d(x, k, b, padding="same", activation=act)  # noqa: E731
+    erf = np.vectorize(math.erf)
+    ref = {None: lambda z: z, "relu": lambda z: np.maximum(z, 0),
+           "gelu": lambda z: 0.5 * z * (1 + erf(z / math.sqrt(2)))}
+    np.testing.assert_allclose(run_fn(fn, x, k, b, dtype="float64"),
+                               ref_conv2d(x, k, b, (1, 1), (1, 1), "same", ref[act]),
+                               rtol=1e-10, atol=1e-12)
+    if act != "relu":  # relu's kink is checked away from zero below
+        check_gradients(fn, x, k, b)
+
+
 @pytest.mark.parametrize("op", ["conv2d", "conv2d_transpose"])
 def test_data_input_skips_dx_and_runs_repeat(op, rng):
     # x is fed data (no gradient wanted): dx is skipped; the kernel's gradient is unchanged,
