@@ -192,14 +192,15 @@ def _lstm_grad_row(a, d, gn, dhn, dcn, cp, cn, u, cell_out, code, rcode, zero):
 
 
 @specializing("CELL", "CODE", "RCODE", fastmath={"contract"})
-def _seq_backward(g, U, H, C, A, M, zero, need_h0, dZ, dh, dc, dm):
+def _seq_backward(g, UT, H, C, A, M, zero, need_h0, dZ, dh, dc, dm):
     # reverse over time: dZ_t from (g_t + dZ_{t+1} U^T) and the carried dc; dh and dc end
     # as dh0 and dc0. The step's pass runs over one batch row's contiguous blocks,
     # vectorizable like the forward's. With a mask, U read h_{t-1} m: the product's gradient
     # p = dZ_t U^T reaches h_{t-1} as p m (M not empty) and the mask as dm += h_{t-1} p (when
-    # dm is sized).
+    # dm is sized). UT is U^T, contiguous: the step's product read U^T as a transposed
+    # view ran (32, 1024) x (1024, 256) in 167 us on two BLAS threads, from a copy in 111.
     T, B = A.shape[:2]
-    u = U.shape[0]
+    u = UT.shape[1]
     lstm, code, rcode = CELL == LSTM, CODE, RCODE
     cell_out = g.shape[2] > u
     masked, need_dm = M.shape[0] > 0, dm.shape[0] > 0
@@ -222,7 +223,7 @@ def _seq_backward(g, U, H, C, A, M, zero, need_h0, dZ, dh, dc, dm):
             cn = C[t + 1, n]
             _lstm_grad_row(a, d, gn, dhn, dcn, cp, cn, u, cell_out, code, rcode, zero)
         if t > 0 or need_h0 or need_dm:
-            gemm(dZ[t], U.T, dh)  # dh_{t-1} = dZ_t U^T
+            gemm(dZ[t], UT, dh)  # dh_{t-1} = dZ_t U^T
             if masked:
                 for n in range(B):
                     pn, mn = dh[n], M[n]
@@ -317,7 +318,8 @@ def _run_backward(cell: int, g, state, W, U, acts, bias: bool, need_dx: bool, ne
     dh, dc = np.empty((B, u), dt), np.empty((B, u), dt)
     dm = np.empty((B, u) if need_mask and masked is not None else (0, u), dt)
     with loop_blas_threads(B * u * A.shape[2]):
-        _driver(_seq_backward, cell, acts)(np.ascontiguousarray(g), U, H,
+        _driver(_seq_backward, cell, acts)(np.ascontiguousarray(g),
+                                           np.ascontiguousarray(U.T), H,
                                            H[:0] if C is None else C, A, M, dt.type(0),
                                            need_h0, dZ, dh, dc, dm)
     # the weight gradients: one GEMM each over all T B rows, after the loop and on all of
