@@ -2,13 +2,15 @@
 
 Channels-last (NHWC) images, kernels ``(kh, kw, in, out)``. ``im2col`` copies every output
 pixel's receptive field into one row of ``cols (B*OH*OW, kh*kw*C)``, so that the convolution
-is ONE GEMM ``cols @ kernel.reshape(kh*kw*C, out)``; the bias and activation ride on the
-dense kernels' fused epilogue (``dense.py``) and so does backward (``dZ = g act'(z)`` with the
-bias sums, ``dkernel = cols^T dZ``, ``dcols = dZ kernel^T``). ``col2im`` is im2col's adjoint:
-it sums each ``dcols`` entry back onto the pixel it was copied from. It gathers (one output
-pixel sums the entries that read it) instead of scattering, so the parallel loop over image
-rows never writes one element from two threads, and it can apply a bias and an activation on
-the way out, which makes it the forward pass of conv2d_transpose.
+is a GEMM ``cols @ kernel.reshape(kh*kw*C, out)``. conv2d runs it by blocks of whole images
+(``_conv_fwd``: a block's im2col rows, its GEMM, then the bias and activation pass, while the
+block is in the cache), and so does backward (``_conv_bwd``: ``dZ = g act'(z)`` with the bias
+sums, ``dkernel += cols^T dZ``, ``dcols = dZ kernel^T`` and col2im per block); a 1x1 stride-1
+conv is the dense kernels (``dense.py``) on the image's rows. ``col2im`` is im2col's
+adjoint: it sums each ``dcols`` entry back onto the pixel it was copied from. It gathers (one
+output pixel sums the entries that read it) instead of scattering, so the parallel loop over
+image rows never writes one element from two threads, and it can apply a bias and an
+activation on the way out, which makes it the forward pass of conv2d_transpose.
 
 Geometry is always ``(input shape, ksize, strides, dilation, pads)`` with ``pads = (top,
 bottom, left, right)``; output pixel ``(oh, ow)`` tap ``(i, j)`` reads input pixel
