@@ -15,11 +15,15 @@ def timeit(fn: Callable[[], object], number: int) -> float:
 
 
 def alternate(cases: dict[str, Callable[[], object]], number: int, rounds: int = 7,
-              warmup: int = 3) -> dict[str, float]:
+              warmup: int = 3, settle: float = 0.2) -> dict[str, float]:
     """Median seconds per call of each case, measured in interleaved rounds.
 
     Timings on a shared 2-core machine drift by 15-25% between runs, so the cases being
-    compared take turns within one process instead of running one after the other.
+    compared take turns within one process instead of running one after the other. Each
+    timed round follows a pause of ``settle`` seconds and one untimed call of the same case:
+    timed straight after the other engine, a case ran beside that engine's still-spinning
+    threads (PyTorch up to 2x slower after graphnet; see bench_workloads.SETTLE_S).
+    ``settle=0`` turns that off.
     """
     for fn in cases.values():
         for _ in range(warmup):
@@ -27,6 +31,9 @@ def alternate(cases: dict[str, Callable[[], object]], number: int, rounds: int =
     samples: dict[str, list[float]] = {k: [] for k in cases}
     for _ in range(rounds):
         for k, fn in cases.items():
+            if settle:
+                time.sleep(settle)
+                fn()
             samples[k].append(timeit(fn, number))
     return {k: sorted(v)[len(v) // 2] for k, v in samples.items()}
 
