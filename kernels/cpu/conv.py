@@ -123,7 +123,7 @@ def _col2im(cols, kh, kw, sh, sw, dh, dw, pt, pl, b, alpha, inplace, z, y):
 # conv2d's forward and backward run by blocks of whole images: a block's im2col rows, its
 # GEMMs (BLAS on its threads) and its elementwise passes follow one another while the block
 # is in the cache. In the cnn workload's training step (64 images, 28x28x1 -> 32 -> 64
-# channels, 3x3) the step took 21.5-24 ms as one im2col, one GEMM and one pass over the
+# channels, 3x3) the step took 21.5-28 ms as one im2col, one GEMM and one pass over the
 # whole batch, 19-20 ms by blocks. Blocks in a parallel loop, each thread's GEMMs on one
 # BLAS thread, were faster alone (the second layer's forward 3.1 ms against 4.4) but took
 # 27-35 ms in the step: OpenBLAS's workers, still spinning after the dense layers' GEMMs,
@@ -333,16 +333,15 @@ def conv2d_grad(g: np.ndarray, x: np.ndarray, cols: np.ndarray, kernel: np.ndarr
     else:
         dz, dcols, dk, dx, db = out
         dz = dz.reshape(-1, cout)
+    if need_dx and dx is None:
+        dx = np.empty(x.shape, x.dtype)
     if _pointwise((kh, kw), strides, pads):  # dense's backward on the image's rows
-        dx2, dk2, db = dense_grad(g, cols, k2, zy, y, kind, alpha, bias, need_dx,
-                                  out=(dz, cols[:0] if dx is None else dx, dk.reshape(K, cout),
-                                       db))
-        return (dx2.reshape(x.shape) if need_dx else None), dk2.reshape(kernel.shape), db
+        dx2, _, db = dense_grad(g, cols, k2, zy, y, kind, alpha, bias, need_dx,
+                                out=(dz, dx if need_dx else cols[:0], dk.reshape(K, cout), db))
+        return (dx2.reshape(x.shape) if need_dx else None), dk, db
     B, H = x.shape[:2]
     OH, OW = out_hw(x.shape, (kh, kw), strides, dilation, pads)
-    if need_dx:
-        dx = np.empty(x.shape, x.dtype) if dx is None else dx
-    else:  # nothing is read or written: shapes only
+    if not need_dx:  # nothing is read or written: shapes only
         dcols, dx = cols[:0], np.empty((0, 0, 0, cin), x.dtype)
     _conv_bwd.of(CODE=code_of(kind))(
         rows(g, cout), cols, k2, rows(zy, cout), rows(y, cout), g.dtype.type(alpha), B, H,

@@ -267,6 +267,33 @@ def test_parallel_im2col_and_col2im_match_loops(rng):
     np.testing.assert_allclose(back[:, 0, 0], 4 * x[:, 0, 0], rtol=1e-5)
 
 
+@pytest.mark.parametrize("ksize,pads", [((1, 1), (0, 0, 0, 0)), ((3, 3), (1, 1, 1, 1))])
+def test_kernels_without_buffers(ksize, pads, rng):
+    # conv2d_grad called directly (no out=): dx, dkernel and dbias against central
+    # differences of the forward kernel's sum(g * y); the 1x1 kernel is the dense path
+    from graphnet.kernels.cpu.conv import conv2d, conv2d_grad
+
+    x, k, b = rng.normal(size=(2, 4, 5, 3)), rng.normal(size=(*ksize, 3, 4)), rng.normal(size=4)
+    y, _, cols = conv2d(x, k, b, (1, 1), (1, 1), pads, "tanh")
+    g = rng.normal(size=y.shape)
+    dx, dk, db = conv2d_grad(g, x, cols, k, y, y, (1, 1), (1, 1), pads, "tanh")
+
+    def central(a, i):
+        def loss(delta):
+            args = [x, k, b]
+            args[a] = args[a].copy()
+            args[a][i] += delta
+            return np.sum(g * conv2d(*args, (1, 1), (1, 1), pads, "tanh")[0])
+        return (loss(1e-6) - loss(-1e-6)) / 2e-6
+
+    np.testing.assert_allclose(dx[1, 2, 3, 1], central(0, (1, 2, 3, 1)), rtol=1e-6)
+    np.testing.assert_allclose(dk[0, 0, 2, 3], central(1, (0, 0, 2, 3)), rtol=1e-6)
+    np.testing.assert_allclose(db[2], central(2, 2), rtol=1e-6)
+    dx2, dk2, _ = conv2d_grad(g, x, cols, k, y, y, (1, 1), (1, 1), pads, "tanh", need_dx=False)
+    assert dx2 is None
+    np.testing.assert_allclose(dk2, dk, rtol=1e-12)
+
+
 def test_kernel_errors_are_value_errors(rng):
     x = rng.normal(size=(1, 3, 3, 2))
     with pytest.raises(ValueError, match="spans 5 pixels"):
