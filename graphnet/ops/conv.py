@@ -141,6 +141,7 @@ class Conv2D(_Conv):
         z = ctx.buffer("z", shape, x.dtype)
         # a 1x1 kernel at stride 1 without padding reads x itself as its im2col rows
         pointwise = tuple(k.shape)[:2] == (1, 1) and self.strides == (1, 1) and not any(ctx.pads)
+        ctx.pointwise = pointwise  # backward then needs no dcols (dense's dx is the image's)
         out = None if z is None else (
             ctx.buffer("y", shape, x.dtype) if keep_z else z, z,
             None if pointwise else ctx.buffer(
@@ -155,7 +156,8 @@ class Conv2D(_Conv):
         need_dx = ctx.wants(0)
         dz = ctx.buffer("dz", g.shape, g.dtype)
         out = None if dz is None else (
-            dz, ctx.buffer("dcols", ctx.cols.shape, g.dtype) if need_dx else None,
+            dz, ctx.buffer("dcols", ctx.cols.shape, g.dtype)
+            if need_dx and not ctx.pointwise else None,
             ctx.buffer("dk", k.shape, k.dtype),
             ctx.buffer("dx", x.shape, x.dtype) if need_dx else None,
             ctx.buffer("db", k.shape[3:], k.dtype))

@@ -126,8 +126,10 @@ def _col2im(cols, kh, kw, sh, sw, dh, dw, pt, pl, b, alpha, inplace, z, y):
 # channels, 3x3) the step took 21.5-28 ms as one im2col, one GEMM and one pass over the
 # whole batch, 19-20 ms by blocks. Blocks in a parallel loop, each thread's GEMMs on one
 # BLAS thread, were faster alone (the second layer's forward 3.1 ms against 4.4) but took
-# 27-35 ms in the step: OpenBLAS's workers, still spinning after the dense layers' GEMMs,
-# held the cores the loop's threads wanted.
+# 27-35 ms in the step (a parallel loop after other work ran up to 1.7x slower than back to
+# back here: docs/architecture.md, tenth round). The bias + activation and g act'(z) passes
+# are dense.py's, written out: shared as inlined row helpers they measured slower here (the
+# first conv's forward 1.8-1.9 -> 2.6 ms in alternating processes, dense's own unchanged).
 
 @specializing("CODE")
 def _conv_fwd(x, k2, b, kh, kw, sh, sw, dh, dw, pt, pl, alpha, inplace, per, cols6, cols, y,
@@ -292,20 +294,20 @@ def conv2d(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None, strides: 
     B = x.shape[0]
     shape = (B, OH, OW, cout)
     k2 = np.ascontiguousarray(kernel).reshape(kh * kw * cin, cout)
-    rows = None
+    yz = None
     if out is not None:  # y and z as rows, one array where y is z (run in place)
         z2 = out[1].reshape(-1, cout)
-        rows = (z2 if out[0] is out[1] else out[0].reshape(-1, cout), z2)
+        yz = (z2 if out[0] is out[1] else out[0].reshape(-1, cout), z2)
     if _pointwise((kh, kw), strides, pads):  # the image itself is the GEMM's rows
         cols = np.ascontiguousarray(x).reshape(-1, cin)
-        y, z = dense(cols, k2, bias, kind, alpha, keep_z, out=rows)
+        y, z = dense(cols, k2, bias, kind, alpha, keep_z, out=yz)
         return y.reshape(shape), z.reshape(shape), cols
     K = kh * kw * cin
     cols = np.empty((B * OH * OW, K), x.dtype) if out is None else out[2]
-    if rows is None:
+    if yz is None:
         z2 = np.empty((B * OH * OW, cout), x.dtype)
-        rows = (np.empty_like(z2) if keep_z else z2, z2)
-    y2, z2 = rows
+        yz = (np.empty_like(z2) if keep_z else z2, z2)
+    y2, z2 = yz
     bb = k2[0, :0] if bias is None else bias  # an empty vector of the dtype: no bias
     _conv_fwd.of(CODE=code_of(kind))(
         np.ascontiguousarray(x), k2, bb, kh, kw, strides[0], strides[1], dilation[0],
@@ -326,16 +328,17 @@ def conv2d_grad(g: np.ndarray, x: np.ndarray, cols: np.ndarray, kernel: np.ndarr
     kh, kw, cin, cout = kernel.shape
     K = kh * kw * cin
     k2 = np.ascontiguousarray(kernel).reshape(K, cout)
+    pointwise = _pointwise((kh, kw), strides, pads)
     if out is None:
         dz = np.empty((cols.shape[0], cout), g.dtype)
-        dcols = np.empty(cols.shape, g.dtype) if need_dx else None
+        dcols = np.empty(cols.shape, g.dtype) if need_dx and not pointwise else None
         dk, dx, db = np.empty(kernel.shape, kernel.dtype), None, np.empty(cout, g.dtype)
     else:
         dz, dcols, dk, dx, db = out
         dz = dz.reshape(-1, cout)
     if need_dx and dx is None:
         dx = np.empty(x.shape, x.dtype)
-    if _pointwise((kh, kw), strides, pads):  # dense's backward on the image's rows
+    if pointwise:  # dense's backward on the image's rows
         dx2, _, db = dense_grad(g, cols, k2, zy, y, kind, alpha, bias, need_dx,
                                 out=(dz, dx if need_dx else cols[:0], dk.reshape(K, cout), db))
         return (dx2.reshape(x.shape) if need_dx else None), dk, db

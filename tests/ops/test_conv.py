@@ -153,6 +153,7 @@ GRAD_CASES = [
     ((6, 5), (2, 2), (2, 2), (1, 1), "same", None),
     ((7, 7), (3, 3), (1, 1), (2, 2), "same", "elu"),
     ((7, 6), (3, 2), (2, 1), (2, 1), "valid", "sigmoid"),
+    ((5, 4), (1, 1), (1, 1), (1, 1), "valid", "tanh"),  # 1x1: the dense kernels on x's rows
 ]
 
 
