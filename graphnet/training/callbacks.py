@@ -1,22 +1,26 @@
 """Callbacks that ``Model.fit`` calls around epochs and batches, as in Keras.
 
 ``logs`` is one dict per epoch (``loss``, metrics, ``val_loss``, ``val_<metric>``) shared by
-every callback in order, so an earlier callback's entries are visible to later ones.
+every callback in order, so an earlier callback's entries are visible to later ones. A batch's
+logs are a ``BatchLogs`` mapping: its running loss is read from where it was computed (the
+GPU) only when a callback looks, so a step on a device waits for nothing.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import sys
+import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
 
 from .saving import remove_stale_temporaries
 
-__all__ = ["Callback", "CallbackList", "History", "EarlyStopping", "ModelCheckpoint",
+__all__ = ["Callback", "CallbackList", "BatchLogs", "History", "EarlyStopping", "ModelCheckpoint",
            "LearningRateScheduler", "ProgressBar"]
 
 
@@ -45,6 +49,36 @@ class Callback:
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None: ...
     def on_batch_begin(self, batch: int, logs: dict | None = None) -> None: ...
     def on_batch_end(self, batch: int, logs: dict | None = None) -> None: ...
+
+
+class BatchLogs(Mapping):
+    """One batch's logs: ``loss`` (the epoch's running mean, read on first access, which on
+    a GPU waits for the step to finish) and the metrics' running values. Read it inside the
+    callback: the running loss moves on with the next batch."""
+
+    def __init__(self, loss: Callable[[], float], metrics: dict[str, float]) -> None:
+        self._loss = loss
+        self._metrics = metrics
+
+    def __getitem__(self, key: str) -> float:
+        if key == "loss":
+            if callable(self._loss):
+                self._loss = self._loss()
+            return self._loss
+        return self._metrics[key]
+
+    def __iter__(self) -> Iterator[str]:
+        yield "loss"
+        yield from self._metrics
+
+    def __len__(self) -> int:
+        return 1 + len(self._metrics)
+
+    def copy(self) -> dict[str, float]:
+        return dict(self)
+
+    def __repr__(self) -> str:
+        return repr(dict(self))
 
 
 class CallbackList(Callback):
@@ -250,15 +284,22 @@ class ProgressBar(Callback):
             except ImportError:  # tqdm is optional: fall back to a line per epoch
                 self.verbose = 2
                 return
+            self._shown = -math.inf
             self.bar = tqdm(total=self.params.get("steps"), unit="batch", leave=True,
                             desc=f"Epoch {epoch + 1}/{self.params.get('epochs')}",
                             file=sys.stdout, dynamic_ncols=True)
 
     def on_batch_end(self, batch, logs=None):
-        if self.bar is not None:
-            self.bar.update(1)
-            if logs:
-                self.bar.set_postfix({k: f"{v:.4f}" for k, v in logs.items()}, refresh=False)
+        if self.bar is None:
+            return
+        # the figures are read (on a GPU, a wait for the step) only as often as the bar is
+        # drawn, and before the update that may draw it
+        now = time.monotonic()
+        if logs and (now - self._shown >= self.bar.mininterval
+                     or self.bar.n + 1 >= (self.bar.total or 0)):
+            self.bar.set_postfix({k: f"{v:.4f}" for k, v in logs.items()}, refresh=False)
+            self._shown = now
+        self.bar.update(1)
 
     def on_epoch_end(self, epoch, logs=None):
         if self.bar is not None:

@@ -34,6 +34,30 @@ def _zero_update(optimizer, params: Sequence) -> Callable[[], None]:
     return update
 
 
+class _RunningLoss:
+    """The epoch's loss, weighted by batch size, summed where the loss is computed (on a GPU,
+    on the device by the backend's ``running_sum``) and read only when asked."""
+
+    def __init__(self, be: Any) -> None:
+        self.be = be
+        self.total = be.zeros((1,), np.float64)
+        self.host = 0.0  # losses that are already Python floats (reduced over the ranks)
+        self.seen = 0
+
+    def add(self, loss: Any, size: int) -> None:
+        if isinstance(loss, float):
+            self.host += loss * size
+        else:
+            self.be.running_sum(self.total, loss, size)
+        self.seen += size
+
+    def sum(self) -> float:
+        return self.host + float(self.be.to_host(self.total)[0])
+
+    def mean(self) -> float:
+        return self.sum() / self.seen if self.seen else 0.0
+
+
 def _guarded(method: Callable) -> Callable:
     """Under a multi-process ``distribute`` strategy, an exception in ``method`` on one rank
     ends every rank (``strategy.guard()``) instead of leaving the others in a collective."""
@@ -193,7 +217,7 @@ class Trainer:
         cbl.on_train_begin()
         for epoch in range(initial_epoch, epochs):
             cbl.on_epoch_begin(epoch, {})
-            total, seen = 0.0, 0
+            running = _RunningLoss(train.be)
             for ms in metrics:
                 for m in ms:
                     m.reset_state()
@@ -203,27 +227,28 @@ class Trainer:
                 size = len(arrays[0])
                 arrays = dist.shard(arrays)  # this rank's slice of the global batch
                 if len(arrays[0]):
-                    # gradients stay where they were computed (no host copy); the loss comes over
+                    # the gradients and, in one process, the loss stay where they were
+                    # computed: a step on a GPU reads nothing back
                     loss, grads = train.run(dict(zip(feed_to, arrays)), to_host=False)
-                    loss = train.be.to_host(loss)
+                    if dist.size > 1:
+                        loss = float(train.be.to_host(loss))
                 else:
                     loss, grads = 0.0, None
                 # the global batch's gradient and loss, on every rank
-                loss, grads = dist.reduce_gradients(grads, float(loss), len(arrays[0]) / size)
+                loss, grads = dist.reduce_gradients(grads, loss, len(arrays[0]) / size)
                 train.wait_ahead()
                 self.optimizer.apply(grads, params)
-                total += float(loss) * size
-                seen += size
-                logs = {"loss": total / seen}
+                running.add(loss, size)
+                scores = {}
                 preds = self._train_predictions(train, arrays[:len(xs)]) \
                     if any(metrics) and len(arrays[0]) else []
                 for k, (ms, pred) in enumerate(zip(metrics, preds)):
                     for m in ms:
                         m.update_state(arrays[len(xs) + k], pred)
-                        logs[m.name] = m.result()
-                cbl.on_batch_end(b, logs)
+                        scores[m.name] = m.result()
+                cbl.on_batch_end(b, _callbacks.BatchLogs(running.mean, scores))
             dist.reduce_metrics(metrics)
-            logs = {"loss": total / seen,
+            logs = {"loss": running.mean(),
                     **{m.name: m.result() for ms in metrics for m in ms}}
             if val is not None:
                 vlogs = self._evaluate_arrays(val[0], val[1], batch_size)
@@ -271,17 +296,17 @@ class Trainer:
                 m.reset_state()
         dist = self._distribution()  # each rank evaluates its slice; sums reduced below
         xs, ys = dist.shard(xs), dist.shard(ys)
-        n, total = len(xs[0]), 0.0
+        n, running = len(xs[0]), _RunningLoss(prog.be)
         for s in range(0, n, batch_size):
             sl = slice(s, s + batch_size)
             feeds = {t: a[sl] for t, a in zip(self.inputs, xs)}
             feeds.update({t: a[sl] for t, a in zip(p["targets"], ys)})
-            loss, *preds = prog(feeds)
-            total += float(loss) * len(xs[0][sl])
+            loss, *preds = prog.run(feeds, to_host=False)  # the loss is summed where it is
+            running.add(loss, len(xs[0][sl]))
             for ms, yk, pred in zip(metrics, ys, preds):
                 for m in ms:
-                    m.update_state(yk[sl], pred)
-        total, n = dist.reduce_metrics(metrics, total, n)
+                    m.update_state(yk[sl], prog.be.to_host(pred))
+        total, n = dist.reduce_metrics(metrics, running.sum(), n)
         return {"loss": total / n, **{m.name: m.result() for ms in metrics for m in ms}}
 
     @_guarded

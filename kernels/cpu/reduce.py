@@ -12,7 +12,7 @@ from numba import prange
 
 from ..jit import kernel, pick
 
-__all__ = ["sum", "max", "sum_to", "mean", "broadcast_to", "max_grad"]
+__all__ = ["sum", "max", "sum_to", "mean", "broadcast_to", "max_grad", "running_sum"]
 
 
 @kernel(parallel=True)
@@ -165,3 +165,9 @@ def max_grad(g: np.ndarray, arg: np.ndarray, shape: tuple, axes: tuple) -> np.nd
     if perm != tuple(range(len(shape))):  # move the axes back where they were
         out = np.ascontiguousarray(out.transpose(np.argsort(perm)))
     return out
+
+
+def running_sum(total: np.ndarray, x, weight: float) -> None:
+    """``total[0] += weight * x`` for a one-element ``x``: fit's running loss, kept where the
+    loss is computed (the CUDA twin adds on the device, so a step reads nothing back)."""
+    total[0] += weight * float(np.asarray(x).reshape(-1)[0])

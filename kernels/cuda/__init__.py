@@ -68,7 +68,8 @@ def asarray(x, dtype=None):
         if dtype is not None and np.dtype(dtype) != x.dtype:
             return cast(x, dtype)
         return x
-    return cuda.to_device(np.ascontiguousarray(x, dtype=dtype))
+    host = np.ascontiguousarray(x, dtype=dtype)
+    return _base.note_range(cuda.to_device(host), host)  # ids checked here, not on the GPU
 
 
 def to_host(x) -> np.ndarray:

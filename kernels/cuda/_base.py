@@ -133,3 +133,42 @@ def twin(cpu_fn, **rebind):
     g.__qualname__ = f.__qualname__ + "_cuda"
     g.__doc__ = f.__doc__
     return cuda.jit(device=True)(g)
+
+
+# -- id checks without a device read ----------------------------------------------------
+# Reading a flag back waits for the GPU to finish everything queued: once per training step
+# for the labels alone. Integer arrays that come from the host carry their smallest and
+# largest value (taken on the host, where it costs microseconds), so kernels that read them
+# as ids can check the range here and launch with a scratch flag nobody reads.
+_RANGE = "_graphnet_range"
+_SCRATCH: list = []
+
+
+def note_range(dev, host: np.ndarray):
+    """``dev`` (the device copy of ``host``), marked with an integer host array's range."""
+    if host.dtype.kind in "iu" and host.size:
+        setattr(dev, _RANGE, (int(host.min()), int(host.max())))
+    return dev
+
+
+def within(ids, n: int) -> bool:
+    """Whether ``ids`` came from the host with every value in ``[0, n)`` (``note_range``)."""
+    r = getattr(ids, _RANGE, None)
+    return r is not None and r[0] >= 0 and r[1] < n
+
+
+def bad_id(kernel, n: int, args: tuple, ids, limit: int) -> int | None:
+    """Launch an id-checking ``kernel`` over ``n`` items (its last argument is a flag
+    ``(bad?, id)``); the bad id it reports, or None. Ids known to lie in ``[0, limit)``
+    launch with the scratch flag and are not read back, so the host does not wait."""
+    if not n:
+        return None
+    if within(ids, limit):
+        if not _SCRATCH:
+            _SCRATCH.append(cuda.to_device(np.zeros(2, np.int64)))
+        kernel[blocks(n), TPB](*args, _SCRATCH[0])
+        return None
+    flag = cuda.to_device(np.zeros(2, np.int64))
+    kernel[blocks(n), TPB](*args, flag)
+    bad, idx = flag.copy_to_host()
+    return int(idx) if bad else None

@@ -2,7 +2,8 @@
 
 One thread per output element. The gather and one-hot kernels also check each id: an id
 outside ``[0, n)`` writes a zero and is reported in a two-int flag the host reads back after
-the launch (as the sparse cross-entropy does), raising the CPU twin's ValueError. The
+the launch (as the sparse cross-entropy does), raising the CPU twin's ValueError; ids fed from
+the host were range-checked there and are not read back (``_base.bad_id``). The
 gradient adds ``g`` into the table with ``cuda.atomic.add``, so repeated ids accumulate.
 """
 
@@ -50,14 +51,11 @@ def _one_hot(ids, out, depth, one, bad):
         out[e] = one if e % depth == r else one - one
 
 
-def _launch(k, n: int, *args, what: str, limit: int) -> None:
-    """Run an id-checking kernel over ``n`` elements; raise for a reported bad id."""
-    if n:
-        bad = cuda.to_device(np.zeros(2, np.int64))
-        k[_base.blocks(n), _base.TPB](*args, bad)
-        flag, idx = bad.copy_to_host()
-        if flag:
-            raise range_error(int(idx), limit, what)
+def _launch(k, n: int, ids, *args, what: str, limit: int) -> None:
+    """Run an id-checking kernel over ``n`` elements; raise for a bad id in ``ids``."""
+    bad = _base.bad_id(k, n, args, ids, limit)
+    if bad is not None:
+        raise range_error(bad, limit, what)
 
 
 def _ids(ids):
@@ -77,7 +75,7 @@ def embedding(ids, table, out=None):
     ids, table = _ids(ids), asarray(table)
     vocab, dim = table.shape
     y = _base.empty(tuple(ids.shape) + (dim,), table.dtype)
-    _launch(_gather, y.size, _base.flat(ids), _base.flat(table), _base.flat(y), dim, vocab,
+    _launch(_gather, y.size, ids, _base.flat(ids), _base.flat(table), _base.flat(y), dim, vocab,
             table.dtype.type(0), what="vocabulary size", limit=vocab)
     return y
 
@@ -101,6 +99,6 @@ def one_hot(ids, depth: int, dtype="float32"):
     ids = _ids(ids)
     dt = np.dtype(dtype)
     out = _base.empty(tuple(ids.shape) + (depth,), dt)
-    _launch(_one_hot, out.size, _base.flat(ids), _base.flat(out), depth, dt.type(1),
+    _launch(_one_hot, out.size, ids, _base.flat(ids), _base.flat(out), depth, dt.type(1),
             what="depth", limit=depth)
     return out

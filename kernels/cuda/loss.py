@@ -170,16 +170,13 @@ def softmax_cross_entropy(z, labels):
     lse = _base.empty((2, n), z2.dtype)  # each row's maximum m and log sum exp(z - m)
     vals = _base.empty((n,), np.float64)
     if n:
-        grid = (_base.blocks(n), _base.TPB)
         if y.ndim == 1:
-            bad = cuda.to_device(np.zeros(2, np.int64))
-            _sce_sparse[grid](z2, y, lse, vals, bad)
-            flag, label = bad.copy_to_host()
-            if flag:
-                c = z2.shape[1]
+            c = z2.shape[1]
+            label = _base.bad_id(_sce_sparse, n, (z2, y, lse, vals), labels, c)
+            if label is not None:
                 raise ValueError(f"label {label} is out of range for {c} classes (0..{c - 1})")
         else:
-            _sce_dense[grid](z2, y, lse, vals)
+            _sce_dense[_base.blocks(n), _base.TPB](z2, y, lse, vals)
     return _mean(vals, n, z2.dtype), lse
 
 

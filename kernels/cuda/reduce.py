@@ -18,7 +18,7 @@ from numba import cuda, from_dtype
 
 from . import _base
 
-__all__ = ["sum", "max", "sum_to", "mean", "broadcast_to", "max_grad"]
+__all__ = ["sum", "max", "sum_to", "mean", "broadcast_to", "max_grad", "running_sum"]
 
 BLOCK_MIN = 256    # use a block per output when at least this many elements reduce ...
 BLOCK_MAX_OUT = 2048  # ... into at most this many outputs
@@ -265,3 +265,17 @@ def max_grad(g, arg, shape: tuple, axes: tuple):
             _base.flat(g), _base.flat(asarray(arg)), _base.flat(out), shape or (1,),
             tuple(kst) or (0,), tuple(rst) or (0,))
     return out
+
+
+@cuda.jit
+def _running_sum(total, x, weight):
+    if cuda.grid(1) == 0:
+        total[0] += weight * x[0]
+
+
+def running_sum(total, x, weight: float) -> None:
+    """``total[0] += weight * x`` on the device (one thread): fit's running loss without a
+    read back, which would wait for the GPU every step."""
+    from . import asarray
+
+    _running_sum[1, 1](total, _base.flat(asarray(x)), np.float64(weight))

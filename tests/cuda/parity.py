@@ -50,3 +50,17 @@ def check(K, C, name, *args, exact=False, tol=None, **kw):
 
 def f32(r, *shape, lo=-1.0, hi=1.0):
     return r.uniform(lo, hi, shape).astype(np.float32)
+
+
+def count_reads(monkeypatch, K) -> list:
+    """Count device-to-host copies from now on (each waits for the GPU): the list's length."""
+    cls = type(K.asarray(np.zeros(1, np.float32)))
+    reads: list = []
+    copy = cls.copy_to_host
+
+    def counted(self, *args, **kwargs):
+        reads.append(self.shape)
+        return copy(self, *args, **kwargs)
+
+    monkeypatch.setattr(cls, "copy_to_host", counted)
+    return reads

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import graphnet as gn
-from tests.cuda.parity import check, f32
+from tests.cuda.parity import check, count_reads, f32
 
 pytestmark = [pytest.mark.cuda, pytest.mark.lecture2]
 
@@ -38,6 +38,22 @@ def test_out_of_range_ids_name_the_id(K):
         K.embedding(K.asarray(np.array([1, 7], np.int64)), table)
     with pytest.raises(ValueError, match=r"id -1 is out of range for depth 3"):
         K.one_hot(K.asarray(np.array([-1, 0], np.int64)), 3)
+
+
+def test_ids_from_the_host_are_checked_without_a_device_read(K, monkeypatch):
+    # uploaded ids carry their range (taken on the host): in range, no flag is read back
+    table = K.asarray(np.arange(15, dtype=np.float32).reshape(5, 3))
+    reads = count_reads(monkeypatch, K)
+    ids = K.asarray(np.array([4, 0, 4], np.int64))
+    y, h = K.embedding(ids, table), K.one_hot(ids, 5)
+    assert reads == []
+    np.testing.assert_array_equal(K.to_host(y), np.arange(15).reshape(5, 3)[[4, 0, 4]])
+    np.testing.assert_array_equal(K.to_host(h), np.eye(5)[[4, 0, 4]])
+    # ids made on the device carry no range: the kernel's flag is read, and still names the id
+    born = K.asarray(K.asarray(np.array([1, 7], np.int32)), np.int64)
+    with pytest.raises(ValueError, match=r"id 7 is out of range for vocabulary size 5"):
+        K.embedding(born, table)
+    assert len(reads) == 3  # the two results above, then the flag
 
 
 def _embedding_graph(rng):

@@ -80,6 +80,18 @@ def test_reduction_backward_rules(K, C, r):
     check(K, C, "max_grad", f32(r, 3), arg, (2, 3, 4), (0, 2), exact=True)
 
 
+def test_running_sum(K, C):
+    # fit's running loss: a float32 loss added, weighted, into a float64 total
+    totals = {}
+    for B in (K, C):
+        total = B.zeros((1,), np.float64)
+        for loss, size in ((0.75, 4), (1.5, 3)):
+            B.running_sum(total, B.asarray(np.array(loss, np.float32)), size)
+        totals[B] = B.to_host(total)
+    np.testing.assert_array_equal(totals[K], totals[C])
+    np.testing.assert_allclose(totals[C], [0.75 * 4 + 1.5 * 3])
+
+
 # -- shapes -------------------------------------------------------------------------------
 
 def test_shape_kernels(K, C, r):
@@ -188,6 +200,34 @@ def test_optimizer_updates(K, C, r):
     _inplace(K, C, "rms_update", [p, g, v, None, None], 0.01, 1.0, 1.0, 0.0, 1e-7)
     got = K.grad_sq_norms(K.asarray(g), 0.25)
     np.testing.assert_allclose(got, C.grad_sq_norms(g, 0.25), rtol=1e-6)
+
+
+def test_one_launch_updates_up_to_eight_parameters(K, C, r, monkeypatch):
+    # ten float32 parameters (one empty) and two float64 ones: three launches, each update
+    # as the CPU's, every parameter with its own scale and decay
+    shapes = [(2, 3), (4,), (1,), (3, 3), (0,), (2, 2), (5,), (1, 2), (3,), (6,), (2,), (2, 2)]
+    dts = [np.float32] * 10 + [np.float64] * 2
+    host = [[r.normal(size=s).astype(d) for s, d in zip(shapes, dts)] for _ in range(4)]
+    host[3] = [np.abs(v) for v in host[3]]
+    scales = list(np.linspace(0.5, 1.0, len(shapes)))
+    decays = list(np.linspace(0.0, 0.01, len(shapes)))
+    dev = [[K.asarray(a) for a in kind] for kind in host]
+    launches = []
+    kernel_type = type(K.optim._adam)
+    launch = kernel_type.__getitem__
+    monkeypatch.setattr(kernel_type, "__getitem__",
+                        lambda k, cfg: launches.append(cfg) or launch(k, cfg))
+    for _ in range(2):  # the second step reuses the first's groups
+        p, g, m, v = dev
+        K.adam_update(p, g, m, v, [None] * len(p), 0.01, 0.9, 0.999, 1e-7, scales, np.inf,
+                      decays)
+        p, g, m, v = host
+        C.adam_update(p, g, m, v, [None] * len(p), 0.01, 0.9, 0.999, 1e-7, scales, np.inf,
+                      decays)
+    assert len(launches) == 6
+    for hk, dk in zip(host, dev):
+        for h, d in zip(hk, dk):
+            np.testing.assert_allclose(K.to_host(d), h, **F32)
 
 
 def test_adam_row_form(K, C, r):

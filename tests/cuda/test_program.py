@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import graphnet as gn
+from tests.cuda.parity import count_reads
 
 pytestmark = pytest.mark.cuda
 
@@ -79,6 +80,50 @@ def test_training_steps_match_cpu():
     assert not np.allclose(w_gpu[0], start[0])  # the steps did move the weights
     for a, b in zip(w_gpu, w_cpu):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def _classifier(seed=0):
+    rng = np.random.default_rng(seed)
+    xs = rng.normal(size=(12, 4)).astype(np.float32)
+    ys = (xs[:, 0] > 0).astype(np.int64)
+    model = gn.Sequential([gn.layers.Dense(5, activation="relu", seed=1), gn.layers.Dense(2,
+                           seed=2)], input_shape=(4,))
+    model.compile(optimizer=gn.optimizers.Adam(0.05), loss="sparse_softmax_cross_entropy",
+                  device="cuda")
+    return model, xs, ys
+
+
+def test_fit_reads_nothing_back_inside_an_epoch(K, monkeypatch):
+    # the loss is summed on the device and the labels' range checked on the host: a step
+    # waits for nothing; the epoch's loss is the one read
+    model, xs, ys = _classifier()
+    model.fit(xs, ys, batch_size=4, epochs=1, verbose=0)  # parameters and slots move over
+    reads = count_reads(monkeypatch, K)
+    hist = model.fit(xs, ys, batch_size=4, epochs=2, verbose=0)  # 3 steps an epoch
+    assert len(reads) == 2
+    seen = []
+
+    class Peek(gn.callbacks.Callback):  # a callback that looks reads the running loss
+        def on_batch_end(self, batch, logs=None):
+            seen.append(logs["loss"])
+
+    reads.clear()
+    hist = model.fit(xs, ys, batch_size=4, epochs=1, verbose=0, callbacks=[Peek()])
+    assert len(reads) == 3 + 1 and seen[-1] == hist.history["loss"][0]
+
+
+def test_a_fed_label_out_of_range_is_named(K, monkeypatch):
+    # a host label outside the class range fails the host check: the kernel's flag is then
+    # read back and names it, as on the CPU
+    with gn.Graph():
+        z = gn.Input((3,), name="z")
+        y = gn.Input((), dtype="int64", name="y")
+        loss = gn.softmax_cross_entropy(z, y)
+    prog = gn.compile(loss, device="cuda")
+    zs = np.zeros((2, 3), np.float32)
+    np.testing.assert_allclose(prog({z: zs, y: np.array([2, 0])}), np.log(3), rtol=1e-6)
+    with pytest.raises(gn.GraphError, match="label 3 is out of range for 3 classes"):
+        prog({z: zs, y: np.array([0, 3])})
 
 
 def test_cuda_without_gpu_or_simulator_is_a_graph_error():

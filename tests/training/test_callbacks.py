@@ -1,6 +1,7 @@
 """Callbacks: EarlyStopping on a scripted loss curve, checkpoints, schedules, progress output."""
 
 import os
+from collections.abc import Mapping
 
 import numpy as np
 import pytest
@@ -113,3 +114,23 @@ def test_progress_output(data, capsys):
     text = captured.out + captured.err
     assert "Epoch 2/2" in text and "loss" in text and "4/4" in text
     assert isinstance(ProgressBar(), Callback)
+
+
+def test_batch_logs_hold_the_running_loss(data):
+    # each batch's logs: the epoch's running mean of the loss, read when a callback looks
+    x, y = data
+    m = _model()
+    first = m.evaluate(x[:10], y[:10], batch_size=10)  # batch 0's loss, before any step
+    seen = []
+
+    class Record(Callback):
+        def on_batch_end(self, batch, logs=None):
+            assert isinstance(logs, Mapping) and list(logs) == ["loss"] and len(logs) == 1
+            seen.append(logs.copy())
+
+    hist = m.fit(x, y, epochs=2, batch_size=10, shuffle=False, verbose=0, callbacks=[Record()])
+    assert len(seen) == 8 and all(type(s) is dict for s in seen)
+    assert seen[0]["loss"] == pytest.approx(first, rel=1e-6)
+    # the last batch of each epoch reads the epoch's loss
+    assert [seen[3]["loss"], seen[7]["loss"]] == hist.history["loss"]
+    assert seen[1]["loss"] != seen[0]["loss"]
