@@ -39,11 +39,16 @@ class Batches:
     def __iter__(self) -> Iterator[tuple]:
         return self
 
+    def span(self, i: int) -> tuple[int, int]:
+        """``(lo, hi)``: batch ``i`` is rows ``lo:hi`` of the arrays, or of ``order`` when
+        shuffling."""
+        lo = i * self.batch_size
+        return lo, min(lo + self.batch_size, self.n)
+
     def __next__(self) -> tuple:
         if self._i >= self._count:
             raise StopIteration
-        lo = self._i * self.batch_size
-        hi = min(lo + self.batch_size, self.n)
+        lo, hi = self.span(self._i)
         self._i += 1
         if self.order is None:
             return tuple(a[lo:hi] for a in self.arrays)

@@ -58,6 +58,32 @@ class _RunningLoss:
         return self.sum() / self.seen if self.seen else 0.0
 
 
+class _Resident:
+    """fit's data kept on the device for the whole fit (backends with ``resident_data``):
+    one upload, then each batch gathered there (``take_rows``), in the order ``batches``
+    drew. A host batch is a synchronous copy: the one wait of a step for the device."""
+
+    LIMIT = 1 << 30  # bytes; larger data goes over batch by batch
+
+    def __init__(self, be: Any, arrays: list) -> None:
+        self.be, self.arrays = be, arrays
+
+    @classmethod
+    def of(cls, be: Any, arrays: list, tensors: list) -> _Resident | None:
+        if not getattr(be, "resident_data", False) or sum(a.nbytes for a in arrays) > cls.LIMIT:
+            return None
+        # in the feeds' dtypes, cast once on the host where the program would cast each batch
+        return cls(be, [be.asarray(a, t.dtype if can_feed(a.dtype, t.dtype) else None)
+                        for a, t in zip(arrays, tensors)])
+
+    def epoch(self, order: Any) -> Any:
+        """The batches of one epoch of ``batches`` (its order and spans), on the device."""
+        rows = None if order.order is None else self.be.asarray(order.order)  # one upload
+        for i in range(len(order)):
+            lo, hi = order.span(i)
+            yield [self.be.take_rows(a, lo, hi, rows) for a in self.arrays]
+
+
 def _guarded(method: Callable) -> Callable:
     """Under a multi-process ``distribute`` strategy, an exception in ``method`` on one rank
     ends every rank (``strategy.guard()``) instead of leaving the others in a collective."""
@@ -213,6 +239,7 @@ class Trainer:
         # ranks' all-reduce sums dense arrays
         train.row_grads = dist.size == 1
         feed_to = [*self.inputs, *p["targets"]]
+        resident = _Resident.of(train.be, [*xs, *ys], feed_to) if dist.size == 1 else None
         self.stop_training = False
         cbl.on_train_begin()
         for epoch in range(initial_epoch, epochs):
@@ -221,10 +248,12 @@ class Trainer:
             for ms in metrics:
                 for m in ms:
                     m.reset_state()
-            for b, arrays in enumerate(batches(*xs, *ys, batch_size=batch_size,
-                                               shuffle=shuffle, seed=rng)):
+            epoch_batches = batches(*xs, *ys, batch_size=batch_size, shuffle=shuffle, seed=rng)
+            if resident is not None:  # the same order, gathered on the device
+                epoch_batches = resident.epoch(epoch_batches)
+            for b, arrays in enumerate(epoch_batches):
                 cbl.on_batch_begin(b, {})
-                size = len(arrays[0])
+                size = arrays[0].shape[0]
                 arrays = dist.shard(arrays)  # this rank's slice of the global batch
                 if len(arrays[0]):
                     # the gradients and, in one process, the loss stay where they were
@@ -244,7 +273,7 @@ class Trainer:
                     if any(metrics) and len(arrays[0]) else []
                 for k, (ms, pred) in enumerate(zip(metrics, preds)):
                     for m in ms:
-                        m.update_state(arrays[len(xs) + k], pred)
+                        m.update_state(train.be.to_host(arrays[len(xs) + k]), pred)
                         scores[m.name] = m.result()
                 cbl.on_batch_end(b, _callbacks.BatchLogs(running.mean, scores))
             dist.reduce_metrics(metrics)

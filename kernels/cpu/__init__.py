@@ -17,6 +17,8 @@ KERNELS = export_families(globals())
 name = "cpu"
 # whether ops may hand kernels reusable output buffers (Ctx.buffer)
 reuses_buffers = True
+# whether fit keeps its training data on this backend's device (the host needs no copy)
+resident_data = False
 badge = "njit"
 
 
@@ -41,5 +43,5 @@ def is_finite(x) -> bool:
     return bool(np.isfinite(x).all())
 
 
-__all__ = ["name", "badge", "reuses_buffers", "empty", "zeros", "asarray", "to_host",
-           "is_finite", "balance_threads", *KERNELS]
+__all__ = ["name", "badge", "reuses_buffers", "resident_data", "empty", "zeros", "asarray",
+           "to_host", "is_finite", "balance_threads", *KERNELS]

@@ -13,7 +13,7 @@ from numba import prange
 
 from ..jit import kernel, pick
 
-__all__ = ["embedding", "embedding_grad", "one_hot"]
+__all__ = ["embedding", "embedding_grad", "one_hot", "take_rows"]
 
 # column blocks of the parallel scatter (read once: numba.get_num_threads() in a kernel
 # would make it uncacheable)
@@ -118,3 +118,9 @@ def one_hot(ids: np.ndarray, depth: int, dtype="float32") -> np.ndarray:
     out = np.empty(ids.shape + (depth,), np.dtype(dtype))
     pick(_one_hot, out.size)(flat, out.reshape(-1, depth), out.dtype.type(1))
     return out
+
+
+def take_rows(x: np.ndarray, lo: int, hi: int, order: np.ndarray | None = None) -> np.ndarray:
+    """Rows ``lo:hi`` of ``x`` (a view), or rows ``order[lo:hi]`` gathered: fit's batch from
+    data kept where the program runs (the CUDA twin keeps it on the device)."""
+    return x[lo:hi] if order is None else x[order[lo:hi]]

@@ -25,6 +25,9 @@ KERNELS = export_families(globals(), skip=("pool", "cublas"))
 name = "cuda"
 # whether ops may hand kernels reusable output buffers (Ctx.buffer)
 reuses_buffers = False
+# whether fit keeps its training data here for the whole fit (a host batch is a synchronous
+# copy: the step's one wait for the device) and gathers each batch with take_rows
+resident_data = True
 badge = "cuda.jit"
 SIMULATOR = _base.SIM
 
@@ -68,7 +71,9 @@ def asarray(x, dtype=None):
         if dtype is not None and np.dtype(dtype) != x.dtype:
             return cast(x, dtype)
         return x
-    host = np.ascontiguousarray(x, dtype=dtype)
+    # asarray keeps a 0-d array 0-d (ascontiguousarray made the loss's seed 1-d, so the
+    # program uploaded a new one every step)
+    host = np.asarray(x, dtype=dtype, order="C")
     return _base.note_range(cuda.to_device(host), host)  # ids checked here, not on the GPU
 
 
@@ -113,5 +118,5 @@ def __getattr__(attr: str):
     raise AttributeError(f"module {__name__!r} has no attribute {attr!r}")
 
 
-__all__ = ["name", "badge", "reuses_buffers", "empty", "zeros", "asarray", "to_host",
-           "is_finite", "MissingKernel", "SIMULATOR", "device_name", "missing", *KERNELS]
+__all__ = ["name", "badge", "reuses_buffers", "resident_data", "empty", "zeros", "asarray",
+           "to_host", "is_finite", "MissingKernel", "SIMULATOR", "device_name", "missing", *KERNELS]

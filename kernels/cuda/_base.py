@@ -151,6 +151,14 @@ def note_range(dev, host: np.ndarray):
     return dev
 
 
+def keep_range(dst, src):
+    """``dst``, whose values are some of ``src``'s (a slice, a gather), marked with its range."""
+    r = getattr(src, _RANGE, None)
+    if r is not None:
+        setattr(dst, _RANGE, r)
+    return dst
+
+
 def within(ids, n: int) -> bool:
     """Whether ``ids`` came from the host with every value in ``[0, n)`` (``note_range``)."""
     r = getattr(ids, _RANGE, None)

@@ -15,7 +15,7 @@ from numba import cuda
 from ..cpu.embedding import range_error
 from . import _base
 
-__all__ = ["embedding", "embedding_grad", "one_hot"]
+__all__ = ["embedding", "embedding_grad", "one_hot", "take_rows"]
 
 
 @cuda.jit
@@ -102,3 +102,16 @@ def one_hot(ids, depth: int, dtype="float32"):
     _launch(_one_hot, out.size, ids, _base.flat(ids), _base.flat(out), depth, dt.type(1),
             what="depth", limit=depth)
     return out
+
+
+def take_rows(x, lo: int, hi: int, order=None):
+    """Rows ``lo:hi`` of ``x`` (a view), or rows ``order[lo:hi]`` gathered: fit's batch from
+    data kept on the device. Integer rows keep the range ``x`` came with (``_base``)."""
+    if order is None:
+        return _base.keep_range(x[lo:hi], x)
+    n = tuple(x.shape)[0]
+    dim = x.size // n if n else 0
+    y = _base.empty((hi - lo, dim), x.dtype)
+    _launch(_gather, y.size, order, _base.flat(order[lo:hi]), _base.flat(x), _base.flat(y), dim,
+            n, x.dtype.type(0), what="rows", limit=n)
+    return _base.keep_range(y.reshape((hi - lo,) + tuple(x.shape)[1:]), x)

@@ -56,6 +56,21 @@ def test_ids_from_the_host_are_checked_without_a_device_read(K, monkeypatch):
     assert len(reads) == 3  # the two results above, then the flag
 
 
+def test_take_rows(K, C, r, monkeypatch):
+    # fit's batches from data on the device: a span (a view) or rows of an order (a gather)
+    x, y = f32(r, 6, 2, 3), np.array([4, 0, 3, 3, 1, 2])
+    order = np.array([5, 2, 0, 4, 1, 3])
+    for lo, hi, o in ((1, 4, None), (0, 4, order), (4, 6, order)):
+        check(K, C, "take_rows", x, lo, hi, o, exact=True)
+        check(K, C, "take_rows", y, lo, hi, o, exact=True)
+    # integer rows keep the range their array was uploaded with: no flag is read back later
+    reads = count_reads(monkeypatch, K)
+    labels = K.take_rows(K.asarray(y), 0, 4, K.asarray(order))
+    K.one_hot(labels, 5)
+    K.one_hot(K.take_rows(K.asarray(y), 2, 5), 5)
+    assert reads == []
+
+
 def _embedding_graph(rng):
     with gn.Graph("emb"):
         ids = gn.Input((3,), dtype="int64", name="ids")

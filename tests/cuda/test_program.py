@@ -13,6 +13,8 @@ import pytest
 import graphnet as gn
 from tests.cuda.parity import count_reads
 
+cuda = pytest.importorskip("numba.cuda")
+
 pytestmark = pytest.mark.cuda
 
 
@@ -55,7 +57,7 @@ def test_forward_and_gradients_match_cpu(rate):
                                       for v in prog.gradients().values())
 
 
-def _fit(device, weights=None):
+def _fit(device, weights=None, shuffle=False):
     rng = np.random.default_rng(1)
     xs = rng.normal(size=(8, 4)).astype(np.float32)
     ys = (xs[:, 0] > 0).astype(np.int64)
@@ -67,14 +69,16 @@ def _fit(device, weights=None):
     model.set_weights(start)
     model.compile(optimizer=gn.optimizers.Adam(0.05), loss="sparse_softmax_cross_entropy",
                   device=device, seed=3)
-    hist = model.fit(xs, ys, batch_size=4, epochs=2, verbose=0, shuffle=False)
+    hist = model.fit(xs, ys, batch_size=4, epochs=2, verbose=0, shuffle=shuffle, seed=5)
     return hist.history["loss"], [np.asarray(w) for w in model.get_weights()], start
 
 
 @pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")  # the dropout hash
-def test_training_steps_match_cpu():
-    loss_cpu, w_cpu, start = _fit("cpu")
-    loss_gpu, w_gpu, _ = _fit("cuda", start)
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_training_steps_match_cpu(shuffle):
+    # on the device the data is uploaded once and each batch gathered there, in the CPU's order
+    loss_cpu, w_cpu, start = _fit("cpu", shuffle=shuffle)
+    loss_gpu, w_gpu, _ = _fit("cuda", start, shuffle=shuffle)
     np.testing.assert_allclose(loss_gpu, loss_cpu, rtol=1e-4)
     assert len(w_cpu) == len(w_gpu) > 0
     assert not np.allclose(w_gpu[0], start[0])  # the steps did move the weights
@@ -99,8 +103,14 @@ def test_fit_reads_nothing_back_inside_an_epoch(K, monkeypatch):
     model, xs, ys = _classifier()
     model.fit(xs, ys, batch_size=4, epochs=1, verbose=0)  # parameters and slots move over
     reads = count_reads(monkeypatch, K)
+    uploads = []
+    to_device = cuda.to_device
+    monkeypatch.setattr(cuda, "to_device", lambda a, *args, **kw: uploads.append(np.shape(a))
+                        or to_device(a, *args, **kw))
     hist = model.fit(xs, ys, batch_size=4, epochs=2, verbose=0)  # 3 steps an epoch
     assert len(reads) == 2
+    # the data once (x and y), each epoch's order once: no batch crosses the bus
+    assert sorted(uploads) == [(12,), (12,), (12,), (12, 4)], uploads
     seen = []
 
     class Peek(gn.callbacks.Callback):  # a callback that looks reads the running loss
