@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.graphnet-installed
 PYTEST_ARGS ?=
 
-.PHONY: demo demos test lint bench bench-gpu clean install doctor graphviz ptx
+.PHONY: demo demos test lint bench bench-gpu clean install doctor graphviz
 
 install: $(STAMP)
 
@@ -49,15 +49,6 @@ demos: $(STAMP)
 # the cores and spin (a 5 ms conv became 80 ms); the tests check values, not speed
 test: $(STAMP)
 	OPENBLAS_NUM_THREADS=1 $(PY) -m pytest -q -n 2 $(PYTEST_ARGS)
-
-# every CUDA kernel the simulated tests launch, compiled for a real GPU (sm_90) with the types
-# it was given, on a machine without one: NVVM and NVRTC come as wheels (tests/cuda/kernel_types.py)
-PTX_WHEELS := nvidia-cuda-nvcc-cu12 nvidia-cuda-nvrtc-cu12
-ptx: $(STAMP)
-	$(PY) -m pip install -q $(PTX_WHEELS)
-	rm -rf out/kernel-types
-	GRAPHNET_RECORD_KERNELS=out/kernel-types OPENBLAS_NUM_THREADS=1 $(PY) -m pytest -q -n 2 tests/cuda
-	$(PY) -m tests.cuda.kernel_types out/kernel-types
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -44,11 +44,6 @@ finally:
             os.environ["NUMBA_ENABLE_CUDASIM"] = _prev
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
-if SIMULATED and os.environ.get("GRAPHNET_RECORD_KERNELS"):
-    # each launch's kernel and argument types, compiled for a real GPU afterwards (make ptx)
-    from tests.cuda.kernel_types import install_recorder
-
-    install_recorder(os.environ["GRAPHNET_RECORD_KERNELS"])
 
 
 def pytest_collection_modifyitems(config, items):
