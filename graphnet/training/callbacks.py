@@ -13,7 +13,7 @@ import os
 import sys
 import time
 import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, MutableMapping
 from typing import Any
 
 import numpy as np
@@ -51,30 +51,36 @@ class Callback:
     def on_batch_end(self, batch: int, logs: dict | None = None) -> None: ...
 
 
-class BatchLogs(Mapping):
+class BatchLogs(MutableMapping):
     """One batch's logs: ``loss`` (the epoch's running mean, read on first access, which on
-    a GPU waits for the step to finish) and the metrics' running values. Read it inside the
-    callback: the running loss moves on with the next batch."""
+    a GPU waits for the step to finish) and the metrics' running values; callbacks may add
+    entries, as to a dict. Read it inside the callback: the running loss moves on with the
+    next batch."""
 
     def __init__(self, loss: Callable[[], float], metrics: dict[str, float]) -> None:
-        self._loss = loss
-        self._metrics = metrics
+        self._loss: Callable[[], float] | None = loss  # None once read or replaced
+        self._logs: dict[str, Any] = {"loss": None, **metrics}
 
-    def __getitem__(self, key: str) -> float:
+    def __getitem__(self, key: str) -> Any:
+        if key == "loss" and self._loss is not None and "loss" in self._logs:
+            self._logs["loss"], self._loss = self._loss(), None
+        return self._logs[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
         if key == "loss":
-            if callable(self._loss):
-                self._loss = self._loss()
-            return self._loss
-        return self._metrics[key]
+            self._loss = None
+        self._logs[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        del self._logs[key]
 
     def __iter__(self) -> Iterator[str]:
-        yield "loss"
-        yield from self._metrics
+        return iter(self._logs)
 
     def __len__(self) -> int:
-        return 1 + len(self._metrics)
+        return len(self._logs)
 
-    def copy(self) -> dict[str, float]:
+    def copy(self) -> dict[str, Any]:
         return dict(self)
 
     def __repr__(self) -> str:
