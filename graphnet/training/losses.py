@@ -13,6 +13,7 @@ logits under that node instead, which is exact and numerically stable (Keras doe
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -194,6 +195,15 @@ def _logits(y_pred: Tensor, from_logits: bool) -> Tensor:
     logits = _logits_under(y_pred, "softmax")
     if logits is not None:
         return logits
+    op = y_pred.op
+    if op is not None and op.name == "dense" and getattr(op, "activation", None) in (
+            None, "linear"):
+        # the usual slip: a linear last layer's logits read as probabilities (log of a
+        # negative one is NaN; Keras clips them to epsilon and trains on a wrong loss)
+        warnings.warn(f"the cross-entropy reads {y_pred.name!r}, a Dense layer's output "
+                      "without an activation, as probabilities (log p): if these are "
+                      "logits, pass from_logits=True (or loss='sparse_softmax_cross_entropy')"
+                      "; else give the layer activation='softmax'", stacklevel=4)
     # On probabilities p that sum to 1, softmax(log p) = p, so CE(log p) = -log p[y].
     return ops.log(y_pred + _EPS)
 

@@ -1,5 +1,7 @@
 """gn.losses and gn.metrics: names, objects, NumPy references, target checks."""
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -56,6 +58,19 @@ def test_sparse_cross_entropies(cls_data):
                        _softmax(z)) == pytest.approx(ref, rel=1e-4)
     obj = losses.SparseCategoricalCrossentropy(from_logits=True)
     assert _loss_value(obj, y, z) == pytest.approx(ref, rel=1e-5)
+
+
+def test_a_linear_output_read_as_probabilities_warns():
+    # logits into a probability loss give NaN: compile says what to pass instead
+    m = gn.Sequential([gn.layers.Dense(3, seed=0)], input_shape=(4,))
+    with pytest.warns(UserWarning, match="from_logits=True"):
+        m.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    for head in ({"activation": "softmax"}, {}):
+        m = gn.Sequential([gn.layers.Dense(3, seed=0, **head)], input_shape=(4,))
+        loss = "sparse_categorical_crossentropy" if head else "sparse_softmax_cross_entropy"
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            m.compile(optimizer="adam", loss=loss)
 
 
 def test_categorical_crossentropy_one_hot(cls_data):
