@@ -52,26 +52,28 @@ class Callback:
 
 
 class BatchLogs(MutableMapping):
-    """One batch's logs: ``loss`` (the epoch's running mean, read on first access, which on
-    a GPU waits for the step to finish) and the metrics' running values; callbacks may add
-    entries, as to a dict. Read it inside the callback: the running loss moves on with the
-    next batch."""
+    """One batch's logs: ``loss`` (the epoch's running mean) and the metrics' running values,
+    each read on first access (on a GPU that waits for the step to finish, so fit hands
+    them over unread); callbacks may add entries, as to a dict. Read it inside the
+    callback: the running values move on with the next batch."""
 
-    def __init__(self, loss: Callable[[], float], metrics: dict[str, float]) -> None:
-        self._loss: Callable[[], float] | None = loss  # None once read or replaced
-        self._logs: dict[str, Any] = {"loss": None, **metrics}
+    def __init__(self, values: dict[str, Callable[[], float] | float]) -> None:
+        self._logs = {k: None for k in values}
+        self._unread = {k: v for k, v in values.items() if callable(v)}
+        self._logs.update({k: v for k, v in values.items() if not callable(v)})
 
     def __getitem__(self, key: str) -> Any:
-        if key == "loss" and self._loss is not None and "loss" in self._logs:
-            self._logs["loss"], self._loss = self._loss(), None
+        read = self._unread.pop(key, None)
+        if read is not None:
+            self._logs[key] = read()
         return self._logs[key]
 
     def __setitem__(self, key: str, value: Any) -> None:
-        if key == "loss":
-            self._loss = None
+        self._unread.pop(key, None)
         self._logs[key] = value
 
     def __delitem__(self, key: str) -> None:
+        self._unread.pop(key, None)
         del self._logs[key]
 
     def __iter__(self) -> Iterator[str]:

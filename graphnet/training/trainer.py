@@ -58,6 +58,49 @@ class _RunningLoss:
         return self.sum() / self.seen if self.seen else 0.0
 
 
+def _finish(be: Any, how: str, a: Any, axis: int) -> np.ndarray:
+    """One of ``_train_outputs``'s predictions on the host: as is, or its logits through the
+    softmax (along ``axis``) or sigmoid that the training program reads under."""
+    if how == "as is":
+        return np.asarray(be.to_host(a))
+    z = np.asarray(be.to_host(a), np.float64)
+    if how == "sigmoid":
+        return 1.0 / (1.0 + np.exp(-z))
+    e = np.exp(z - z.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+class _Meter:
+    """fit's training metrics. Where a program's arrays are its own each step (a backend
+    that does not reuse buffers: the GPU) a batch's predictions and targets wait there and
+    are brought over, in order, only when a metric's value is read (a callback, the bar, the
+    epoch's end) or ``LIMIT`` batches are waiting: reading them each step would wait for
+    the step to finish. Elsewhere each batch updates the metrics at once."""
+
+    LIMIT = 64
+
+    def __init__(self, be: Any, metrics: list) -> None:
+        self.be, self.metrics, self.waiting = be, metrics, []
+        self.defer = not be.reuses_buffers
+
+    def add(self, outputs: list, targets: list) -> None:
+        self.waiting.append((outputs, targets))
+        if not self.defer or len(self.waiting) >= self.LIMIT:
+            self.flush()
+
+    def flush(self) -> None:
+        for outputs, targets in self.waiting:
+            for ms, out, y in zip(self.metrics, outputs, targets):
+                pred, yt = _finish(self.be, *out), self.be.to_host(y)
+                for m in ms:
+                    m.update_state(yt, pred)
+        self.waiting.clear()
+
+    def reader(self, m: Any) -> Callable[[], float]:
+        """``m``'s running value, read when called (after the waiting batches)."""
+        return lambda: (self.flush(), m.result())[1]
+
+
 class _Resident:
     """fit's data kept on the device for the whole fit (backends with ``resident_data``):
     one upload, then each batch gathered there (``take_rows``), in the order ``batches``
@@ -244,7 +287,7 @@ class Trainer:
         cbl.on_train_begin()
         for epoch in range(initial_epoch, epochs):
             cbl.on_epoch_begin(epoch, {})
-            running = _RunningLoss(train.be)
+            running, meter = _RunningLoss(train.be), _Meter(train.be, metrics)
             for ms in metrics:
                 for m in ms:
                     m.reset_state()
@@ -268,14 +311,12 @@ class Trainer:
                 train.wait_ahead()
                 self.optimizer.apply(grads, params)
                 running.add(loss, size)
-                scores = {}
-                preds = self._train_predictions(train, arrays[:len(xs)]) \
-                    if any(metrics) and len(arrays[0]) else []
-                for k, (ms, pred) in enumerate(zip(metrics, preds)):
-                    for m in ms:
-                        m.update_state(train.be.to_host(arrays[len(xs) + k]), pred)
-                        scores[m.name] = m.result()
-                cbl.on_batch_end(b, _callbacks.BatchLogs(running.mean, scores))
+                if any(metrics) and len(arrays[0]):
+                    meter.add(self._train_outputs(train, arrays[:len(xs)]), arrays[len(xs):])
+                cbl.on_batch_end(b, _callbacks.BatchLogs(
+                    {"loss": running.mean, **{m.name: meter.reader(m) for ms in metrics
+                                              for m in ms}}))
+            meter.flush()
             dist.reduce_metrics(metrics)
             logs = {"loss": running.mean(),
                     **{m.name: m.result() for ms in metrics for m in ms}}
@@ -290,32 +331,32 @@ class Trainer:
         cbl.on_train_end()
         return self.history
 
-    def _train_predictions(self, train: Program, xs: list) -> list[np.ndarray]:
-        """The training pass's own predictions, for training metrics, without a second pass.
+    def _train_outputs(self, train: Program, xs: list) -> list[tuple]:
+        """The training pass's own predictions, for training metrics, without a second pass:
+        per output ``(how, array, axis)``, finished on the host by ``_finish``.
 
         A softmax or sigmoid output that the loss reads through (to its logits) is not in the
-        training program; it is applied here to the logits. Anything else runs the predict
-        program on the batch.
+        training program: its logits come with how to apply it. Anything else runs the
+        predict program on the batch.
         """
-        index, last, be = train._index, train._last, train.be
-        out = []
-        for o in self.outputs:
+        index, last = train._index, train._last
+        out, preds = [], None
+        for k, o in enumerate(self.outputs):
             if id(o) in index:
-                out.append(be.to_host(last[index[id(o)]]))
+                out.append(("as is", last[index[id(o)]], -1))
                 continue
             src = o.inputs[0] if o.op is not None and o.inputs else None
             if src is not None and id(src) in index and o.op.name in ("softmax", "sigmoid"):
-                z = np.asarray(be.to_host(last[index[id(src)]]), np.float64)
-                if o.op.name == "sigmoid":
-                    out.append(1.0 / (1.0 + np.exp(-z)))
-                else:
-                    ax = getattr(o.op, "axis", -1)
-                    e = np.exp(z - z.max(axis=ax, keepdims=True))
-                    out.append(e / e.sum(axis=ax, keepdims=True))
+                out.append((o.op.name, last[index[id(src)]], getattr(o.op, "axis", -1)))
                 continue
-            preds = self.predict_program({t: a for t, a in zip(self.inputs, xs)})
-            return [np.asarray(p) for p in preds]
+            if preds is None:
+                preds = self.predict_program({t: a for t, a in zip(self.inputs, xs)})
+            out.append(("as is", np.asarray(preds[k]), -1))
         return out
+
+    def _train_predictions(self, train: Program, xs: list) -> list[np.ndarray]:
+        """``_train_outputs`` finished on the host."""
+        return [_finish(train.be, *o) for o in self._train_outputs(train, xs)]
 
     def _evaluate_arrays(self, xs: list, ys: list, batch_size: int) -> dict[str, float]:
         p = self._build_programs()

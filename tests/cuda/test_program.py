@@ -122,6 +122,42 @@ def test_fit_reads_nothing_back_inside_an_epoch(K, monkeypatch):
     assert len(reads) == 3 + 1 and seen[-1] == hist.history["loss"][0]
 
 
+class Count(gn.callbacks.Callback):
+    """Records how many device reads had happened at each batch's end (logs left unread)."""
+
+    def __init__(self, reads):
+        super().__init__()
+        self.reads, self.seen = reads, []
+
+    def on_batch_end(self, batch, logs=None):
+        self.seen.append(len(self.reads))
+
+
+@pytest.mark.parametrize("head", ["logits", "softmax"])
+def test_training_metrics_wait_on_the_device_until_read(K, monkeypatch, head):
+    # a batch's predictions come over only when a metric's value is read (here at the
+    # epoch's end), and the metrics equal the CPU's
+    rng = np.random.default_rng(0)
+    xs = rng.normal(size=(12, 4)).astype(np.float32)
+    ys = (xs[:, 0] > 0).astype(np.int64)
+    hist = {}
+    for device in ("cpu", "cuda"):
+        model = gn.Sequential([gn.layers.Dense(2, seed=2, activation=None if head == "logits"
+                                               else "softmax")], input_shape=(4,))
+        model.compile(optimizer=gn.optimizers.Adam(0.05), metrics=["accuracy"], device=device,
+                      loss="sparse_softmax_cross_entropy" if head == "logits"
+                      else "sparse_categorical_crossentropy")
+        model.fit(xs, ys, batch_size=4, epochs=1, verbose=0, shuffle=False)
+        count = Count(count_reads(monkeypatch, K) if device == "cuda" else [])
+        hist[device] = model.fit(xs, ys, batch_size=4, epochs=2, verbose=0, shuffle=False,
+                                 callbacks=[count]).history
+        if device == "cuda":  # reads at the epoch's end only: its loss, 3 x (outputs, labels)
+            assert count.seen == [0, 0, 0, 7, 7, 7]
+        monkeypatch.undo()
+    for k in ("loss", "accuracy"):
+        np.testing.assert_allclose(hist["cuda"][k], hist["cpu"][k], rtol=1e-5)
+
+
 def test_a_fed_label_out_of_range_is_named(K, monkeypatch):
     # a host label outside the class range fails the host check: the kernel's flag is then
     # read back and names it, as on the CPU
