@@ -58,9 +58,8 @@ class BatchLogs(MutableMapping):
     callback: the running values move on with the next batch."""
 
     def __init__(self, values: dict[str, Callable[[], float] | float]) -> None:
-        self._logs = {k: None for k in values}
+        self._logs = {k: None if callable(v) else v for k, v in values.items()}
         self._unread = {k: v for k, v in values.items() if callable(v)}
-        self._logs.update({k: v for k, v in values.items() if not callable(v)})
 
     def __getitem__(self, key: str) -> Any:
         read = self._unread.pop(key, None)

@@ -98,7 +98,11 @@ class _Meter:
 
     def reader(self, m: Any) -> Callable[[], float]:
         """``m``'s running value, read when called (after the waiting batches)."""
-        return lambda: (self.flush(), m.result())[1]
+        def read() -> float:
+            self.flush()
+            return m.result()
+
+        return read
 
 
 class _Resident:

@@ -18,6 +18,8 @@ parameters are updated in float32.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 from numba import prange
 
@@ -210,6 +212,14 @@ def _unused(p: np.ndarray) -> np.ndarray:
     return e
 
 
+def padded_groups(items: list) -> Iterator[tuple[list, int]]:
+    """``items`` GROUP at a time, each chunk with the length its tuples are padded to (1, 2,
+    4 or GROUP: a tuple's length is part of the compiled signature). Both backends."""
+    for lo in range(0, len(items), GROUP):
+        chunk = items[lo:lo + GROUP]
+        yield chunk, 1 << (len(chunk) - 1).bit_length()
+
+
 def _plan(k, ps: list, gs: list, slots: list) -> tuple:
     """How ``_run`` updates these arrays: ``(alone, groups, reusable)``. ``alone`` lists the
     parameters updated by ``k`` itself (large, or a view); ``groups`` holds, per dtype and
@@ -229,9 +239,7 @@ def _plan(k, ps: list, gs: list, slots: list) -> tuple:
     groups = []
     for dt, items in small.items():
         empty = _unused(items[0][1][0])
-        for lo in range(0, len(items), GROUP):
-            chunk = items[lo:lo + GROUP]
-            size = 1 << (len(chunk) - 1).bit_length()  # 1, 2, 4 or GROUP: few signatures
+        for chunk, size in padded_groups(items):
             pad = (empty,) * (size - len(chunk))
             kinds = tuple(col + pad for col in zip(*(c[1] for c in chunk)))  # P, G, slots
             groups.append((dt, kinds, [c[0] for c in chunk], np.ones(size, dt),

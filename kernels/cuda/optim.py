@@ -1,4 +1,4 @@
-"""Optimizer updates on the GPU: one fused in-place launch for up to GROUP parameters.
+"""Optimizer updates on the GPU: one fused in-place launch for up to eight parameters.
 
 The same three updates (``sgd_update``, ``adam_update``, ``rms_update``) with the same
 clip / decay / update order per element as the CPU family, hyperparameters converted to the
@@ -13,15 +13,15 @@ import math
 import numpy as np
 from numba import cuda
 
-from ..cpu.optim import GROUP, updates
+from ..cpu.optim import padded_groups, updates
 from ..jit import scalars
 from . import _base
 
 __all__ = ["sgd_update", "adam_update", "adam_rows_update", "rms_update", "grad_sq_norms"]
 
 
-# Each kernel updates up to GROUP parameters in one launch: P, G and the slot kinds are tuples
-# of flat arrays (padded with a one-element stand-in to 1, 2, 4 or GROUP entries: four
+# Each kernel updates up to GROUP (kernels/cpu/optim.py) parameters in one launch: P, G and the
+# slot kinds are tuples of flat arrays (padded with a one-element stand-in to 1, 2, 4 or 8: four
 # compiled copies serve every model), ``starts`` their offsets in one flat index space (the
 # padding empty), ``scales`` / ``decays`` each parameter's two factors. A launch per
 # parameter cost the MLP's step one Python launch (tens of microseconds) per weight.
@@ -152,9 +152,7 @@ def _groups(ps, slots) -> list:
             by_dtype.setdefault(p.dtype, []).append(i)
     out = []
     for dt, idx in by_dtype.items():
-        for lo in range(0, len(idx), GROUP):
-            chunk = idx[lo:lo + GROUP]
-            size = 1 << (len(chunk) - 1).bit_length()
+        for chunk, size in padded_groups(idx):
             pad = (_unused(ps[chunk[0]]),) * (size - len(chunk))
             P = tuple(_flat(ps[i]) for i in chunk) + pad
             S = [tuple(_unused(ps[i]) if ss[i] is None else _flat(ss[i]) for i in chunk) + pad
