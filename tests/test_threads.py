@@ -85,3 +85,47 @@ def test_loop_blas_threads_keeps_blas_threads_while_cores_are_free(monkeypatch):
     with threads.loop_blas_threads(big):
         assert all(c.get_num_threads() == 1 for c in blas)
     assert [c.get_num_threads() for c in blas] == before
+
+
+def test_short_blas_spin_sets_the_timeout_and_gemms_stay_right(monkeypatch):
+    import ctypes
+
+    import numpy as np
+
+    from graphnet.kernels import blas
+
+    if blas.LIBRARY is None:
+        pytest.skip("NumPy's OpenBLAS is not found here")
+    lib = ctypes.CDLL(blas.LIBRARY)
+    if not hasattr(lib, "openblas_thread_timeout"):
+        pytest.skip("this OpenBLAS has no thread timeout")
+    monkeypatch.delenv("OPENBLAS_THREAD_TIMEOUT", raising=False)
+    monkeypatch.delenv("GOTO_THREAD_TIMEOUT", raising=False)
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((300, 200)), rng.standard_normal((200, 250))
+    want = np.einsum("ik,kj->ij", a, b)  # not BLAS
+    assert threads.short_blas_spin(18)
+    assert lib.openblas_thread_timeout() == 18
+    assert "OPENBLAS_THREAD_TIMEOUT" not in os.environ  # the process's env as it was
+    np.testing.assert_allclose(a @ b, want, rtol=1e-10, atol=1e-10)  # the pool started again
+    assert threads.short_blas_spin()  # back to the backend's setting
+    assert lib.openblas_thread_timeout() == threads._BLAS_SPIN
+    np.testing.assert_allclose(a @ b, want, rtol=1e-10, atol=1e-10)
+    monkeypatch.setenv("OPENBLAS_THREAD_TIMEOUT", "28")  # the user's own setting wins
+    assert not threads.short_blas_spin(10)
+    assert lib.openblas_thread_timeout() == threads._BLAS_SPIN
+
+
+def test_cpu_backend_loads_with_a_short_spin():
+    import ctypes
+
+    from graphnet.kernels import blas
+
+    if blas.LIBRARY is None or "OPENBLAS_THREAD_TIMEOUT" in os.environ:
+        pytest.skip("NumPy's OpenBLAS is not found here, or the user set the timeout")
+    import importlib
+
+    importlib.import_module("graphnet.kernels.cpu")
+    lib = ctypes.CDLL(blas.LIBRARY)
+    if hasattr(lib, "openblas_thread_timeout"):
+        assert lib.openblas_thread_timeout() == threads._BLAS_SPIN

@@ -9,7 +9,9 @@ device-neutral.
 import numpy as np
 
 from .. import export_families
-from ..threads import balance_threads
+from ..threads import balance_threads, short_blas_spin
+
+short_blas_spin()
 
 # every module here is a node family; its __all__ lists its kernels (kernels/__init__.py)
 KERNELS = export_families(globals())
