@@ -179,6 +179,18 @@ def test_gradients_without_bias_and_kernel_smaller_than_stride(rng):
                     xT, kT)
 
 
+@pytest.mark.parametrize("padding,strides", [("same", (1, 1)), ("valid", (2, 1))])
+def test_one_channel_images_match_numpy_loops_and_their_gradients(padding, strides, rng):
+    # a grey image (one input channel) takes im2col's one-value path
+    x, k, b = _case_data(rng, (6, 5), (3, 3), cin=1, cout=4)
+    kw = dict(strides=strides, padding=padding, activation="tanh")
+    out = run_fn(lambda x, k, b: gn.conv2d(x, k, b, **kw), x, k, b)
+    x32, k32, b32 = (a.astype(np.float32).astype(np.float64) for a in (x, k, b))
+    want = ref_conv2d(x32, k32, b32, strides, (1, 1), padding, np.tanh)
+    np.testing.assert_allclose(out, want, rtol=1e-5, atol=1e-5)
+    check_gradients(lambda x, k, b: gn.conv2d(x, k, b, **kw), x, k, b)
+
+
 def test_relu_gradient_away_from_the_kink(rng):
     # relu's derivative is a step: shift the bias so no pre-activation sits near zero
     x, k, b = _case_data(rng, (5, 5), (3, 3))
