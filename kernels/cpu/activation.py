@@ -73,14 +73,16 @@ def _exp_neg32(x):
     # Here only arithmetic: x = k ln2 + r with k = round(x / ln2) (ln2 split in a short high
     # part, exact in k ln2_hi, and the rest), e^r from its Taylor series, 2^k built from
     # its exponent bits. Within 2 ulp of expf; below -87.3 (2^-126) the result is 0.
+    # All in float32: k stays a float (math.floor gives an int64, and an int64 times a
+    # float32 is a float64, which ran the whole polynomial in double precision, 8 lanes)
     lo = np.float32(-87.3)
     xc = x if x > lo else lo
-    k = math.floor(xc * np.float32(1.4426950408889634) + np.float32(0.5))
+    k = np.floor(xc * np.float32(1.4426950408889634) + np.float32(0.5))
     r = xc - k * np.float32(0.693359375) - k * np.float32(-2.12194440e-4)
     p = np.float32(_EXP_TAYLOR[7])
     for j in range(6, -1, -1):
         p = p * r + np.float32(_EXP_TAYLOR[j])
-    e = p * _f32_from_bits((np.int64(k) + 127) << 23)
+    e = p * _f32_from_bits((np.int32(k) + np.int32(127)) << np.int32(23))
     return e if x > lo else np.float32(0)
 
 
@@ -147,10 +149,11 @@ def _relu_grad(code, z, y, alpha):
 @kernel(inline=True)
 def _sigmoid(code, z, alpha):
     # from e = exp(-|z|), never exp of a large positive number: 1 / (1 + e) for z >= 0,
-    # e / (1 + e) below (one exp, no branch)
-    one = type(z)(1)
-    e = exp_neg(-abs(z))
-    return one / (one + e) if z >= type(z)(0) else e / (one + e)
+    # e / (1 + e) below (one exp, no branch); the quotient in double precision (in float32
+    # the roundings of e, 1 + e and the quotient added up to 2.2 ulp)
+    e = np.float64(exp_neg(-abs(z)))
+    s = 1.0 / (1.0 + e) if z >= type(z)(0) else e / (1.0 + e)
+    return type(z)(s)
 
 
 @kernel(inline=True)
