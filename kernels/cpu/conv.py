@@ -44,10 +44,10 @@ def _im2col_row(x, n, oh, kh, kw, sh, sw, dh, dw, pt, pl, cols):
             h = oh * sh - pt + i * dh
             for j in range(kw):
                 w = ow * sw - pl + j * dw
+                inside = 0 <= h < H and 0 <= w < W
                 if C == 1:
-                    inside = 0 <= h < H and 0 <= w < W
                     cols[n, oh, ow, i, j, 0] = x[n, h, w, 0] if inside else 0
-                elif 0 <= h < H and 0 <= w < W:
+                elif inside:
                     for c in range(C):
                         cols[n, oh, ow, i, j, c] = x[n, h, w, c]
                 else:
