@@ -74,3 +74,25 @@ def test_binds_numpy_s_own_openblas_when_it_ships_one():
     assert blas.LIBRARY == path
     if path is not None:
         assert "openblas" in path and blas._SGEMM is not None
+
+
+@njit(cache=True)
+def _call_cols(a, b, c):
+    blas.gemm_cols(a, b, c)
+
+
+def test_gemm_cols_blocks_match_numpy(rng):
+    # 8 x 512 x 300 is past SMALL_MNK: blocks of 64 columns, the last one 44 wide; a product
+    # within it is one call; row blocks of a larger output and a column view of b
+    for m, k, n in [(8, 512, 300), (3, 7, 5), (1, 512, 2100)]:
+        a, b = rng.normal(size=(m, k)), rng.normal(size=(k, n))
+        wide = np.zeros((m + 2, n + 6))
+        _call_cols(a, b, wide[1:m + 1, 2:n + 2])
+        np.testing.assert_allclose(wide[1:m + 1, 2:n + 2], a @ b, rtol=1e-12, atol=1e-10)
+        wide[1:m + 1, 2:n + 2] = 0
+        assert not wide.any()
+        a32, b32 = a.astype(np.float32), np.zeros((k, n + 3), np.float32)
+        b32[:, 1:n + 1] = b
+        c32 = np.empty((m, n), np.float32)
+        _call_cols(a32, b32[:, 1:n + 1], c32)
+        np.testing.assert_allclose(c32, a @ b, rtol=1e-4, atol=1e-3)

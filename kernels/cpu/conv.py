@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 from numba import prange
 
-from ..blas import gemm
+from ..blas import SMALL_MNK, gemm
 from ..jit import kernel, pick, rows, specializing
 from .activation import act, act_grad, activation_grad, code_of
 from .dense import dense, dense_grad
@@ -96,6 +96,10 @@ def _gather_row(cols, n, h, kh, kw, sh, sw, dh, dw, pt, pl, zr):
 
 
 CODE = 0  # the activation each compiled copy of the kernels below fixes (jit.specializing)
+# GEOM = 1: the compiled copy fixes a 3x3 kernel at stride 1 without dilation (most CNNs'
+# every layer), so LLVM unrolls the nine taps: the cnn workload's first im2col took 0.93 ms
+# with the geometry read at run time, 0.16-0.23 ms with it fixed. GEOM = 0 reads it.
+GEOM = 0
 
 
 @specializing("CODE", parallel=True)
@@ -137,11 +141,13 @@ def _col2im(cols, kh, kw, sh, sw, dh, dw, pt, pl, b, alpha, inplace, z, y):
 # are dense.py's, written out: shared as inlined row helpers they measured slower here (the
 # first conv's forward 1.8-1.9 -> 2.6 ms in alternating processes, dense's own unchanged).
 
-@specializing("CODE")
+@specializing("CODE", "GEOM")
 def _conv_fwd(x, k2, b, kh, kw, sh, sw, dh, dw, pt, pl, alpha, inplace, per, cols6, cols, y,
               z):
     # per block of images: im2col rows, z = cols k2 (BLAS), then z += b and y = act(z), in
     # place where y is z (as dense.py's pass)
+    if GEOM == 1:
+        kh, kw, sh, sw, dh, dw = 3, 3, 1, 1, 1, 1
     B, OH = x.shape[0], cols6.shape[1]
     P, N = OH * cols6.shape[2], z.shape[1]
     has_b = b.shape[0] > 0
@@ -163,7 +169,7 @@ def _conv_fwd(x, k2, b, kh, kw, sh, sw, dh, dw, pt, pl, alpha, inplace, per, col
                     y[i, j] = act(CODE, v, alpha)
 
 
-@specializing("CODE")
+@specializing("CODE", "GEOM")
 def _conv_bwd(g2, cols, k2, zy, y, alpha, B, H, P, kh, kw, sh, sw, dh, dw, pt, pl, per,
               need_dx, dz, dcols6, dcols, dk, db, dx):
     # per block of images (B images of H rows, P output pixels each): dZ = g act'(z) with
@@ -172,6 +178,8 @@ def _conv_bwd(g2, cols, k2, zy, y, alpha, B, H, P, kh, kw, sh, sw, dh, dw, pt, p
     # the kernel's gradient is summed transposed, dk^T = dZ^T cols: OpenBLAS ran the cnn
     # workload's second layer's (64 x 12544) (12544 x 288) in 4.1 ms, its transpose
     # (288 x 12544) (12544 x 64) in 4.8
+    if GEOM == 1:
+        kh, kw, sh, sw, dh, dw = 3, 3, 1, 1, 1, 1
     K, N = k2.shape
     dkt, tmp = np.empty((N, K), k2.dtype), np.empty((N, K), k2.dtype)
     zero = type(alpha)(0)
@@ -231,6 +239,11 @@ def _pointwise(ksize: tuple, strides: tuple, pads: tuple) -> bool:
     return tuple(ksize) == (1, 1) and tuple(strides) == (1, 1) and not any(pads)
 
 
+def _geom(ksize: tuple, strides: tuple, dilation: tuple) -> int:
+    # which compiled geometry serves this conv: 1 fixes 3x3, stride 1, no dilation
+    return int(tuple(ksize) == (3, 3) and tuple(strides) == (1, 1) and tuple(dilation) == (1, 1))
+
+
 def im2col(x: np.ndarray, ksize: tuple, strides: tuple, dilation: tuple, pads: tuple,
            out: np.ndarray | None = None) -> np.ndarray:
     """``cols (B*OH*OW, kh*kw*C)``: row ``(n, oh, ow)`` holds output pixel ``(oh, ow)``'s
@@ -288,9 +301,16 @@ def _check_channels(x: np.ndarray, c: int, what: str) -> None:
 _BLOCK_BYTES = 1 << 20
 
 
-def _per_block(B: int, P: int, K: int, N: int, itemsize: int) -> int:
-    """Images per block of a blocked pass: P output pixels of K inputs and N outputs each."""
-    return max(1, min(B, _BLOCK_BYTES // max(P * (K + N) * itemsize, 1)))
+def _per_block(B: int, P: int, K: int, N: int, itemsize: int, small: bool = False) -> int:
+    """Images per block of a blocked pass: P output pixels of K inputs and N outputs each.
+    ``small``: where one image's (N x P) (P x K) GEMM fits OpenBLAS's small-matrix kernels
+    (blas.SMALL_MNK), no more images than keep it there: the cnn workload's first layer's
+    backward took 2.15 ms in blocks of 8 images (past the limit) and 0.95-1.0 in blocks
+    of 1 to 4."""
+    per = max(1, min(B, _BLOCK_BYTES // max(P * (K + N) * itemsize, 1)))
+    if small and P * K * N <= SMALL_MNK:
+        per = min(per, SMALL_MNK // (P * K * N))
+    return per
 
 
 def conv2d(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None, strides: tuple,
@@ -321,7 +341,7 @@ def conv2d(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None, strides: 
         yz = (np.empty_like(z2) if keep_z else z2, z2)
     y2, z2 = yz
     bb = k2[0, :0] if bias is None else bias  # an empty vector of the dtype: no bias
-    _conv_fwd.of(CODE=code_of(kind))(
+    _conv_fwd.of(CODE=code_of(kind), GEOM=_geom((kh, kw), strides, dilation))(
         np.ascontiguousarray(x), k2, bb, kh, kw, strides[0], strides[1], dilation[0],
         dilation[1], pads[0], pads[2], x.dtype.type(alpha), y2 is z2,
         _per_block(B, OH * OW, K, cout, x.itemsize), cols.reshape(B, OH, OW, kh, kw, cin),
@@ -358,10 +378,10 @@ def conv2d_grad(g: np.ndarray, x: np.ndarray, cols: np.ndarray, kernel: np.ndarr
     OH, OW = out_hw(x.shape, (kh, kw), strides, dilation, pads)
     if not need_dx:  # nothing is read or written: shapes only
         dcols, dx = cols[:0], np.empty((0, 0, 0, cin), x.dtype)
-    _conv_bwd.of(CODE=code_of(kind))(
+    _conv_bwd.of(CODE=code_of(kind), GEOM=_geom((kh, kw), strides, dilation))(
         rows(g, cout), cols, k2, rows(zy, cout), rows(y, cout), g.dtype.type(alpha), B, H,
         OH * OW, kh, kw, strides[0], strides[1], dilation[0], dilation[1], pads[0], pads[2],
-        _per_block(B, OH * OW, K, cout, x.itemsize), need_dx, dz,
+        _per_block(B, OH * OW, K, cout, x.itemsize, small=True), need_dx, dz,
         dcols.reshape(-1, OH, OW, kh, kw, cin), dcols, dk.reshape(K, cout), db, dx)
     return (dx if need_dx else None), dk, db if bias else None
 

@@ -222,6 +222,33 @@ def test_blocks_of_one_image_match_one_block(act, rng, monkeypatch):
         check_gradients(fn, x, k, b)
 
 
+@pytest.mark.parametrize("cin", [1, 2])
+def test_small_gemm_blocks_sum_the_kernel_gradient(cin, rng, monkeypatch):
+    # backward takes blocks of as few images as keep one block's kernel-gradient GEMM within
+    # OpenBLAS's small-matrix kernels (blas.SMALL_MNK); with the limit at two images' worth,
+    # three images run as blocks of two and one: dk and db are NumPy's sums over all three
+    import graphnet.kernels.cpu.conv as conv
+
+    x, k, b = _case_data(rng, (5, 6), (3, 3), cin=cin, cout=4)
+    x = np.concatenate([x, 0.5 * x[:1]])
+    one = 5 * 6 * 9 * cin * 4  # one image's m n k
+    monkeypatch.setattr(conv, "SMALL_MNK", 2 * one)
+    assert conv._per_block(3, 30, 9 * cin, 4, 8, small=True) == 2
+    G = rng.normal(size=(3, 5, 6, 4))
+    with gn.Graph():
+        xi = gn.Input((5, 6, cin), dtype="float64")
+        kp, bp = gn.Parameter(k, dtype="float64"), gn.Parameter(b, dtype="float64")
+        loss = gn.sum(gn.conv2d(xi, kp, bp, padding="same") * gn.constant(G))
+    _, (dk, db) = gn.compile(loss, wrt=[kp, bp])({xi: x})
+    xp = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    want = np.zeros_like(k)
+    for i in range(3):
+        for j in range(3):  # tap (i, j) reads pixel (oh + i - 1, ow + j - 1)
+            want[i, j] = np.einsum("nhwc,nhwo->co", xp[:, i:i + 5, j:j + 6], G)
+    np.testing.assert_allclose(dk, want, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(db, G.sum((0, 1, 2)), rtol=1e-12)
+
+
 @pytest.mark.parametrize("op", ["conv2d", "conv2d_transpose"])
 def test_data_input_skips_dx_and_runs_repeat(op, rng):
     # x is fed data (no gradient wanted): dx is skipped; the kernel's gradient is unchanged,
