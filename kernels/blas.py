@@ -24,7 +24,7 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic, overload, register_jitable
 
-__all__ = ["gemm", "gemm_cols", "SMALL_MNK", "LIBRARY"]
+__all__ = ["gemm", "gemm_cols", "small_width", "SMALL_MNK", "LIBRARY"]
 
 
 def _find() -> str | None:
@@ -165,26 +165,32 @@ def _gemm_typed(a, b, c):
 
 
 # OpenBLAS's small-matrix kernels (its SkylakeX kernels, which this machine's Zen 4 runs)
-# take a product of m n k <= 10^6 without packing the operands or waking its threads: on one
-# core (16, 256) x (256, w) ran 77 us per 1024 columns at w <= 192, one (16, 256) x
-# (256, 1024) call 181 us; conv1's (32, 3136) x (3136, 9) 19 us, at 3600 rows (past the
-# limit) 57. A build without them runs the blocks through its ordinary path.
+# take a product of m n k <= 10^6 without packing the operands or waking its threads. On one
+# core, per 1024 columns: (16, 256) x (256, w) 74 us at w = 64 or 128 against 127 as one
+# call, (16, 512) x (512, 64) 325 against 783; but at w = 16 they ran 1.5-2.5x slower than
+# one call. conv1's (32, 3136) x (3136, 9) took 19 us, at 3600 rows (past the limit) 57.
+# A build without these kernels runs the blocks through its ordinary path.
 SMALL_MNK = 1_000_000
 
 
 @register_jitable
-def gemm_cols(a, b, c):
-    """``c = a b`` by blocks of 64, 32 or 16 columns small enough (m k w <= ``SMALL_MNK``) for
-    OpenBLAS's small-matrix kernels, on the calling thread: one call where the whole product
-    is that small or no block width is."""
-    m, k = a.shape
-    n = b.shape[1]
-    w = n
+def small_width(m: int, k: int, n: int) -> int:
+    """Columns per block of ``gemm_cols`` for an (m, k) x (k, n) product: 128, 64 or 32, the
+    widest with m k w <= ``SMALL_MNK``; n where the whole product is that small or no such
+    width is."""
     if m * k * n > SMALL_MNK:
-        for cand in (64, 32, 16):
-            if m * k * cand <= SMALL_MNK:
-                w = cand
-                break
+        for w in (128, 64, 32):
+            if m * k * w <= SMALL_MNK:
+                return w
+    return n
+
+
+@register_jitable
+def gemm_cols(a, b, c):
+    """``c = a b`` by blocks of ``small_width`` columns, for OpenBLAS's small-matrix kernels
+    (on the calling thread)."""
+    n = b.shape[1]
+    w = small_width(a.shape[0], a.shape[1], n)
     for s in range(0, n, w):
         e = min(s + w, n)
         gemm(a, b[:, s:e], c[:, s:e])

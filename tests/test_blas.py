@@ -82,7 +82,7 @@ def _call_cols(a, b, c):
 
 
 def test_gemm_cols_blocks_match_numpy(rng):
-    # 8 x 512 x 300 is past SMALL_MNK: blocks of 64 columns, the last one 44 wide; a product
+    # 8 x 512 x 300 is past SMALL_MNK: blocks of 128 columns, the last one 44 wide; a product
     # within it is one call; row blocks of a larger output and a column view of b
     for m, k, n in [(8, 512, 300), (3, 7, 5), (1, 512, 2100)]:
         a, b = rng.normal(size=(m, k)), rng.normal(size=(k, n))

@@ -9,9 +9,11 @@ Backward through time runs the steps in reverse: one pass per row forms the step
 pre-activation gradients ``dZ_t`` and one GEMM carries ``dh_{t-1} = dZ_t U^T`` back; after
 the loop ``dW = X^T dZ``, ``dU = H_{t-1}^T dZ`` and ``dx = dZ W^T`` are one GEMM each over
 all steps, and ``db`` is the column sum of ``dZ``. Those GEMMs before and after the loop run
-on all of BLAS's threads, the loop's own too while no other task wants a core, and on one
-otherwise (``threads.loop_blas_threads``); each driver is compiled once per cell and pair
-of activations (``jit.specializing``).
+on all of BLAS's threads. A long loop runs on one block of batch rows per thread, each with
+its own small GEMMs (``_loop``); a short one on the calling thread, its GEMMs on BLAS's
+threads while no other task wants a core and on one otherwise
+(``threads.loop_blas_threads``). Each driver is compiled once per cell and pair of
+activations (``jit.specializing``).
 
 The passes are pure arithmetic over unit-stride blocks, so that with ``activation.py``'s
 vectorizable float32 exp and tanh LLVM runs them 16 lanes wide (Numba here has no SVML;
@@ -25,11 +27,12 @@ or, for relu, a sign test where the output has the input's sign, so the kept act
 stand in for the pre-activations.
 """
 
+import numba
 import numpy as np
 
-from ..blas import gemm
+from ..blas import SMALL_MNK, gemm, gemm_cols, small_width
 from ..jit import kernel, specializing
-from ..threads import loop_blas_threads
+from ..threads import loop_blas_threads, one_blas_thread, split_rows
 from .activation import act, act_grad, code_of
 
 __all__ = ["rnn_forward", "rnn_backward", "lstm_forward", "lstm_backward"]
@@ -126,47 +129,55 @@ def _cell_row(a, cp, cn, h, yn, u, code, zero):
 
 
 # fastmath "contract" only: multiply-adds fuse into FMAs (the exp and tanh polynomials
-# halve); no assumption about NaN or infinities
+# halve); no assumption about NaN or infinities. Each driver runs the time loop on a block
+# of batch rows ``lo:hi``: an RNN's rows never meet, so a long loop runs one block per
+# thread at once with no synchronisation between steps (``_loop``), each block's step GEMMs
+# in column blocks on OpenBLAS's small-matrix kernels (blas.gemm_cols) on its own thread. On
+# the lstm workload's shapes the forward's step products took 79 us a step on two such
+# threads against 146 as one GEMM on two BLAS threads, the backward's 92 against 110; the
+# gate passes halve too (docs/architecture.md, thirteenth round).
 @specializing("CELL", "CODE", "RCODE", fastmath={"contract"})
-def _seq_forward(U, b, has_b, H, C, A, R, y, M, Hm, zero):
-    # A holds X W for every step (one GEMM before); H[0], C[0] the initial state. Per step one
-    # GEMM R = h_{t-1} U, then per batch row the gates in vectorizable passes over
-    # contiguous blocks (i f | c~ | o for the LSTM) and the cell update in one more pass.
-    # With a recurrent-dropout mask M (Hm not empty) U reads Hm[t] = h_{t-1} M instead.
-    T, B = A.shape[:2]
+def _forward_rows(U, b, has_b, H, C, A, R, y, M, Hm, zero, lo, hi):
+    # the time loop on batch rows lo:hi. A holds X W for every step (one GEMM before);
+    # H[0], C[0] the initial state. Per step one GEMM R = h_{t-1} U, then per batch row the
+    # gates in vectorizable passes over contiguous blocks (i f | c~ | o for the LSTM) and
+    # the cell update in one more pass. With a recurrent-dropout mask M (Hm not empty) U
+    # reads Hm[t] = h_{t-1} M instead.
+    T = A.shape[0]
     u = U.shape[0]
     lstm, code, rcode = CELL == LSTM, CODE, RCODE
     cell_out = y.shape[2] > u  # y is [h | c] side by side
     masked = Hm.shape[0] > 0
-    for t in range(T):
-        if masked:
-            for n in range(B):
-                hn, mn, out = H[t, n], M[n], Hm[t, n]
-                for j in range(u):
-                    out[j] = hn[j] * mn[j]
-            gemm(Hm[t], U, R)  # (h_{t-1} m) U
-        else:
-            gemm(H[t], U, R)  # h_{t-1} U
-        for n in range(B):
-            a = A[t, n]
-            r = R[n]
-            h = H[t + 1, n]
-            yn = y[n, t]
-            if not lstm:  # h = act(z); A[t] is H[t + 1]
-                _gates_row(a, r, b, has_b, 0, u, code, zero)
-                for j in range(u):
-                    yn[j] = a[j]
-                continue
-            _gates_row(a, r, b, has_b, 0, 2 * u, rcode, zero)
-            _gates_row(a, r, b, has_b, 2 * u, 3 * u, code, zero)
-            _gates_row(a, r, b, has_b, 3 * u, 4 * u, rcode, zero)
-            cp = C[t, n]
-            cn = C[t + 1, n]
-            _cell_row(a, cp, cn, h, yn, u, code, zero)
-            if cell_out:
-                yc = yn[u:]
-                for j in range(u):
-                    yc[j] = cn[j]
+    if lo < hi:
+        for t in range(T):
+            if masked:
+                for n in range(lo, hi):
+                    hn, mn, out = H[t, n], M[n], Hm[t, n]
+                    for j in range(u):
+                        out[j] = hn[j] * mn[j]
+                gemm_cols(Hm[t, lo:hi], U, R[lo:hi])  # (h_{t-1} m) U
+            else:
+                gemm_cols(H[t, lo:hi], U, R[lo:hi])  # h_{t-1} U
+            for n in range(lo, hi):
+                a = A[t, n]
+                r = R[n]
+                h = H[t + 1, n]
+                yn = y[n, t]
+                if not lstm:  # h = act(z); A[t] is H[t + 1]
+                    _gates_row(a, r, b, has_b, 0, u, code, zero)
+                    for j in range(u):
+                        yn[j] = a[j]
+                    continue
+                _gates_row(a, r, b, has_b, 0, 2 * u, rcode, zero)
+                _gates_row(a, r, b, has_b, 2 * u, 3 * u, code, zero)
+                _gates_row(a, r, b, has_b, 3 * u, 4 * u, rcode, zero)
+                cp = C[t, n]
+                cn = C[t + 1, n]
+                _cell_row(a, cp, cn, h, yn, u, code, zero)
+                if cell_out:
+                    yc = yn[u:]
+                    for j in range(u):
+                        yc[j] = cn[j]
 
 
 @kernel(inline=True)
@@ -192,47 +203,52 @@ def _lstm_grad_row(a, d, gn, dhn, dcn, cp, cn, u, cell_out, code, rcode, zero):
 
 
 @specializing("CELL", "CODE", "RCODE", fastmath={"contract"})
-def _seq_backward(g, UT, H, C, A, M, zero, need_h0, dZ, dh, dc, dm):
-    # reverse over time: dZ_t from (g_t + dZ_{t+1} U^T) and the carried dc; dh and dc end
-    # as dh0 and dc0. The step's pass runs over one batch row's contiguous blocks,
-    # vectorizable like the forward's. With a mask, U read h_{t-1} m: the product's gradient
-    # p = dZ_t U^T reaches h_{t-1} as p m (M not empty) and the mask as dm += h_{t-1} p (when
-    # dm is sized). UT is U^T, contiguous: the step's product read U^T as a transposed
-    # view ran (32, 1024) x (1024, 256) in 167 us on two BLAS threads, from a copy in 111.
-    T, B = A.shape[:2]
+def _backward_rows(g, UT, H, C, A, M, zero, need_h0, dZ, dh, dc, dm, lo, hi):
+    # reverse over time on batch rows lo:hi: dZ_t from (g_t + dZ_{t+1} U^T) and the carried
+    # dc; dh and dc end as dh0 and dc0. The step's pass runs over one batch row's contiguous
+    # blocks, vectorizable like the forward's. With a mask, U read h_{t-1} m: the product's
+    # gradient p = dZ_t U^T reaches h_{t-1} as p m (M not empty) and the mask as
+    # dm += h_{t-1} p (when dm is sized). UT is U^T, contiguous: the step's product read U^T
+    # as a transposed view ran (32, 1024) x (1024, 256) in 167 us on two BLAS threads, from
+    # a copy in 111.
+    T = A.shape[0]
     u = UT.shape[1]
     lstm, code, rcode = CELL == LSTM, CODE, RCODE
     cell_out = g.shape[2] > u
     masked, need_dm = M.shape[0] > 0, dm.shape[0] > 0
-    dh[:] = zero
-    dc[:] = zero
-    dm[:] = zero
-    for t in range(T - 1, -1, -1):
-        for n in range(B):
-            a = A[t, n]
-            d = dZ[t, n]
-            gn = g[n, t]
-            dhn = dh[n]
-            if not lstm:  # dz = dh act'(z), read from h
-                for j in range(u):
-                    hj = a[j]
-                    d[j] = (gn[j] + dhn[j]) * act_grad(code, hj, hj, zero)
-                continue
-            dcn = dc[n]
-            cp = C[t, n]
-            cn = C[t + 1, n]
-            _lstm_grad_row(a, d, gn, dhn, dcn, cp, cn, u, cell_out, code, rcode, zero)
-        if t > 0 or need_h0 or need_dm:
-            gemm(dZ[t], UT, dh)  # dh_{t-1} = dZ_t U^T
-            if masked:
-                for n in range(B):
-                    pn, mn = dh[n], M[n]
-                    if need_dm:
-                        hn, dmn = H[t, n], dm[n]
-                        for j in range(u):
-                            dmn[j] += hn[j] * pn[j]
+    for n in range(lo, hi):
+        for j in range(u):
+            dh[n, j] = zero
+            dc[n, j] = zero
+            if need_dm:
+                dm[n, j] = zero
+    if lo < hi:
+        for t in range(T - 1, -1, -1):
+            for n in range(lo, hi):
+                a = A[t, n]
+                d = dZ[t, n]
+                gn = g[n, t]
+                dhn = dh[n]
+                if not lstm:  # dz = dh act'(z), read from h
                     for j in range(u):
-                        pn[j] *= mn[j]
+                        hj = a[j]
+                        d[j] = (gn[j] + dhn[j]) * act_grad(code, hj, hj, zero)
+                    continue
+                dcn = dc[n]
+                cp = C[t, n]
+                cn = C[t + 1, n]
+                _lstm_grad_row(a, d, gn, dhn, dcn, cp, cn, u, cell_out, code, rcode, zero)
+            if t > 0 or need_h0 or need_dm:
+                gemm_cols(dZ[t, lo:hi], UT, dh[lo:hi])  # dh_{t-1} = dZ_t U^T
+                if masked:
+                    for n in range(lo, hi):
+                        pn, mn = dh[n], M[n]
+                        if need_dm:
+                            hn, dmn = H[t, n], dm[n]
+                            for j in range(u):
+                                dmn[j] += hn[j] * pn[j]
+                        for j in range(u):
+                            pn[j] *= mn[j]
 
 
 def codes(activation: str, recurrent_activation: str = "sigmoid") -> tuple[int, int]:
@@ -278,6 +294,33 @@ def _driver(family, cell: int, acts: tuple[int, int]):
     return family.of(CELL=cell, CODE=code, RCODE=rcode)
 
 
+# a time loop of fewer multiply-adds than this (all its steps' GEMMs) runs on the calling
+# thread alone: the rnn_small workload's whole training step takes about 170 us
+_PARALLEL_LOOP = 1 << 25
+
+
+def _loop(rows, cell: int, acts: tuple[int, int], B: int, T: int, kn: tuple[int, int],
+          *args) -> None:
+    """Run the time loop ``rows`` (compiled for this cell and these activations) over the
+    batch, its step GEMM (B, k) x (k, n) with ``kn = (k, n)``. A long loop whose blocks of
+    rows take OpenBLAS's small-matrix kernels (``blas.small_width``) runs one block per
+    Numba thread at once (``split_rows``; one block on a busy machine, where
+    ``threads.balance_threads`` leaves Numba one thread), BLAS on one thread inside each.
+    Otherwise one call on all rows, its GEMMs on BLAS's threads as ``loop_blas_threads``
+    chooses: the music demo's backward step (32, 2048) x (2048, 512) took 453 us on two BLAS
+    threads, 528 as two halves on a thread each."""
+    run = _driver(rows, cell, acts)
+    k, n = kn
+    parts = max(1, min(numba.get_num_threads(), B))
+    m = -(-B // parts)  # rows per block
+    if T * B * k * n >= _PARALLEL_LOOP and (small_width(m, k, n) < n or m * k * n <= SMALL_MNK):
+        with one_blas_thread():
+            split_rows(run, args, B, parts)
+    else:
+        with loop_blas_threads(B * k * n):
+            run(*args, 0, B)
+
+
 def _run_forward(cell: int, x, W, U, b, h0, c0, acts: tuple[int, int], cell_out: bool,
                  mask=None):
     gates = GATES[cell]
@@ -299,9 +342,8 @@ def _run_forward(cell: int, x, W, U, b, h0, c0, acts: tuple[int, int], cell_out:
     M = np.ascontiguousarray(mask, dtype=dt) if mask is not None else H[0, :0]
     Hm = np.empty((T, B, u), dt) if mask is not None else H[:0]
     _gemm(xt.reshape(T * B, n_in), W, A.reshape(T * B, gates * u))  # before the loop, on
-    with loop_blas_threads(B * u * gates * u):                       # all BLAS's threads
-        _driver(_seq_forward, cell, acts)(U, bb, b is not None, H, C, A,
-                                          np.empty((B, gates * u), dt), y, M, Hm, dt.type(0))
+    _loop(_forward_rows, cell, acts, B, T, (u, gates * u),  # and on all of its threads
+          U, bb, b is not None, H, C, A, np.empty((B, gates * u), dt), y, M, Hm, dt.type(0))
     return y, (xt, H, C if cell == LSTM else None, A, None if mask is None else (M, Hm))
 
 
@@ -317,11 +359,9 @@ def _run_backward(cell: int, g, state, W, U, acts, bias: bool, need_dx: bool, ne
     dZ = np.empty(A.shape, dt)
     dh, dc = np.empty((B, u), dt), np.empty((B, u), dt)
     dm = np.empty((B, u) if need_mask and masked is not None else (0, u), dt)
-    with loop_blas_threads(B * u * A.shape[2]):
-        _driver(_seq_backward, cell, acts)(np.ascontiguousarray(g),
-                                           np.ascontiguousarray(U.T), H,
-                                           H[:0] if C is None else C, A, M, dt.type(0),
-                                           need_h0, dZ, dh, dc, dm)
+    _loop(_backward_rows, cell, acts, B, T, (A.shape[2], u), np.ascontiguousarray(g),
+          np.ascontiguousarray(U.T), H, H[:0] if C is None else C, A, M, dt.type(0), need_h0,
+          dZ, dh, dc, dm)
     # the weight gradients: one GEMM each over all T B rows, after the loop and on all of
     # BLAS's threads (inside the loop's single-thread setting they took twice as long)
     dZ2 = dZ.reshape(T * B, A.shape[2])

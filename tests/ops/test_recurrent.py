@@ -236,6 +236,43 @@ def test_masked_backward_skips_the_mask_gradient_when_not_wanted(rng):
         np.testing.assert_allclose(a, p, rtol=1e-13, atol=1e-15)
 
 
+# -- the parallel time loop ---------------------------------------------------------------
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_parallel_loop_matches_the_serial_one(rng, monkeypatch, masked):
+    # a long loop splits the batch into one block of rows per thread, each running every
+    # step on its own rows: forced on tiny shapes (5 rows in uneven blocks), the results are
+    # the serial loop's and NumPy's, and the float64 gradients check
+    from graphnet.kernels.cpu import recurrent
+    n = 5
+    x = rng.normal(size=(n, T, N_IN))
+    W, U_ = rng.normal(size=(N_IN, 4 * U)) * 0.7, rng.normal(size=(U, 4 * U)) * 0.5
+    b, h0, c0 = rng.normal(size=4 * U) * 0.5, rng.normal(size=(n, U)), rng.normal(size=(n, U))
+    m = rng.uniform(0.2, 1.8, size=(n, U)) if masked else None
+    g = rng.normal(size=(n, T, 2 * U))
+    serial_y, st = lstm_forward(x, W, U_, b, h0, c0, return_cell=True, mask=m)
+    serial = lstm_backward(g, st, W, U_, need_h0=True, need_c0=True, need_mask=masked)
+    monkeypatch.setattr(recurrent, "_PARALLEL_LOOP", 0)
+    import numba
+    for threads in sorted({1, numba.config.NUMBA_NUM_THREADS}):
+        numba.set_num_threads(threads)
+        try:
+            y, st = lstm_forward(x, W, U_, b, h0, c0, return_cell=True, mask=m)
+            grads = lstm_backward(g, st, W, U_, need_h0=True, need_c0=True, need_mask=masked)
+        finally:
+            numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+        np.testing.assert_allclose(y, serial_y, rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(y, np.concatenate(lstm_ref(x, W, U_, b, h0, c0,
+                                                              1.0 if m is None else m), -1),
+                                   rtol=1e-12, atol=1e-14)
+        for a, s in zip(grads, serial):
+            assert (a is None) == (s is None)
+            if a is not None:
+                np.testing.assert_allclose(a, s, rtol=1e-12, atol=1e-14)
+    xs, h0s = x[:3], h0[:3]
+    check_gradients(lambda x, W, U_, b, h0: gn.lstm(x, W, U_, b, h0), xs, W, U_, b, h0s)
+
+
 # -- errors -------------------------------------------------------------------------------
 
 def test_build_errors_name_the_shapes():
