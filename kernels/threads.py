@@ -219,7 +219,10 @@ def split_rows(fn: Callable, args: tuple, rows: int, parts: int) -> None:
         return
     pool, pid, size = _POOL
     if pool is None or pid != os.getpid() or size < len(blocks) - 1:
-        # a fork's child has none of its parent's threads: a new pool
+        # a fork's child has none of its parent's threads: a new pool (and a larger one
+        # where more blocks come than the cores less one)
+        if pool is not None and pid == os.getpid():
+            pool.shutdown(wait=False)
         size = max(len(blocks) - 1, (os.cpu_count() or 2) - 1)
         pool = ThreadPoolExecutor(max_workers=size, thread_name_prefix="graphnet-rows")
         _POOL[:] = [pool, os.getpid(), size]

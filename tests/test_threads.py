@@ -2,6 +2,7 @@
 
 import os
 
+import numpy as np
 import pytest
 
 from graphnet.kernels import threads
@@ -129,3 +130,34 @@ def test_cpu_backend_loads_with_a_short_spin():
     lib = ctypes.CDLL(blas.LIBRARY)
     if hasattr(lib, "openblas_thread_timeout"):
         assert lib.openblas_thread_timeout() == threads._BLAS_SPIN
+
+
+def test_split_rows_covers_every_row_once_and_raises_a_blocks_error():
+    import threading
+
+    from graphnet.kernels.threads import split_rows
+
+    seen, names = [], set()
+
+    def fn(out, lo, hi):
+        names.add(threading.current_thread().name)
+        seen.append((lo, hi))
+        out[lo:hi] += 1
+
+    for rows, parts in [(5, 2), (5, 4), (1, 2), (7, 1), (3, 8)]:
+        out, seen[:] = np.zeros(rows), []
+        split_rows(fn, (out,), rows, parts)
+        per = -(-rows // parts)  # rows per block: the last block may be short, or missing
+        assert (out == 1).all() and sorted(seen) == [(lo, min(rows, lo + per))
+                                                     for lo in range(0, rows, per)]
+    assert "MainThread" in names and len(names) >= 2  # this thread and the pool's
+
+    def bad(out, lo, hi):
+        if lo > 0:
+            raise ValueError(f"block {lo}:{hi}")
+        out[lo:hi] = 1
+
+    out = np.zeros(4)
+    with pytest.raises(ValueError, match="block 2:4"):
+        split_rows(bad, (out,), 4, 2)
+    assert (out[:2] == 1).all()  # the first block ran to its end
