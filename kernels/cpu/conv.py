@@ -19,11 +19,13 @@ bottom, left, right)``; output pixel ``(oh, ow)`` tap ``(i, j)`` reads input pix
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 from numba import prange
 
-from ..blas import SMALL_MNK, gemm
+from ..blas import SMALL_MNK, gemm, gemm_rows, small_height
 from ..jit import kernel, pick, rows, specializing
+from ..threads import one_blas_thread, split_rows
 from .activation import act, act_grad, activation_grad, code_of
 from .dense import dense, dense_grad
 
@@ -143,20 +145,21 @@ def _col2im(cols, kh, kw, sh, sw, dh, dw, pt, pl, b, alpha, inplace, z, y):
 
 @specializing("CODE", "GEOM")
 def _conv_fwd(x, k2, b, kh, kw, sh, sw, dh, dw, pt, pl, alpha, inplace, per, cols6, cols, y,
-              z):
-    # per block of images: im2col rows, z = cols k2 (BLAS), then z += b and y = act(z), in
-    # place where y is z (as dense.py's pass)
+              z, lo, hi):
+    # images lo:hi, per block of images: im2col rows, z = cols k2 (BLAS, in blocks of rows
+    # for its small-matrix kernels), then z += b and y = act(z), in place where y is z (as
+    # dense.py's pass)
     if GEOM == 1:
         kh, kw, sh, sw, dh, dw = 3, 3, 1, 1, 1, 1
-    B, OH = x.shape[0], cols6.shape[1]
+    OH = cols6.shape[1]
     P, N = OH * cols6.shape[2], z.shape[1]
     has_b = b.shape[0] > 0
-    for s in range(0, B, per):
-        e = min(s + per, B)
+    for s in range(lo, hi, per):
+        e = min(s + per, hi)
         for n in range(s, e):
             for oh in range(OH):
                 _im2col_row(x, n, oh, kh, kw, sh, sw, dh, dw, pt, pl, cols6)
-        gemm(cols[s * P:e * P], k2, z[s * P:e * P])
+        gemm_rows(cols[s * P:e * P], k2, z[s * P:e * P])
         for i in range(s * P, e * P):
             if inplace:
                 for j in range(N):
@@ -170,34 +173,37 @@ def _conv_fwd(x, k2, b, kh, kw, sh, sw, dh, dw, pt, pl, alpha, inplace, per, col
 
 
 @specializing("CODE", "GEOM")
-def _conv_bwd(g2, cols, k2, zy, y, alpha, B, H, P, kh, kw, sh, sw, dh, dw, pt, pl, per,
-              need_dx, dz, dcols6, dcols, dk, db, dx):
-    # per block of images (B images of H rows, P output pixels each): dZ = g act'(z) with
-    # its column sums into db, dkernel += cols^T dZ, and with need_dx dcols = dZ k2^T
-    # gathered onto the block's pixels (col2im)
-    # the kernel's gradient is summed transposed, dk^T = dZ^T cols: OpenBLAS ran the cnn
+def _conv_bwd(g2, cols, k2, zy, y, alpha, H, P, kh, kw, sh, sw, dh, dw, pt, pl, per,
+              need_dx, dz, dcols6, dcols, dkts, tmps, dbs, dx, span, lo, hi):
+    # images lo:hi (H rows, P output pixels each), per block of images: dZ = g act'(z) with
+    # its column sums into this block of images' db, dkernel += cols^T dZ, and with need_dx
+    # dcols = dZ k2^T gathered onto the block's pixels (col2im). The images lo:hi are part
+    # lo // span of the batch: its sums go to dkts[part] and dbs[part].
+    # The kernel's gradient is summed transposed, dk^T = dZ^T cols: OpenBLAS ran the cnn
     # workload's second layer's (64 x 12544) (12544 x 288) in 4.1 ms, its transpose
     # (288 x 12544) (12544 x 64) in 4.8
     if GEOM == 1:
         kh, kw, sh, sw, dh, dw = 3, 3, 1, 1, 1, 1
     K, N = k2.shape
-    dkt, tmp = np.empty((N, K), k2.dtype), np.empty((N, K), k2.dtype)
+    part = lo // span
+    dkt, tmp, db = dkts[part], tmps[part], dbs[part]
     zero = type(alpha)(0)
     for j in range(N):
         db[j] = zero
-    for s in range(0, B, per):
-        e = min(s + per, B)
+        for a in range(K):
+            dkt[j, a] = zero
+    for s in range(lo, hi, per):
+        e = min(s + per, hi)
         for i in range(s * P, e * P):
             gi, zi, yi, di = g2[i], zy[i], y[i], dz[i]
             for j in range(N):
                 d = gi[j] * act_grad(CODE, zi[j], yi[j], alpha)
                 di[j] = d
                 db[j] += d
-        gemm(dz[s * P:e * P].T, cols[s * P:e * P], dkt if s == 0 else tmp)
-        if s > 0:
-            for j in range(N):
-                for a in range(K):
-                    dkt[j, a] += tmp[j, a]
+        gemm(dz[s * P:e * P].T, cols[s * P:e * P], tmp)
+        for j in range(N):
+            for a in range(K):
+                dkt[j, a] += tmp[j, a]
         if need_dx:
             gemm(dz[s * P:e * P], k2.T, dcols[s * P:e * P])
             for n in range(s, e):
@@ -207,9 +213,6 @@ def _conv_bwd(g2, cols, k2, zy, y, alpha, B, H, P, kh, kw, sh, sw, dh, dw, pt, p
                         for q in range(xr.shape[1]):
                             xr[w, q] = zero
                     _gather_row(dcols6, n, h, kh, kw, sh, sw, dh, dw, pt, pl, xr)
-    for a in range(K):
-        for j in range(N):
-            dk[a, j] = dkt[j, a]
 
 
 def out_hw(x_shape: tuple, ksize: tuple, strides: tuple, dilation: tuple,
@@ -313,6 +316,29 @@ def _per_block(B: int, P: int, K: int, N: int, itemsize: int, small: bool = Fals
     return per
 
 
+# a conv of fewer multiply-adds than this runs on the calling thread alone
+_SPLIT_MNK = 1 << 22
+
+
+def _parts(B: int, mnk: int) -> int:
+    """Blocks of images a conv of ``mnk`` multiply-adds runs at once: one per Numba thread
+    (``threads.balance_threads`` leaves one on a busy machine), or one for a small conv."""
+    return max(1, min(numba.get_num_threads(), B)) if mnk >= _SPLIT_MNK else 1
+
+
+def _by_images(fn, args: tuple, B: int, parts: int, gemm_mnk: int) -> None:
+    """``fn(*args, lo, hi)`` on ``parts`` blocks of the batch's images at once
+    (``threads.split_rows``), BLAS on one thread inside each where a block's GEMMs of
+    ``gemm_mnk`` would otherwise thread. An image's rows meet no other image's until the
+    kernel gradient's sum: the cnn workload's second conv took 2.6-2.95 ms forward on two
+    blocks against 3.6-3.8 as one, 6.7-6.9 backward against 7.8-8.9."""
+    if parts == 1:
+        fn(*args, 0, B)
+        return
+    with one_blas_thread(gemm_mnk):
+        split_rows(fn, args, B, parts)
+
+
 def conv2d(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None, strides: tuple,
            dilation: tuple, pads: tuple, kind: str | None, alpha: float = 0.0,
            keep_z: bool = False, out: tuple | None = None
@@ -341,11 +367,15 @@ def conv2d(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None, strides: 
         yz = (np.empty_like(z2) if keep_z else z2, z2)
     y2, z2 = yz
     bb = k2[0, :0] if bias is None else bias  # an empty vector of the dtype: no bias
-    _conv_fwd.of(CODE=code_of(kind), GEOM=_geom((kh, kw), strides, dilation))(
-        np.ascontiguousarray(x), k2, bb, kh, kw, strides[0], strides[1], dilation[0],
-        dilation[1], pads[0], pads[2], x.dtype.type(alpha), y2 is z2,
-        _per_block(B, OH * OW, K, cout, x.itemsize), cols.reshape(B, OH, OW, kh, kw, cin),
-        cols, y2, z2)
+    fwd = _conv_fwd.of(CODE=code_of(kind), GEOM=_geom((kh, kw), strides, dilation))
+    per = _per_block(B, OH * OW, K, cout, x.itemsize)
+    args = (np.ascontiguousarray(x), k2, bb, kh, kw, strides[0], strides[1], dilation[0],
+            dilation[1], pads[0], pads[2], x.dtype.type(alpha), y2 is z2, per,
+            cols.reshape(B, OH, OW, kh, kw, cin), cols, y2, z2)
+    # a block's GEMM by blocks of rows within the small-matrix kernels never threads
+    m = per * OH * OW
+    _by_images(fwd, args, B, _parts(B, cols.shape[0] * K * cout),
+               0 if small_height(m, K, cout) < m else m * K * cout)
     return y2.reshape(shape), z2.reshape(shape), cols
 
 
@@ -378,11 +408,23 @@ def conv2d_grad(g: np.ndarray, x: np.ndarray, cols: np.ndarray, kernel: np.ndarr
     OH, OW = out_hw(x.shape, (kh, kw), strides, dilation, pads)
     if not need_dx:  # nothing is read or written: shapes only
         dcols, dx = cols[:0], np.empty((0, 0, 0, cin), x.dtype)
-    _conv_bwd.of(CODE=code_of(kind), GEOM=_geom((kh, kw), strides, dilation))(
-        rows(g, cout), cols, k2, rows(zy, cout), rows(y, cout), g.dtype.type(alpha), B, H,
-        OH * OW, kh, kw, strides[0], strides[1], dilation[0], dilation[1], pads[0], pads[2],
-        _per_block(B, OH * OW, K, cout, x.itemsize, small=True), need_dx, dz,
-        dcols.reshape(-1, OH, OW, kh, kw, cin), dcols, dk.reshape(K, cout), db, dx)
+    parts = _parts(B, cols.shape[0] * K * cout)
+    per = _per_block(B, OH * OW, K, cout, x.itemsize, small=True)
+    # each block of images sums its own kernel and bias gradients; they are added after
+    dkts, dbs = np.empty((parts, cout, K), k2.dtype), np.empty((parts, cout), g.dtype)
+    bwd = _conv_bwd.of(CODE=code_of(kind), GEOM=_geom((kh, kw), strides, dilation))
+    args = (rows(g, cout), cols, k2, rows(zy, cout), rows(y, cout), g.dtype.type(alpha), H,
+            OH * OW, kh, kw, strides[0], strides[1], dilation[0], dilation[1], pads[0],
+            pads[2], per, need_dx, dz, dcols.reshape(-1, OH, OW, kh, kw, cin), dcols, dkts,
+            np.empty_like(dkts), dbs, dx, -(-B // parts))
+    _by_images(bwd, args, B, parts, per * OH * OW * K * cout)
+    dk2 = dk.reshape(K, cout)
+    dk2[...] = dkts[0].T
+    for p in range(1, parts):
+        dk2 += dkts[p].T
+    db[...] = dbs[0]
+    for p in range(1, parts):
+        db += dbs[p]
     return (dx if need_dx else None), dk, db if bias else None
 
 

@@ -249,6 +249,41 @@ def test_small_gemm_blocks_sum_the_kernel_gradient(cin, rng, monkeypatch):
     np.testing.assert_allclose(db, G.sum((0, 1, 2)), rtol=1e-12)
 
 
+@pytest.mark.parametrize("act", [None, "tanh"])
+def test_blocks_of_images_at_once_match_one_block(act, rng, monkeypatch):
+    # a large conv runs blocks of images on threads at once (conv.py's _parts), each summing
+    # its own kernel and bias gradients: forced on small shapes (three images in blocks of
+    # two and one), the values and every gradient equal NumPy's loops and a float64
+    # finite-difference check, with and without a dx
+    import numba
+
+    import graphnet.kernels.cpu.conv as conv
+
+    monkeypatch.setattr(conv, "_SPLIT_MNK", 0)
+    x, k, b = _case_data(rng, (5, 6), (3, 3))
+    x = np.concatenate([x, 0.5 * x[:1]])
+    fn = lambda x, k, b: gn.conv2d(x, k, b, padding="same", activation=act)  # noqa: E731
+    want = ref_conv2d(x, k, b, (1, 1), (1, 1), "same", np.tanh if act else lambda z: z)
+    numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+    try:
+        assert conv._parts(3, 1) == min(2, numba.config.NUMBA_NUM_THREADS)
+        np.testing.assert_allclose(run_fn(fn, x, k, b, dtype="float64"), want, rtol=1e-10,
+                                   atol=1e-12)
+        check_gradients(fn, x, k, b)
+        G = rng.normal(size=want.shape)
+        with gn.Graph():  # x as data: no dx, the kernel's and the bias's gradients only
+            xi = gn.Input((5, 6, 2), dtype="float64")
+            kp, bp = gn.Parameter(k, dtype="float64"), gn.Parameter(b, dtype="float64")
+            loss = gn.sum(gn.conv2d(xi, kp, bp, padding="same") * gn.constant(G))
+        _, (dk, db) = gn.compile(loss, wrt=[kp, bp])({xi: x})
+        monkeypatch.setattr(conv, "_SPLIT_MNK", 1 << 62)
+        _, (dk1, db1) = gn.compile(loss, wrt=[kp, bp])({xi: x})
+    finally:
+        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+    np.testing.assert_allclose(dk, dk1, rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(db, db1, rtol=1e-12, atol=1e-13)
+
+
 @pytest.mark.parametrize("op", ["conv2d", "conv2d_transpose"])
 def test_data_input_skips_dx_and_runs_repeat(op, rng):
     # x is fed data (no gradient wanted): dx is skipped; the kernel's gradient is unchanged,
