@@ -96,3 +96,24 @@ def test_gemm_cols_blocks_match_numpy(rng):
         c32 = np.empty((m, n), np.float32)
         _call_cols(a32, b32[:, 1:n + 1], c32)
         np.testing.assert_allclose(c32, a @ b, rtol=1e-4, atol=1e-3)
+
+
+@njit(cache=True)
+def _call_rows(a, b, c):
+    blas.gemm_rows(a, b, c)
+
+
+def test_gemm_rows_blocks_match_numpy(rng):
+    # (100, 288) x (288, 64) is past SMALL_MNK: blocks of 48 rows, the last one 4 high; a
+    # product within it, or with too wide a (k, n) for 16 rows, is one call
+    assert blas.small_height(100, 288, 64) == 48 and blas.small_height(5, 288, 64) == 5
+    assert blas.small_height(20, 2048, 1024) == 20
+    for m, k, n in [(100, 288, 64), (5, 7, 3), (20, 2048, 40)]:
+        a, b = rng.normal(size=(m, k)), rng.normal(size=(k, n))
+        wide = np.zeros((m, n + 4))
+        _call_rows(a, b, wide[:, 1:n + 1])
+        np.testing.assert_allclose(wide[:, 1:n + 1], a @ b, rtol=1e-12, atol=1e-10)
+        assert not wide[:, 0].any() and not wide[:, n + 1:].any()
+    c = np.ones((0, 3))
+    _call_rows(np.empty((0, 4)), np.empty((4, 3)), c)  # no rows: nothing to do
+    _call_cols(np.empty((2, 4)), np.empty((4, 0)), np.empty((2, 0)))
