@@ -79,15 +79,53 @@ def blas_controllers() -> list:
 _BLAS_THREADED = 4 * 65536
 
 
+_FAST: list = []  # [(get, set) of the kernels' OpenBLAS thread count, or None], once found
+
+
+def _kernel_blas() -> tuple | None:
+    """``(get, set)`` of the thread count of the OpenBLAS that ``blas.gemm`` calls (NumPy's,
+    ``blas.LIBRARY``), through ctypes: threadpoolctl's first look at the process's
+    libraries took 92 ms here, which the warm first step of a program that switches BLAS
+    to one thread (a long time loop, a large conv) then paid. None where the kernels call
+    another library (no binding) or the names are not found."""
+    if not _FAST:
+        from .blas import LIBRARY
+        found = None
+        if LIBRARY is not None:
+            import ctypes
+            lib = ctypes.CDLL(LIBRARY)
+            for suffix in ("scipy_openblas_%s_num_threads64_", "openblas_%s_num_threads64_",
+                           "openblas_%s_num_threads"):
+                get, put = (getattr(lib, suffix % v, None) for v in ("get", "set"))
+                if get is not None and put is not None:
+                    get.restype, get.argtypes = ctypes.c_int, []
+                    put.restype, put.argtypes = None, [ctypes.c_int]
+                    found = (get, put)
+                    break
+        _FAST.append(found)
+    return _FAST[0]
+
+
 @contextlib.contextmanager
 def one_blas_thread(step_work: int = _BLAS_THREADED) -> Iterator[None]:
     """Run BLAS single-threaded inside: the time loop alternates small GEMMs with a fused pass,
     and OpenBLAS's workers spin between GEMMs on the core the pass needs (on the 2-core
     machine, under load, an LSTM step took 240-3500 ms with two BLAS threads, 60-160 ms with
-    one). ``step_work`` is m n k of one step's GEMM. Needs threadpoolctl (installed with
-    scikit-learn); without it nothing changes."""
+    one). ``step_work`` is m n k of one step's GEMM. The OpenBLAS the kernels' ``gemm``
+    calls is switched directly (``_kernel_blas``); otherwise threadpoolctl (installed with
+    scikit-learn) switches every BLAS library; without either nothing changes."""
     if step_work < _BLAS_THREADED:
         yield
+        return
+    fast = _kernel_blas()
+    if fast:
+        get, put = fast
+        old_n = get()
+        put(1)
+        try:
+            yield
+        finally:
+            put(old_n)
         return
     blas = blas_controllers()
     old = [c.get_num_threads() for c in blas]

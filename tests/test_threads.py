@@ -84,8 +84,31 @@ def test_loop_blas_threads_keeps_blas_threads_while_cores_are_free(monkeypatch):
         assert [c.get_num_threads() for c in blas] == before
     monkeypatch.setattr(threads, "others_running", lambda: os.cpu_count() or 1)
     with threads.loop_blas_threads(big):
-        assert all(c.get_num_threads() == 1 for c in blas)
+        assert all(c.get_num_threads() == 1 for c in _kernels_blas(blas))
     assert [c.get_num_threads() for c in blas] == before
+
+
+def _kernels_blas(blas: list) -> list:
+    """The controllers one_blas_thread sets: the kernels' OpenBLAS where it is switched
+    directly, else every library."""
+    from graphnet.kernels.blas import LIBRARY
+    if threads._kernel_blas() is None:
+        return blas
+    mine = [c for c in blas if os.path.realpath(c.filepath) == os.path.realpath(LIBRARY)]
+    assert mine, "threadpoolctl does not see the kernels' OpenBLAS"
+    return mine
+
+
+def test_one_blas_thread_switches_the_kernels_blas_and_back():
+    blas = threads.blas_controllers()
+    if not blas:
+        pytest.skip("threadpoolctl is not installed")
+    before = [c.get_num_threads() for c in blas]
+    with threads.one_blas_thread():
+        assert all(c.get_num_threads() == 1 for c in _kernels_blas(blas))
+    assert [c.get_num_threads() for c in blas] == before
+    with threads.one_blas_thread(10):  # a GEMM OpenBLAS never threads: nothing to switch
+        assert [c.get_num_threads() for c in blas] == before
 
 
 def test_short_blas_spin_sets_the_timeout_and_gemms_stay_right(monkeypatch):
