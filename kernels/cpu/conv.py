@@ -5,8 +5,10 @@ pixel's receptive field into one row of ``cols (B*OH*OW, kh*kw*C)``, so that the
 is a GEMM ``cols @ kernel.reshape(kh*kw*C, out)``. conv2d runs it by blocks of whole images
 (``_conv_fwd``: a block's im2col rows, its GEMM, then the bias and activation pass, while the
 block is in the cache), and so does backward (``_conv_bwd``: ``dZ = g act'(z)`` with the bias
-sums, ``dkernel += cols^T dZ``, ``dcols = dZ kernel^T`` and col2im per block); a 1x1 stride-1
-conv is the dense kernels (``dense.py``) on the image's rows. ``col2im`` is im2col's
+sums, ``dkernel += cols^T dZ``, ``dcols = dZ kernel^T`` and col2im per block); a large conv
+runs one part of the batch's images per thread at once (``_by_images``), each part summing
+its own kernel and bias gradients; a 1x1 stride-1 conv is the dense kernels (``dense.py``)
+on the image's rows. ``col2im`` is im2col's
 adjoint: it sums each ``dcols`` entry back onto the pixel it was copied from. It gathers (one
 output pixel sums the entries that read it) instead of scattering, so the parallel loop over
 image rows never writes one element from two threads, and it can apply a bias and an
@@ -133,15 +135,16 @@ def _col2im(cols, kh, kw, sh, sw, dh, dw, pt, pl, b, alpha, inplace, z, y):
 
 
 # conv2d's forward and backward run by blocks of whole images: a block's im2col rows, its
-# GEMMs (BLAS on its threads) and its elementwise passes follow one another while the block
-# is in the cache. In the cnn workload's training step (64 images, 28x28x1 -> 32 -> 64
-# channels, 3x3) the step took 21.5-28 ms as one im2col, one GEMM and one pass over the
-# whole batch, 19-20 ms by blocks. Blocks in a parallel loop, each thread's GEMMs on one
-# BLAS thread, were faster alone (the second layer's forward 3.1 ms against 4.4) but took
-# 27-35 ms in the step (a parallel loop after other work ran up to 1.7x slower than back to
-# back here: docs/architecture.md, tenth round). The bias + activation and g act'(z) passes
-# are dense.py's, written out: shared as inlined row helpers they measured slower here (the
-# first conv's forward 1.8-1.9 -> 2.6 ms in alternating processes, dense's own unchanged).
+# GEMMs and its elementwise passes follow one another while the block is in the cache. In
+# the cnn workload's training step (64 images, 28x28x1 -> 32 -> 64 channels, 3x3) the step
+# took 21.5-28 ms as one im2col, one GEMM and one pass over the whole batch, 19-20 ms by
+# blocks. A large conv's images are also split among threads (``_by_images``: each part
+# its own blocks, its GEMMs on one BLAS thread, the forward's by blocks of rows on
+# OpenBLAS's small-matrix kernels); the same split as a Numba parallel loop over blocks,
+# with the ordinary GEMM path, had been slower in the step (docs/architecture.md, tenth
+# and thirteenth rounds). The bias + activation and g act'(z) passes are dense.py's,
+# written out: shared as inlined row helpers they measured slower here (the first conv's
+# forward 1.8-1.9 -> 2.6 ms in alternating processes, dense's own unchanged).
 
 @specializing("CODE", "GEOM")
 def _conv_fwd(x, k2, b, kh, kw, sh, sw, dh, dw, pt, pl, alpha, inplace, per, cols6, cols, y,
