@@ -297,6 +297,7 @@ def _driver(family, cell: int, acts: tuple[int, int]):
 # a time loop of fewer multiply-adds than this (all its steps' GEMMs) runs on the calling
 # thread alone: the rnn_small workload's whole training step takes about 170 us
 _PARALLEL_LOOP = 1 << 25
+_MIN_ROWS = 8
 
 
 def _loop(rows, cell: int, acts: tuple[int, int], B: int, T: int, kn: tuple[int, int],
@@ -311,7 +312,9 @@ def _loop(rows, cell: int, acts: tuple[int, int], B: int, T: int, kn: tuple[int,
     threads, 528 as two halves on a thread each."""
     run = _driver(rows, cell, acts)
     k, n = kn
-    parts = max(1, min(numba.get_num_threads(), B))
+    # at least _MIN_ROWS rows a block: a product of fewer rows reads all of U for little
+    # work (a guess for machines of many cores; this one has two, and 16 rows a block)
+    parts = max(1, min(numba.get_num_threads(), B // _MIN_ROWS))
     m = -(-B // parts)  # rows per block
     if T * B * k * n >= _PARALLEL_LOOP and (small_width(m, k, n) < n or m * k * n <= SMALL_MNK):
         with one_blas_thread():

@@ -241,8 +241,9 @@ def test_masked_backward_skips_the_mask_gradient_when_not_wanted(rng):
 @pytest.mark.parametrize("masked", [False, True])
 def test_parallel_loop_matches_the_serial_one(rng, monkeypatch, masked):
     # a long loop splits the batch into one block of rows per thread, each running every
-    # step on its own rows: forced on tiny shapes (5 rows in uneven blocks), the results are
-    # the serial loop's and NumPy's, and the float64 gradients check
+    # step on its own rows: forced on tiny shapes (5 rows in uneven blocks, blocks of one
+    # row allowed), the results are the serial loop's and NumPy's, and the float64
+    # gradients check
     from graphnet.kernels.cpu import recurrent
     n = 5
     x = rng.normal(size=(n, T, N_IN))
@@ -253,6 +254,7 @@ def test_parallel_loop_matches_the_serial_one(rng, monkeypatch, masked):
     serial_y, st = lstm_forward(x, W, U_, b, h0, c0, return_cell=True, mask=m)
     serial = lstm_backward(g, st, W, U_, need_h0=True, need_c0=True, need_mask=masked)
     monkeypatch.setattr(recurrent, "_PARALLEL_LOOP", 0)
+    monkeypatch.setattr(recurrent, "_MIN_ROWS", 1)
     import numba
     for threads in sorted({1, numba.config.NUMBA_NUM_THREADS}):
         numba.set_num_threads(threads)
