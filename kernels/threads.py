@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numba
 
 __all__ = ["blas_controllers", "one_blas_thread", "loop_blas_threads", "balance_threads",
-           "runnable", "others_running", "short_blas_spin", "split_rows"]
+           "runnable", "others_running", "short_blas_spin", "split_rows", "time_loop"]
 
 # how long OpenBLAS's idle workers spin before they sleep: 2**20 TSC cycles, about 0.4 ms
 _BLAS_SPIN = 20
@@ -273,3 +273,32 @@ def split_rows(fn: Callable, args: tuple, rows: int, parts: int) -> None:
             f.exception()
     for f in futures:
         f.result()  # a block's exception, raised here
+
+
+# a time loop of fewer multiply-adds than this (all its steps' GEMMs) runs on the calling
+# thread alone: the rnn_small workload's whole training step takes about 170 us
+PARALLEL_LOOP = 1 << 25
+# at least this many rows a block: a product of fewer rows reads all of U for little work
+# (a guess for machines of many cores; this one has two, and 16 rows a block)
+MIN_ROWS = 8
+
+
+def time_loop(run: Callable, args: tuple, B: int, T: int, kn: tuple[int, int]) -> None:
+    """``run(*args, lo, hi)``, a compiled time loop over batch rows ``lo:hi`` whose step GEMM
+    is (B, k) x (k, n) with ``kn = (k, n)``, over all ``B`` rows. A long loop whose blocks of
+    rows take OpenBLAS's small-matrix kernels (``blas.small_width``) runs one block per
+    Numba thread at once (``split_rows``; one block on a busy machine, where
+    ``balance_threads`` leaves Numba one thread), BLAS on one thread inside each. Otherwise
+    one call on all rows, its GEMMs on BLAS's threads as ``loop_blas_threads`` chooses: the
+    music demo's backward step (32, 2048) x (2048, 512) took 453 us on two BLAS threads,
+    528 as two halves on a thread each."""
+    from .blas import SMALL_MNK, small_width
+    k, n = kn
+    parts = max(1, min(numba.get_num_threads(), B // MIN_ROWS))
+    m = -(-B // parts)  # rows per block
+    if T * B * k * n >= PARALLEL_LOOP and (small_width(m, k, n) < n or m * k * n <= SMALL_MNK):
+        with one_blas_thread():
+            split_rows(run, args, B, parts)
+    else:
+        with loop_blas_threads(B * k * n):
+            run(*args, 0, B)

@@ -27,12 +27,11 @@ or, for relu, a sign test where the output has the input's sign, so the kept act
 stand in for the pre-activations.
 """
 
-import numba
 import numpy as np
 
-from ..blas import SMALL_MNK, gemm, gemm_cols, small_width
+from ..blas import gemm, gemm_cols
 from ..jit import kernel, specializing
-from ..threads import loop_blas_threads, one_blas_thread, split_rows
+from ..threads import time_loop
 from .activation import act, act_grad, code_of
 
 __all__ = ["rnn_forward", "rnn_backward", "lstm_forward", "lstm_backward"]
@@ -131,11 +130,11 @@ def _cell_row(a, cp, cn, h, yn, u, code, zero):
 # fastmath "contract" only: multiply-adds fuse into FMAs (the exp and tanh polynomials
 # halve); no assumption about NaN or infinities. Each driver runs the time loop on a block
 # of batch rows ``lo:hi``: an RNN's rows never meet, so a long loop runs one block per
-# thread at once with no synchronisation between steps (``_loop``), each block's step GEMMs
-# in column blocks on OpenBLAS's small-matrix kernels (blas.gemm_cols) on its own thread. On
-# the lstm workload's shapes the forward's step products took 79 us a step on two such
-# threads against 146 as one GEMM on two BLAS threads, the backward's 92 against 110; the
-# gate passes halve too (docs/architecture.md, thirteenth round).
+# thread at once with no synchronisation between steps (``threads.time_loop``), each
+# block's step GEMMs in column blocks on OpenBLAS's small-matrix kernels (blas.gemm_cols)
+# on its own thread. On the lstm workload's shapes the forward's step products took 79 us
+# a step on two such threads against 146 as one GEMM on two BLAS threads, the backward's
+# 92 against 110; the gate passes halve too (docs/architecture.md, thirteenth round).
 @specializing("CELL", "CODE", "RCODE", fastmath={"contract"})
 def _forward_rows(U, b, has_b, H, C, A, R, y, M, Hm, zero, lo, hi):
     # the time loop on batch rows lo:hi. A holds X W for every step (one GEMM before);
@@ -294,34 +293,11 @@ def _driver(family, cell: int, acts: tuple[int, int]):
     return family.of(CELL=cell, CODE=code, RCODE=rcode)
 
 
-# a time loop of fewer multiply-adds than this (all its steps' GEMMs) runs on the calling
-# thread alone: the rnn_small workload's whole training step takes about 170 us
-_PARALLEL_LOOP = 1 << 25
-_MIN_ROWS = 8
-
-
 def _loop(rows, cell: int, acts: tuple[int, int], B: int, T: int, kn: tuple[int, int],
           *args) -> None:
-    """Run the time loop ``rows`` (compiled for this cell and these activations) over the
-    batch, its step GEMM (B, k) x (k, n) with ``kn = (k, n)``. A long loop whose blocks of
-    rows take OpenBLAS's small-matrix kernels (``blas.small_width``) runs one block per
-    Numba thread at once (``split_rows``; one block on a busy machine, where
-    ``threads.balance_threads`` leaves Numba one thread), BLAS on one thread inside each.
-    Otherwise one call on all rows, its GEMMs on BLAS's threads as ``loop_blas_threads``
-    chooses: the music demo's backward step (32, 2048) x (2048, 512) took 453 us on two BLAS
-    threads, 528 as two halves on a thread each."""
-    run = _driver(rows, cell, acts)
-    k, n = kn
-    # at least _MIN_ROWS rows a block: a product of fewer rows reads all of U for little
-    # work (a guess for machines of many cores; this one has two, and 16 rows a block)
-    parts = max(1, min(numba.get_num_threads(), B // _MIN_ROWS))
-    m = -(-B // parts)  # rows per block
-    if T * B * k * n >= _PARALLEL_LOOP and (small_width(m, k, n) < n or m * k * n <= SMALL_MNK):
-        with one_blas_thread():
-            split_rows(run, args, B, parts)
-    else:
-        with loop_blas_threads(B * k * n):
-            run(*args, 0, B)
+    """The time loop ``rows`` compiled for this cell and these activations, over the batch
+    (``threads.time_loop``: one block of rows per thread when it pays)."""
+    time_loop(_driver(rows, cell, acts), args, B, T, kn)
 
 
 def _run_forward(cell: int, x, W, U, b, h0, c0, acts: tuple[int, int], cell_out: bool,

@@ -244,7 +244,7 @@ def test_parallel_loop_matches_the_serial_one(rng, monkeypatch, masked):
     # step on its own rows: forced on tiny shapes (5 rows in uneven blocks, blocks of one
     # row allowed), the results are the serial loop's and NumPy's, and the float64
     # gradients check
-    from graphnet.kernels.cpu import recurrent
+    from graphnet.kernels import threads
     n = 5
     x = rng.normal(size=(n, T, N_IN))
     W, U_ = rng.normal(size=(N_IN, 4 * U)) * 0.7, rng.normal(size=(U, 4 * U)) * 0.5
@@ -253,11 +253,11 @@ def test_parallel_loop_matches_the_serial_one(rng, monkeypatch, masked):
     g = rng.normal(size=(n, T, 2 * U))
     serial_y, st = lstm_forward(x, W, U_, b, h0, c0, return_cell=True, mask=m)
     serial = lstm_backward(g, st, W, U_, need_h0=True, need_c0=True, need_mask=masked)
-    monkeypatch.setattr(recurrent, "_PARALLEL_LOOP", 0)
-    monkeypatch.setattr(recurrent, "_MIN_ROWS", 1)
+    monkeypatch.setattr(threads, "PARALLEL_LOOP", 0)
+    monkeypatch.setattr(threads, "MIN_ROWS", 1)
     import numba
-    for threads in sorted({1, numba.config.NUMBA_NUM_THREADS}):
-        numba.set_num_threads(threads)
+    for count in sorted({1, numba.config.NUMBA_NUM_THREADS}):
+        numba.set_num_threads(count)
         try:
             y, st = lstm_forward(x, W, U_, b, h0, c0, return_cell=True, mask=m)
             grads = lstm_backward(g, st, W, U_, need_h0=True, need_c0=True, need_mask=masked)
