@@ -25,11 +25,11 @@ functions of one unit shared with the CUDA twins (``_base.twin``), built on
 
 import numpy as np
 
-from ..blas import gemm
+from ..blas import gemm, gemm_cols
 from ..jit import kernel, specializing
-from ..threads import loop_blas_threads
+from ..threads import time_loop
 from .activation import act, act_grad
-from .recurrent import _SIG, _TANH, _gates_row, check_shapes, codes
+from .recurrent import _SIG, _TANH, _gates_row, _gemm, check_shapes, codes
 
 __all__ = ["gru_forward", "gru_backward"]
 
@@ -78,27 +78,27 @@ AFTER, CODE, RCODE = 1, _TANH, _SIG
 
 
 @specializing("AFTER", "CODE", "RCODE", fastmath={"contract"})
-def _seq_forward(xt, W, U, Uh, bi, bh, has_b, H, A, RH, Q, Q2, y, M, Hm, zero):
-    # A <- X W (one GEMM); H[0] holds h_0. After: U is the whole (u, 3u) recurrent kernel and
-    # Q (B, 3u); before: U is its z, r columns (u, 2u), Uh its h columns, Q (B, 2u), Q2 (B, u).
-    # Per row the z, r gates in one vectorizable pass over their contiguous block, then
-    # (after) the candidate and h_t, or (before) r h_{t-1}. With a recurrent-dropout mask M
-    # (Hm not empty) the kernels read Hm[t] = h_{t-1} M; the direct path z h_{t-1} does not
-    T, B, n_in = xt.shape
+def _forward_rows(U, Uh, bi, bh, has_b, H, A, RH, Q, Q2, y, M, Hm, zero, lo, hi):
+    # the time loop on batch rows lo:hi (threads.time_loop); A holds X W (one GEMM before),
+    # H[0] h_0. After: U is the whole (u, 3u) recurrent kernel and Q (B, 3u); before: U is
+    # its z, r columns (u, 2u), Uh its h columns, Q (B, 2u), Q2 (B, u). Per row the z, r
+    # gates in one vectorizable pass over their contiguous block, then (after) the
+    # candidate and h_t, or (before) r h_{t-1}. With a recurrent-dropout mask M (Hm not
+    # empty) the kernels read Hm[t] = h_{t-1} M; the direct path z h_{t-1} does not
+    T = A.shape[0]
     u = H.shape[2]
     after, code, rcode = AFTER == 1, CODE, RCODE
     masked = Hm.shape[0] > 0
-    gemm(xt.reshape(T * B, n_in), W, A.reshape(T * B, 3 * u))
-    for t in range(T):
+    for t in range(T if lo < hi else 0):
         h = H[t]
         hm = Hm[t] if masked else h
         if masked:
-            for n in range(B):
+            for n in range(lo, hi):
                 hn, mn, out = h[n], M[n], hm[n]
                 for j in range(u):
                     out[j] = hn[j] * mn[j]
-        gemm(hm, U, Q)
-        for n in range(B):
+        gemm_cols(hm[lo:hi], U, Q[lo:hi])
+        for n in range(lo, hi):
             a = A[t, n]
             _gates_row(a, Q[n], bi, has_b, 0, 2 * u, rcode, zero)
             if after:
@@ -109,8 +109,8 @@ def _seq_forward(xt, W, U, Uh, bi, bh, has_b, H, A, RH, Q, Q2, y, M, Hm, zero):
                 for j in range(u):
                     rh[j] = r[j] * hp[j]
         if not after:
-            gemm(RH[t], Uh, Q2)  # (r h_{t-1}) U_h
-            for n in range(B):
+            gemm_cols(RH[t, lo:hi], Uh, Q2[lo:hi])  # (r h_{t-1}) U_h
+            for n in range(lo, hi):
                 _candidate_row(A[t, n], Q2[n], bi, bh, has_b, False, h[n], RH[t, n],
                                H[t + 1, n], y[n, t], u, code, zero)
 
@@ -139,33 +139,37 @@ def _grad_row(a, gn, dhd, dhr, hp, rh, d, dr, dah, after, u, code, rcode, zero):
 
 
 @specializing("AFTER", "CODE", "RCODE", fastmath={"contract"})
-def _seq_backward(g, xt, UT, UhT, H, A, RH, M, Hm, zero, need_h0, dA, dR, dAH, dhd, dhr,
-                  drh, dm):
-    # reverse over time. After: dA_t = (dz, dr, ds_h) and dR_t = (dz, dr, ds_h r), one GEMM
-    # dR_t U^T per step. Before: dA holds (dz, dr) and dAH ds_h: dAH_t U_h^T gives d(r h),
-    # then dr, then dA_t U_zr^T. dh_t = g_t + dhd (the direct paths) + dhr (the GEMM's).
-    # With a mask the kernels read h_{t-1} m: their paths' sum p reaches h_{t-1} as p m and
-    # the mask as dm += h_{t-1} p (when dm is sized). UT and UhT are the kernels' transposes,
-    # contiguous (a step's product ran 1.5x faster from a copy than through a transposed view)
-    T, B, n_in = xt.shape
+def _backward_rows(g, UT, UhT, H, A, RH, M, Hm, zero, need_h0, dA, dR, dAH, dhd, dhr, drh,
+                   dm, lo, hi):
+    # reverse over time on batch rows lo:hi. After: dA_t = (dz, dr, ds_h) and
+    # dR_t = (dz, dr, ds_h r), one GEMM dR_t U^T per step. Before: dA holds (dz, dr) and dAH
+    # ds_h: dAH_t U_h^T gives d(r h), then dr, then dA_t U_zr^T. dh_t = g_t + dhd (the
+    # direct paths) + dhr (the GEMM's). With a mask the kernels read h_{t-1} m: their paths'
+    # sum p reaches h_{t-1} as p m and the mask as dm += h_{t-1} p (when dm is sized). UT and
+    # UhT are the kernels' transposes, contiguous (a step's product ran 1.5x faster from a
+    # copy than through a transposed view)
+    T = A.shape[0]
     u = H.shape[2]
     after, code, rcode = AFTER == 1, CODE, RCODE
     masked, need_dm = Hm.shape[0] > 0, dm.shape[0] > 0
-    dhd[:] = zero
-    dhr[:] = zero
-    dm[:] = zero
-    for t in range(T - 1, -1, -1):
+    for n in range(lo, hi):
+        for j in range(u):
+            dhd[n, j] = zero
+            dhr[n, j] = zero
+            if need_dm:
+                dm[n, j] = zero
+    for t in range(T - 1 if lo < hi else -1, -1, -1):
         hp = H[t]
         hm = Hm[t] if masked else hp
         d = dA[t]
-        for n in range(B):
+        for n in range(lo, hi):
             # before, dR and dAH hold no steps: the rows not written stand in (same types)
             _grad_row(A[t, n], g[n, t], dhd[n], dhr[n], hp[n], RH[t, n], d[n],
                       dR[t, n] if after else d[n], d[n] if after else dAH[t, n], after, u,
                       code, rcode, zero)
         if not after:
-            gemm(dAH[t], UhT, drh)  # d(r h_{t-1})
-            for n in range(B):
+            gemm_cols(dAH[t, lo:hi], UhT, drh[lo:hi])  # d(r h_{t-1})
+            for n in range(lo, hi):
                 r, dr, dhn, drn, hpn = A[t, n, u:2 * u], d[n, u:], dhd[n], drh[n], hm[n]
                 for j in range(u):
                     rj = r[j]
@@ -175,9 +179,9 @@ def _seq_backward(g, xt, UT, UhT, H, A, RH, M, Hm, zero, need_h0, dA, dR, dAH, d
                     else:
                         dhn[j] += drn[j] * rj
         if t > 0 or need_h0 or need_dm:
-            gemm(dR[t] if after else d, UT, dhr)
+            gemm_cols((dR[t] if after else d)[lo:hi], UT, dhr[lo:hi])
             if masked:
-                for n in range(B):
+                for n in range(lo, hi):
                     pn, mn, hn, dmn, rn = dhr[n], M[n], hp[n], dm[n], drh[n]
                     for j in range(u):
                         p = pn[j] + (zero if after else rn[j])
@@ -262,10 +266,10 @@ def gru_forward(x: np.ndarray, W: np.ndarray, U: np.ndarray, b: np.ndarray | Non
     # recurrent dropout: the mask and the masked states h_{t-1} m the kernels read (for dU)
     M = np.ascontiguousarray(mask, dtype=dt) if mask is not None else H[0, :0]
     Hm = np.empty((T, B, u), dt) if mask is not None else H[:0]
-    with loop_blas_threads(B * u * 3 * u):
-        _driver(_seq_forward, after, acts)(xt, W, Uq, Uh, bi, bh, b is not None, H, A, RH,
-                                           np.empty((B, Uq.shape[1]), dt),
-                                           np.empty((B, u), dt), y, M, Hm, dt.type(0))
+    _gemm(xt.reshape(T * B, n_in), W, A.reshape(T * B, 3 * u))  # before the loop
+    time_loop(_driver(_forward_rows, after, acts),
+              (Uq, Uh, bi, bh, b is not None, H, A, RH, np.empty((B, Uq.shape[1]), dt),
+               np.empty((B, u), dt), y, M, Hm, dt.type(0)), B, T, (u, Uq.shape[1]))
     return y, (xt, H, A, RH, None if mask is None else (M, Hm))
 
 
@@ -292,12 +296,10 @@ def gru_backward(g: np.ndarray, state: tuple, W: np.ndarray, U: np.ndarray,
     dxt = np.empty(xt.shape, dt) if need_dx else xt[:0]
     M, Hm = masked if masked is not None else (H[0, :0], H[:0])  # (M empty: no mask)
     dm = np.empty((B, u) if need_mask and masked is not None else (0, u), dt)
-    with loop_blas_threads(B * u * 3 * u):
-        _driver(_seq_backward, after, acts)(np.ascontiguousarray(g), xt,
-                                            np.ascontiguousarray(Uq.T),
-                                            np.ascontiguousarray(Uh.T), H, A, RH, M, Hm,
-                                            dt.type(0), need_h0, dA, dR, dAH, dhd, dhr, drh,
-                                            dm)
+    time_loop(_driver(_backward_rows, after, acts),
+              (np.ascontiguousarray(g), np.ascontiguousarray(Uq.T),
+               np.ascontiguousarray(Uh.T), H, A, RH, M, Hm, dt.type(0), need_h0, dA, dR, dAH,
+               dhd, dhr, drh, dm), B, T, (Uq.shape[1], u))
     db = _weight_grads(xt, W, H[:T] if masked is None else Hm, RH, dA, dR, dAH, after,
                        need_dx, dW, dU, dxt)
     dx = np.ascontiguousarray(np.swapaxes(dxt, 0, 1)) if need_dx else None

@@ -183,6 +183,40 @@ def test_masked_backward_skips_the_mask_gradient_when_not_wanted(rng, reset_afte
         np.testing.assert_allclose(a, p, rtol=1e-13, atol=1e-15)
 
 
+@pytest.mark.parametrize("reset_after", [True, False])
+@pytest.mark.parametrize("masked", [False, True])
+def test_blocks_of_rows_at_once_match_one_block(rng, monkeypatch, reset_after, masked):
+    # a long loop runs one block of batch rows per thread (threads.time_loop): forced on
+    # tiny shapes (5 rows in uneven blocks), the results are one block's and NumPy's, and
+    # the float64 gradients check
+    import numba
+
+    from graphnet.kernels import threads
+    n = 5
+    x = rng.normal(size=(n, T, N_IN))
+    W, U_ = rng.normal(size=(N_IN, 3 * U)) * 0.7, rng.normal(size=(U, 3 * U)) * 0.5
+    b = rng.normal(size=(2, 3 * U) if reset_after else 3 * U) * 0.5
+    h0, g = rng.normal(size=(n, U)), rng.normal(size=(n, T, U))
+    m = rng.uniform(0.2, 1.8, size=(n, U)) if masked else None
+    kw = dict(reset_after=reset_after)
+    one_y, st = gru_forward(x, W, U_, b, h0, mask=m, **kw)
+    one = gru_backward(g, st, W, U_, need_h0=True, need_mask=masked, **kw)
+    monkeypatch.setattr(threads, "PARALLEL_LOOP", 0)
+    monkeypatch.setattr(threads, "MIN_ROWS", 1)
+    numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+    y, st = gru_forward(x, W, U_, b, h0, mask=m, **kw)
+    grads = gru_backward(g, st, W, U_, need_h0=True, need_mask=masked, **kw)
+    np.testing.assert_allclose(y, one_y, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(y, gru_ref(x, W, U_, b, h0, reset_after, m), rtol=1e-12,
+                               atol=1e-14)
+    for a, o in zip(grads, one):
+        assert (a is None) == (o is None)
+        if a is not None:
+            np.testing.assert_allclose(a, o, rtol=1e-12, atol=1e-14)
+    check_gradients(lambda x, W, U_, b, h0: gn.gru(x, W, U_, b, h0, **kw), x[:3], W, U_, b,
+                    h0[:3])
+
+
 def test_build_errors_name_the_shapes():
     with gn.Graph():
         x = gn.Input((T, N_IN), name="x")
