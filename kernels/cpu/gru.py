@@ -9,7 +9,8 @@ The layout is ``recurrent.py``'s: time-major (``xt`` is ``x`` as ``(T, B, in)``)
 projection of every step ONE GEMM before the loop (``A = X W``), the recurrent product
 inside (reset after: one GEMM ``h_{t-1} U`` per step; reset before: ``h_{t-1} U_zr``, then
 ``(r h_{t-1}) U_h`` once the reset gate is known), and after the backward loop the weight
-gradients as GEMMs over all steps (``dW = X^T dA``, ``dU = H_{t-1}^T dR``). ``A`` keeps the
+gradients as GEMMs over all steps (``dW = X^T dA``, ``dU = H_{t-1}^T dR``). A long loop
+runs on one block of batch rows per thread (``threads.time_loop``). ``A`` keeps the
 activations z, r, h~ for backward, ``RH`` the term the reset gate meets: ``h_{t-1} U_h +
 b'_h`` (reset after) or ``r h_{t-1}`` (reset before).
 
