@@ -30,7 +30,7 @@ from ..blas import gemm, gemm_cols
 from ..jit import kernel, specializing
 from ..threads import time_loop
 from .activation import act, act_grad
-from .recurrent import _SIG, _TANH, _gates_row, _gemm, check_shapes, codes
+from .recurrent import _SIG, _TANH, _gates_row, _gemm, check_shapes, codes, zero_rows
 
 __all__ = ["gru_forward", "gru_backward"]
 
@@ -153,12 +153,7 @@ def _backward_rows(g, UT, UhT, H, A, RH, M, Hm, zero, need_h0, dA, dR, dAH, dhd,
     u = H.shape[2]
     after, code, rcode = AFTER == 1, CODE, RCODE
     masked, need_dm = Hm.shape[0] > 0, dm.shape[0] > 0
-    for n in range(lo, hi):
-        for j in range(u):
-            dhd[n, j] = zero
-            dhr[n, j] = zero
-            if need_dm:
-                dm[n, j] = zero
+    zero_rows(dhd, dhr, dm, lo, hi, zero)
     for t in range(T - 1 if lo < hi else -1, -1, -1):
         hp = H[t]
         hm = Hm[t] if masked else hp

@@ -201,6 +201,19 @@ def _lstm_grad_row(a, d, gn, dhn, dcn, cp, cn, u, cell_out, code, rcode, zero):
         dcn[j] = dct * f
 
 
+@kernel(inline=True)
+def zero_rows(a, b, c, lo, hi, zero):
+    """Rows lo:hi of the carried gradients a and b, and of c where it has rows, set to 0
+    (each block of a split backward clears its own rows)."""
+    for n in range(lo, hi):
+        for j in range(a.shape[1]):
+            a[n, j] = zero
+            b[n, j] = zero
+    for n in range(lo, min(hi, c.shape[0])):
+        for j in range(c.shape[1]):
+            c[n, j] = zero
+
+
 @specializing("CELL", "CODE", "RCODE", fastmath={"contract"})
 def _backward_rows(g, UT, H, C, A, M, zero, need_h0, dZ, dh, dc, dm, lo, hi):
     # reverse over time on batch rows lo:hi: dZ_t from (g_t + dZ_{t+1} U^T) and the carried
@@ -215,12 +228,7 @@ def _backward_rows(g, UT, H, C, A, M, zero, need_h0, dZ, dh, dc, dm, lo, hi):
     lstm, code, rcode = CELL == LSTM, CODE, RCODE
     cell_out = g.shape[2] > u
     masked, need_dm = M.shape[0] > 0, dm.shape[0] > 0
-    for n in range(lo, hi):
-        for j in range(u):
-            dh[n, j] = zero
-            dc[n, j] = zero
-            if need_dm:
-                dm[n, j] = zero
+    zero_rows(dh, dc, dm, lo, hi, zero)
     if lo < hi:
         for t in range(T - 1, -1, -1):
             for n in range(lo, hi):
