@@ -296,7 +296,7 @@ def time_loop(run: Callable, args: tuple, B: int, T: int, kn: tuple[int, int]) -
     k, n = kn
     parts = max(1, min(numba.get_num_threads(), B // MIN_ROWS))
     m = -(-B // parts)  # rows per block
-    if T * B * k * n >= PARALLEL_LOOP and (small_width(m, k, n) < n or m * k * n <= SMALL_MNK):
+    if T * B * k * n >= PARALLEL_LOOP and m * k * small_width(m, k, n) <= SMALL_MNK:
         with one_blas_thread():
             split_rows(run, args, B, parts)
     else:

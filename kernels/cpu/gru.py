@@ -90,7 +90,7 @@ def _forward_rows(U, Uh, bi, bh, has_b, H, A, RH, Q, Q2, y, M, Hm, zero, lo, hi)
     u = H.shape[2]
     after, code, rcode = AFTER == 1, CODE, RCODE
     masked = Hm.shape[0] > 0
-    for t in range(T if lo < hi else 0):
+    for t in range(T):
         h = H[t]
         hm = Hm[t] if masked else h
         if masked:
@@ -154,7 +154,7 @@ def _backward_rows(g, UT, UhT, H, A, RH, M, Hm, zero, need_h0, dA, dR, dAH, dhd,
     after, code, rcode = AFTER == 1, CODE, RCODE
     masked, need_dm = Hm.shape[0] > 0, dm.shape[0] > 0
     zero_rows(dhd, dhr, dm, lo, hi, zero)
-    for t in range(T - 1 if lo < hi else -1, -1, -1):
+    for t in range(T - 1, -1, -1):
         hp = H[t]
         hm = Hm[t] if masked else hp
         d = dA[t]

@@ -9,9 +9,9 @@ Backward through time runs the steps in reverse: one pass per row forms the step
 pre-activation gradients ``dZ_t`` and one GEMM carries ``dh_{t-1} = dZ_t U^T`` back; after
 the loop ``dW = X^T dZ``, ``dU = H_{t-1}^T dZ`` and ``dx = dZ W^T`` are one GEMM each over
 all steps, and ``db`` is the column sum of ``dZ``. Those GEMMs before and after the loop run
-on all of BLAS's threads. A long loop runs on one block of batch rows per thread, each with
-its own small GEMMs (``_loop``); a short one on the calling thread, its GEMMs on BLAS's
-threads while no other task wants a core and on one otherwise
+on all of BLAS's threads. A long loop runs on one block of batch rows per thread, each
+with its own small GEMMs (``threads.time_loop``); a short one on the calling thread, its
+GEMMs on BLAS's threads while no other task wants a core and on one otherwise
 (``threads.loop_blas_threads``). Each driver is compiled once per cell and pair of
 activations (``jit.specializing``).
 
@@ -147,36 +147,35 @@ def _forward_rows(U, b, has_b, H, C, A, R, y, M, Hm, zero, lo, hi):
     lstm, code, rcode = CELL == LSTM, CODE, RCODE
     cell_out = y.shape[2] > u  # y is [h | c] side by side
     masked = Hm.shape[0] > 0
-    if lo < hi:
-        for t in range(T):
-            if masked:
-                for n in range(lo, hi):
-                    hn, mn, out = H[t, n], M[n], Hm[t, n]
-                    for j in range(u):
-                        out[j] = hn[j] * mn[j]
-                gemm_cols(Hm[t, lo:hi], U, R[lo:hi])  # (h_{t-1} m) U
-            else:
-                gemm_cols(H[t, lo:hi], U, R[lo:hi])  # h_{t-1} U
+    for t in range(T):
+        if masked:
             for n in range(lo, hi):
-                a = A[t, n]
-                r = R[n]
-                h = H[t + 1, n]
-                yn = y[n, t]
-                if not lstm:  # h = act(z); A[t] is H[t + 1]
-                    _gates_row(a, r, b, has_b, 0, u, code, zero)
-                    for j in range(u):
-                        yn[j] = a[j]
-                    continue
-                _gates_row(a, r, b, has_b, 0, 2 * u, rcode, zero)
-                _gates_row(a, r, b, has_b, 2 * u, 3 * u, code, zero)
-                _gates_row(a, r, b, has_b, 3 * u, 4 * u, rcode, zero)
-                cp = C[t, n]
-                cn = C[t + 1, n]
-                _cell_row(a, cp, cn, h, yn, u, code, zero)
-                if cell_out:
-                    yc = yn[u:]
-                    for j in range(u):
-                        yc[j] = cn[j]
+                hn, mn, out = H[t, n], M[n], Hm[t, n]
+                for j in range(u):
+                    out[j] = hn[j] * mn[j]
+            gemm_cols(Hm[t, lo:hi], U, R[lo:hi])  # (h_{t-1} m) U
+        else:
+            gemm_cols(H[t, lo:hi], U, R[lo:hi])  # h_{t-1} U
+        for n in range(lo, hi):
+            a = A[t, n]
+            r = R[n]
+            h = H[t + 1, n]
+            yn = y[n, t]
+            if not lstm:  # h = act(z); A[t] is H[t + 1]
+                _gates_row(a, r, b, has_b, 0, u, code, zero)
+                for j in range(u):
+                    yn[j] = a[j]
+                continue
+            _gates_row(a, r, b, has_b, 0, 2 * u, rcode, zero)
+            _gates_row(a, r, b, has_b, 2 * u, 3 * u, code, zero)
+            _gates_row(a, r, b, has_b, 3 * u, 4 * u, rcode, zero)
+            cp = C[t, n]
+            cn = C[t + 1, n]
+            _cell_row(a, cp, cn, h, yn, u, code, zero)
+            if cell_out:
+                yc = yn[u:]
+                for j in range(u):
+                    yc[j] = cn[j]
 
 
 @kernel(inline=True)
@@ -229,33 +228,32 @@ def _backward_rows(g, UT, H, C, A, M, zero, need_h0, dZ, dh, dc, dm, lo, hi):
     cell_out = g.shape[2] > u
     masked, need_dm = M.shape[0] > 0, dm.shape[0] > 0
     zero_rows(dh, dc, dm, lo, hi, zero)
-    if lo < hi:
-        for t in range(T - 1, -1, -1):
-            for n in range(lo, hi):
-                a = A[t, n]
-                d = dZ[t, n]
-                gn = g[n, t]
-                dhn = dh[n]
-                if not lstm:  # dz = dh act'(z), read from h
-                    for j in range(u):
-                        hj = a[j]
-                        d[j] = (gn[j] + dhn[j]) * act_grad(code, hj, hj, zero)
-                    continue
-                dcn = dc[n]
-                cp = C[t, n]
-                cn = C[t + 1, n]
-                _lstm_grad_row(a, d, gn, dhn, dcn, cp, cn, u, cell_out, code, rcode, zero)
-            if t > 0 or need_h0 or need_dm:
-                gemm_cols(dZ[t, lo:hi], UT, dh[lo:hi])  # dh_{t-1} = dZ_t U^T
-                if masked:
-                    for n in range(lo, hi):
-                        pn, mn = dh[n], M[n]
-                        if need_dm:
-                            hn, dmn = H[t, n], dm[n]
-                            for j in range(u):
-                                dmn[j] += hn[j] * pn[j]
+    for t in range(T - 1, -1, -1):
+        for n in range(lo, hi):
+            a = A[t, n]
+            d = dZ[t, n]
+            gn = g[n, t]
+            dhn = dh[n]
+            if not lstm:  # dz = dh act'(z), read from h
+                for j in range(u):
+                    hj = a[j]
+                    d[j] = (gn[j] + dhn[j]) * act_grad(code, hj, hj, zero)
+                continue
+            dcn = dc[n]
+            cp = C[t, n]
+            cn = C[t + 1, n]
+            _lstm_grad_row(a, d, gn, dhn, dcn, cp, cn, u, cell_out, code, rcode, zero)
+        if t > 0 or need_h0 or need_dm:
+            gemm_cols(dZ[t, lo:hi], UT, dh[lo:hi])  # dh_{t-1} = dZ_t U^T
+            if masked:
+                for n in range(lo, hi):
+                    pn, mn = dh[n], M[n]
+                    if need_dm:
+                        hn, dmn = H[t, n], dm[n]
                         for j in range(u):
-                            pn[j] *= mn[j]
+                            dmn[j] += hn[j] * pn[j]
+                    for j in range(u):
+                        pn[j] *= mn[j]
 
 
 def codes(activation: str, recurrent_activation: str = "sigmoid") -> tuple[int, int]:
@@ -301,13 +299,6 @@ def _driver(family, cell: int, acts: tuple[int, int]):
     return family.of(CELL=cell, CODE=code, RCODE=rcode)
 
 
-def _loop(rows, cell: int, acts: tuple[int, int], B: int, T: int, kn: tuple[int, int],
-          *args) -> None:
-    """The time loop ``rows`` compiled for this cell and these activations, over the batch
-    (``threads.time_loop``: one block of rows per thread when it pays)."""
-    time_loop(_driver(rows, cell, acts), args, B, T, kn)
-
-
 def _run_forward(cell: int, x, W, U, b, h0, c0, acts: tuple[int, int], cell_out: bool,
                  mask=None):
     gates = GATES[cell]
@@ -329,8 +320,9 @@ def _run_forward(cell: int, x, W, U, b, h0, c0, acts: tuple[int, int], cell_out:
     M = np.ascontiguousarray(mask, dtype=dt) if mask is not None else H[0, :0]
     Hm = np.empty((T, B, u), dt) if mask is not None else H[:0]
     _gemm(xt.reshape(T * B, n_in), W, A.reshape(T * B, gates * u))  # before the loop, on
-    _loop(_forward_rows, cell, acts, B, T, (u, gates * u),  # and on all of its threads
-          U, bb, b is not None, H, C, A, np.empty((B, gates * u), dt), y, M, Hm, dt.type(0))
+    time_loop(_driver(_forward_rows, cell, acts),  # and on all of its threads
+              (U, bb, b is not None, H, C, A, np.empty((B, gates * u), dt), y, M, Hm,
+               dt.type(0)), B, T, (u, gates * u))
     return y, (xt, H, C if cell == LSTM else None, A, None if mask is None else (M, Hm))
 
 
@@ -346,9 +338,9 @@ def _run_backward(cell: int, g, state, W, U, acts, bias: bool, need_dx: bool, ne
     dZ = np.empty(A.shape, dt)
     dh, dc = np.empty((B, u), dt), np.empty((B, u), dt)
     dm = np.empty((B, u) if need_mask and masked is not None else (0, u), dt)
-    _loop(_backward_rows, cell, acts, B, T, (A.shape[2], u), np.ascontiguousarray(g),
-          np.ascontiguousarray(U.T), H, H[:0] if C is None else C, A, M, dt.type(0), need_h0,
-          dZ, dh, dc, dm)
+    time_loop(_driver(_backward_rows, cell, acts),
+              (np.ascontiguousarray(g), np.ascontiguousarray(U.T), H, H[:0] if C is None else C,
+               A, M, dt.type(0), need_h0, dZ, dh, dc, dm), B, T, (A.shape[2], u))
     # the weight gradients: one GEMM each over all T B rows, after the loop and on all of
     # BLAS's threads (inside the loop's single-thread setting they took twice as long)
     dZ2 = dZ.reshape(T * B, A.shape[2])
