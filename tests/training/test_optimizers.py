@@ -402,6 +402,14 @@ def test_row_gradients_update_as_the_dense_gradient_bit_for_bit(make, rng):
     assert (np.abs(table.value - start).sum(axis=1) > 0).mean() > 0.05
 
 
+def test_row_gradients_bit_for_bit_through_the_parallel_twins(rng, monkeypatch):
+    # the row sums and the update split by columns and rows among threads: the same bits
+    import graphnet.kernels.jit as jit
+
+    monkeypatch.setattr(jit, "PARALLEL_MIN", 1)
+    test_row_gradients_update_as_the_dense_gradient_bit_for_bit(lambda: O.Adam(0.01), rng)
+
+
 def test_adam_row_kernel_twins_match_numpy(rng):
     import importlib
 
@@ -422,8 +430,12 @@ def test_adam_row_kernel_twins_match_numpy(rng):
     want = p0 - wd * p0 - alpha * m / (np.sqrt(v) + eps)
     slot = np.full(rows, -1, np.int64)
     comp, order = np.empty((5, dim), np.float32), np.empty(5, np.int64)
-    assert k._sum_rows(ids, vals, slot, comp, order) == 4
-    np.testing.assert_array_equal(comp[slot[ids]], g[ids])
+    for twin, chunks in ((k._sum_rows.serial, 1), (k._sum_rows.parallel, 3)):
+        slot[:] = -1
+        assert twin(ids, vals, slot, comp, order, chunks) == 4
+        np.testing.assert_array_equal(comp[slot[ids]], g[ids])
+        assert order[:4].tolist() == [0, 3, 7, 39]  # ascending: the update reads comp so
+        assert slot[order[:4]].tolist() == [0, 1, 2, 3]
     settings = tuple(np.float32(s) for s in (1, wd, alpha, 1 - b1, 1 - b2, eps, 0, np.inf))
     for twin in (k._adam_rows.serial, k._adam_rows.parallel):
         p, mm, vv = p0.copy(), m0.copy(), v0.copy()
