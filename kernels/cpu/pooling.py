@@ -8,16 +8,25 @@ in scan order: rows, then columns). Backward is a gather: each input cell sums t
 of the windows that cover it (a max window only if the cell was its winner), so parallel
 tasks over batch*rows never write the same element (no atomics, no separate zeroing pass).
 The scalar index math (``span``, ``covering``) is shared with the CUDA twins.
+
+Windows that tile the input (pool size = strides, no padding: most CNNs' 2x2 pool) have
+kernels of their own, with the general kernels' results bit for bit (the same arithmetic in
+the same order). Backward (``_tiles_bwd``, compiled with the window size fixed) writes each
+cell once from the one window that holds it, without searching for the windows that cover
+it; the 2x2 forward keeps a window's max in registers (``_pool2x2_fwd``). The cnn
+workload's first pool, interleaved over 300 calls: forward 0.41 -> 0.29 ms (best; median
+0.83 -> 0.62), backward 0.375 -> 0.31 ms (median 0.96 -> 0.64).
 """
 
 import numpy as np
 from numba import prange
 
-from ..jit import kernel, pick
+from ..jit import kernel, pick, specializing
 
 __all__ = ["pool2d", "pool2d_grad"]
 
 KINDS = {"max": 0, "avg": 1}
+PH = PW = 1  # the window each compiled copy of the _tiles_* kernels fixes (jit.specializing)
 
 
 @kernel
@@ -110,6 +119,78 @@ def _pool_bwd(g, arg, ph, pw, sh, sw, pt, pl, is_max, one, dx):
                             d[iw, c] += gr[ow, c] * inv
 
 
+@kernel(parallel=True)
+def _pool2x2_fwd(x, is_max, one, y, arg):
+    # windows 2x2 at stride 2, no padding: window (oh, ow) is cells a, b (row 2 oh) and c, d
+    # (row 2 oh + 1), scanned in that order, each channel's max (strict >: ties keep the
+    # first) or sum kept in registers. (A loop over a window of any fixed size, cells
+    # outside the channel loop, measured no faster than _pool_fwd: it stores the running
+    # max and argmax after every cell; over cells inside the channel loop it stayed scalar.)
+    N, H, W, C = x.shape
+    OH, OW = y.shape[1], y.shape[2]
+    inv = one / type(one)(4)
+    for r in prange(N * OH):
+        n, oh = r // OH, r % OH
+        x0, x1, yr = x[n, 2 * oh], x[n, 2 * oh + 1], y[n, oh]
+        ar = arg[n, oh] if is_max else arg[0, 0]
+        for ow in range(OW):
+            a, b, c, d, yo = x0[2 * ow], x0[2 * ow + 1], x1[2 * ow], x1[2 * ow + 1], yr[ow]
+            if is_max:
+                ao = ar[ow]
+                ia = ((n * H + 2 * oh) * W + 2 * ow) * C  # flat index of a's channel 0
+                ib, ic = ia + C, ia + W * C
+                id_ = ic + C
+                for ch in range(C):
+                    m, k = a[ch], ia + ch
+                    v = b[ch]
+                    m, k = (v, ib + ch) if v > m else (m, k)
+                    v = c[ch]
+                    m, k = (v, ic + ch) if v > m else (m, k)
+                    v = d[ch]
+                    m, k = (v, id_ + ch) if v > m else (m, k)
+                    yo[ch], ao[ch] = m, k
+            else:
+                for ch in range(C):  # the general kernel's order of additions
+                    yo[ch] = (((a[ch] + b[ch]) + c[ch]) + d[ch]) * inv
+
+
+@specializing("PH", "PW", parallel=True)
+def _tiles_bwd(g, arg, is_max, one, dx):
+    # dx[n, ih, iw, c] = g of the one window holding the cell: where the cell won it (max)
+    # or divided by the window's count (avg); 0 in the rows and columns past the last window
+    N, H, W, C = dx.shape
+    OH, OW = g.shape[1], g.shape[2]
+    zero = one - one
+    inv = one / type(one)(PH * PW)
+    for r in prange(N * H):
+        n, ih = r // H, r % H
+        d = dx[n, ih]
+        oh = ih // PH
+        if oh >= OH:
+            d[:] = zero
+            continue
+        gr = g[n, oh]
+        ar = arg[n, oh] if is_max else arg[0, 0]
+        for ow in range(OW):
+            go = gr[ow]
+            ao = ar[ow] if is_max else ar[0]
+            for j in range(PW):
+                dd = d[ow * PW + j]
+                if is_max:
+                    base = ((n * H + ih) * W + ow * PW + j) * C
+                    for c in range(C):
+                        dd[c] = go[c] if ao[c] == base + c else zero
+                else:
+                    for c in range(C):
+                        dd[c] = go[c] * inv
+        d[OW * PW:] = zero
+
+
+def _tiles(pool_size: tuple, strides: tuple, pads: tuple) -> bool:
+    """Whether the windows tile the input: pool size = strides, no padding."""
+    return tuple(pool_size) == tuple(strides) and not any(pads)
+
+
 def geometry(shape: tuple, pool_size: tuple, strides: tuple, pads: tuple) -> tuple[int, int]:
     """The output ``(height, width)`` for explicit ``pads = (top, bottom, left, right)``;
     raises ValueError for sizes that leave a window without a real cell."""
@@ -142,8 +223,11 @@ def pool2d(x: np.ndarray, pool_size: tuple, strides: tuple, pads: tuple,
         arg = np.empty(y.shape if is_max else (1, 1, 1, 1), np.int64)  # (unread for avg)
     else:
         y, arg = out
-    pick(_pool_fwd, x.size)(x, *pool_size, *strides, pads[0], pads[2], is_max,
-                            x.dtype.type(1), y, arg)
+    if _tiles(pool_size, strides, pads) and tuple(pool_size) == (2, 2):
+        pick(_pool2x2_fwd, x.size)(x, is_max, x.dtype.type(1), y, arg)
+    else:
+        pick(_pool_fwd, x.size)(x, *pool_size, *strides, pads[0], pads[2], is_max,
+                                x.dtype.type(1), y, arg)
     return y, (arg if is_max else None)
 
 
@@ -159,6 +243,11 @@ def pool2d_grad(g: np.ndarray, arg: np.ndarray | None, x_shape: tuple, pool_size
     is_max = KINDS[kind] == 0
     dx = np.empty(tuple(x_shape), g.dtype) if out is None else out
     a = arg if is_max else np.empty((1, 1, 1, 1), np.int64)  # (unread for avg)
-    pick(_pool_bwd, dx.size)(np.ascontiguousarray(g), a, *pool_size, *strides, pads[0],
-                             pads[2], is_max, g.dtype.type(1), dx)
+    g = np.ascontiguousarray(g)
+    if _tiles(pool_size, strides, pads):
+        bwd = _tiles_bwd.of(PH=pool_size[0], PW=pool_size[1])
+        pick(bwd, dx.size)(g, a, is_max, g.dtype.type(1), dx)
+    else:
+        pick(_pool_bwd, dx.size)(g, a, *pool_size, *strides, pads[0], pads[2], is_max,
+                                 g.dtype.type(1), dx)
     return dx

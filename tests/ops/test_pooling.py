@@ -45,6 +45,8 @@ FN = {"max": gn.max_pool2d, "avg": gn.avg_pool2d}
 # (input shape, pool_size, strides, padding): whole windows, odd sizes, overlapping windows,
 # strides unlike the pool, TF "same" with asymmetric padding
 CASES = [((2, 4, 6, 3), (2, 2), None, "valid"),
+         ((2, 5, 7, 2), (2, 2), None, "valid"),  # tiles with a row and a column left over
+         ((1, 7, 6, 2), (3, 2), None, "valid"),
          ((2, 5, 7, 2), (2, 3), (1, 2), "valid"),
          ((1, 5, 5, 2), (3, 3), (1, 1), "same"),
          ((2, 6, 7, 1), (3, 2), (2, 3), "same"),
@@ -150,6 +152,44 @@ def test_large_batch_runs_the_parallel_loops(rng, kind):
     _pool_bwd.serial(g, arg if kind == "max" else np.empty((1, 1, 1, 1), np.int64), 3, 3, 2,
                      2, 0, 0, kind == "max", np.float32(1), serial)
     np.testing.assert_array_equal(dx, serial)
+
+
+@pytest.mark.parametrize("shape, pool", [((2, 5, 7, 3), (2, 2)), ((1, 7, 6, 2), (3, 3)),
+                                         ((2, 6, 7, 4), (2, 3)), ((3, 4, 4, 1), (1, 1))])
+@pytest.mark.parametrize("kind", ["max", "avg"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_tiling_windows_match_the_general_kernels_bit_for_bit(rng, shape, pool, kind, dtype):
+    # pool size = strides, no padding: the tile kernels (both twins), against the general
+    # ones on values with ties (the first cell in scan order wins)
+    from graphnet.kernels.cpu.pooling import _pool2x2_fwd, _pool_bwd, _pool_fwd, _tiles_bwd
+
+    x = rng.integers(0, 4, size=shape).astype(dtype)
+    is_max, one, none = kind == "max", dtype(1), np.empty((1, 1, 1, 1), np.int64)
+    y, arg = pool2d(x, pool, pool, (0, 0, 0, 0), kind)
+    want_y, want_arg = np.empty_like(y), np.empty(y.shape, np.int64) if is_max else none
+    _pool_fwd.serial(x, *pool, *pool, 0, 0, is_max, one, want_y, want_arg)
+    np.testing.assert_array_equal(y, want_y)
+    if is_max:
+        np.testing.assert_array_equal(arg, want_arg)
+    g = rng.normal(size=y.shape).astype(dtype)
+    want_dx = np.full(x.shape, np.nan, dtype)
+    _pool_bwd.serial(g, want_arg, *pool, *pool, 0, 0, is_max, one, want_dx)
+    np.testing.assert_array_equal(pool2d_grad(g, arg, x.shape, pool, pool, (0, 0, 0, 0), kind),
+                                  want_dx)
+    bwd = _tiles_bwd.of(PH=pool[0], PW=pool[1])
+    for fwd_twin, bwd_twin in ((getattr(_pool2x2_fwd, "serial", _pool2x2_fwd),
+                                getattr(bwd, "serial", bwd)),
+                               (getattr(_pool2x2_fwd, "parallel", _pool2x2_fwd),
+                                getattr(bwd, "parallel", bwd))):
+        if pool == (2, 2):
+            yy, aa = np.empty_like(y), np.empty(y.shape, np.int64) if is_max else none
+            fwd_twin(x, is_max, one, yy, aa)
+            np.testing.assert_array_equal(yy, want_y)
+            if is_max:
+                np.testing.assert_array_equal(aa, want_arg)
+        dx = np.full(x.shape, np.nan, dtype)  # every cell written, the uncovered ones 0
+        bwd_twin(g, want_arg, is_max, one, dx)
+        np.testing.assert_array_equal(dx, want_dx)
 
 
 def test_build_errors_name_the_shapes():
