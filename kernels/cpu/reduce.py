@@ -135,17 +135,45 @@ def mean(x: np.ndarray, axes: tuple) -> np.ndarray:
     return s
 
 
+@kernel(parallel=True)
+def _midspread(g2, c, out3):
+    # out3[p, r, q] = c g2[p, q]: _midsum's backward, parallel over the blocks p (or, with
+    # one block, over its rows r)
+    if out3.shape[0] == 1:
+        gp = g2[0]
+        for r in prange(out3.shape[1]):
+            o = out3[0, r]
+            for q in range(o.shape[0]):
+                o[q] = gp[q] * c
+    else:
+        for p in prange(out3.shape[0]):
+            gp = g2[p]
+            for r in range(out3.shape[1]):
+                o = out3[p, r]
+                for q in range(o.shape[0]):
+                    o[q] = gp[q] * c
+    return out3
+
+
 def broadcast_to(g: np.ndarray, shape: tuple, axes: tuple, scale: float = 1.0,
                  out: np.ndarray | None = None) -> np.ndarray:
-    """Gradient of a sum (scale 1) or mean (scale 1/n) over ``axes``: g copied back along them.
+    """Gradient of a sum (scale 1) or mean (scale 1/n) over ``axes``: g copied back along them,
+    into ``out`` (a reused array of ``shape``: a fresh one's pages fault in as it is written)
+    or a fresh array.
 
-    One NumPy broadcasting multiply into ``out`` (a reused array of ``shape``: a fresh one's
-    pages fault in as it is written) or a fresh array; a strided copy like this is pure
-    memory movement, for which NumPy's C loop is already a single pass over the output.
+    One run of axes before the last (sum's in-place case) is a parallel kernel; other axes
+    one NumPy broadcasting multiply (a single pass over the output, on one thread: the
+    embedding workload's (64, 64, 128) mean took 0.3 ms so).
     """
-    keep = tuple(1 if i in axes else d for i, d in enumerate(shape))
     if out is None:
         out = np.empty(shape, g.dtype)
+    lo, hi = (axes[0], axes[-1] + 1) if axes else (0, 0)
+    if axes and axes == tuple(range(lo, hi)) and hi < len(shape) and out.flags.c_contiguous:
+        pre, post = int(np.prod(shape[:lo])), int(np.prod(shape[hi:]))
+        pick(_midspread, out.size)(np.ascontiguousarray(g).reshape(pre, post),
+                                   g.dtype.type(scale), out.reshape(pre, -1, post))
+        return out
+    keep = tuple(1 if i in axes else d for i, d in enumerate(shape))
     np.multiply(g.reshape(keep), g.dtype.type(scale), out=out)
     return out
 

@@ -78,6 +78,12 @@ def test_sum_over_a_run_of_axes_in_4d(axes, rng):
         got = cpu.sum(x, axes)
         assert got.shape == want.shape
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-3)
+        # its backward spreads g back along the run (the parallel twin on the large shape)
+        keep = tuple(1 if i in axes else d for i, d in enumerate(shape))
+        out = np.full(shape, np.nan, np.float32)
+        assert cpu.broadcast_to(got, shape, axes, 0.25, out=out) is out
+        np.testing.assert_array_equal(out, np.broadcast_to(got.reshape(keep) * np.float32(0.25),
+                                                           shape))
 
 def test_max_gradient_flows_to_the_first_maximum():
     x = np.array([[1.0, 3.0, 3.0], [2.0, 2.0, 0.0]])
