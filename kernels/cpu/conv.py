@@ -30,6 +30,7 @@ from ..jit import kernel, pick, rows, specializing
 from ..threads import one_blas_thread, split_rows
 from .activation import act, act_grad, activation_grad, code_of
 from .dense import dense, dense_grad
+from .winograd import correlate3x3, kernel_transform, tiles
 
 __all__ = ["im2col", "col2im", "conv2d", "conv2d_grad", "conv2d_transpose",
            "conv2d_transpose_grad"]
@@ -151,7 +152,8 @@ def _conv_fwd(x, k2, b, kh, kw, sh, sw, dh, dw, pt, pl, alpha, inplace, per, col
               z, lo, hi):
     # images lo:hi, per block of images: im2col rows, z = cols k2 (BLAS, in blocks of rows
     # for its small-matrix kernels), then z += b and y = act(z), in place where y is z (as
-    # dense.py's pass)
+    # dense.py's pass). (Winograd's tiles, as backward's dx, measured 2.80 -> 2.63 ms on the
+    # cnn workload's second conv and 0.60 -> 1.87 on its one-channel first: not kept.)
     if GEOM == 1:
         kh, kw, sh, sw, dh, dw = 3, 3, 1, 1, 1, 1
     OH = cols6.shape[1]
@@ -177,11 +179,16 @@ def _conv_fwd(x, k2, b, kh, kw, sh, sw, dh, dw, pt, pl, alpha, inplace, per, col
 
 @specializing("CODE", "GEOM")
 def _conv_bwd(g2, cols, k2, zy, y, alpha, H, P, kh, kw, sh, sw, dh, dw, pt, pl, per,
-              need_dx, dz, dcols6, dcols, dkts, tmps, dbs, dx, span, lo, hi):
+              need_dx, dz, dcols6, dcols, dkts, tmps, dbs, dx, wino, u, dz4, wpad, wv, wm, qt,
+              ql, span, lo, hi):
     # images lo:hi (H rows, P output pixels each), per block of images: dZ = g act'(z) with
     # its column sums into this block of images' db, dkernel += cols^T dZ, and with need_dx
     # dcols = dZ k2^T gathered onto the block's pixels (col2im). The images lo:hi are part
     # lo // span of the batch: its sums go to dkts[part] and dbs[part].
+    # ``wino`` (3x3 stride 1 only): dx is dZ correlated with the flipped kernel by Winograd's
+    # F(2x2, 3x3) (winograd.py; u its transform, dz4 dZ as images, wpad, wv, wm each part's
+    # scratch, qt and ql dZ's padding), not dcols and col2im: the cnn workload's second
+    # conv's backward went 6.9-8.3 -> 5.8-7.0 ms alone, 8.0 -> 7.0 in the step
     # The kernel's gradient is summed transposed, dk^T = dZ^T cols: OpenBLAS ran the cnn
     # workload's second layer's (64 x 12544) (12544 x 288) in 4.1 ms, its transpose
     # (288 x 12544) (12544 x 64) in 4.8
@@ -207,7 +214,9 @@ def _conv_bwd(g2, cols, k2, zy, y, alpha, H, P, kh, kw, sh, sw, dh, dw, pt, pl, 
         for j in range(N):
             for a in range(K):
                 dkt[j, a] += tmp[j, a]
-        if need_dx:
+        if GEOM == 1 and wino:
+            correlate3x3(dz4, u, wpad[part], wv[part], wm[part], dx, s, e, qt, ql)
+        elif need_dx:
             gemm(dz[s * P:e * P], k2.T, dcols[s * P:e * P])
             for n in range(s, e):
                 for h in range(H):
@@ -379,6 +388,43 @@ def conv2d(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None, strides: 
     return y2.reshape(shape), z2.reshape(shape), cols
 
 
+# the fewest input channels for which a 3x3 stride-1 conv's dx is Winograd's: with dx's
+# channels few, its tiles' transforms outweigh the GEMM they save. Batch 32 of 28x28,
+# Winograd against col2im (ms): in -> out channels 32 -> 4: 3.5 / 5.3, 16 -> 1: 1.7 / 3.1,
+# 16 -> 16: 3.4 / 4.0, 8 -> 8: 1.1 / 1.3, 8 -> 32: 3.5 / 3.2, 4 -> 32: 2.0 / 1.7,
+# 1 -> 16: 2.3 / 1.2
+WINOGRAD_MIN_IN = 16
+_SCRATCH: dict = {}  # (name, shape, dtype) -> a scratch array the next call of that shape reuses
+
+
+def _scratch(name: str, shape: tuple, dtype) -> np.ndarray:
+    """A reused array (fresh large arrays fault their pages in as they are first written)."""
+    key = (name, shape, np.dtype(dtype))
+    a = _SCRATCH.get(key)
+    if a is None:
+        if len(_SCRATCH) > 32:
+            _SCRATCH.clear()
+        a = _SCRATCH[key] = np.empty(shape, dtype)
+    return a
+
+
+def _winograd(k: np.ndarray | None, ohw: tuple, parts: int, per: int, qt: int, ql: int,
+              dt) -> tuple:
+    """``_conv_bwd``'s Winograd arguments for the 3x3 stride-1 correlation with kernel
+    ``k (3, 3, C, D)`` onto ``ohw`` output pixels, its input padded by ``qt`` rows and ``ql``
+    columns: k's transform, each part's scratch, the padding. ``k`` None: empty arrays of
+    the same types, for a conv that takes the other path."""
+    if k is None:
+        e3, e4 = np.empty((0, 0, 0), dt), np.empty((0, 0, 0, 0), dt)
+        return e3, np.empty((0, 0, 0, 0, 0), dt), e4, e4, 0, 0
+    C, D = k.shape[2:]
+    th, tw = tiles(*ohw)
+    return (kernel_transform(k).astype(dt, copy=False),
+            _scratch("pad", (parts, per, 2 * th + 2, 2 * tw + 2, C), dt),
+            _scratch("v", (parts, 16, per * th * tw, C), dt),
+            _scratch("m", (parts, 16, per * th * tw, D), dt), qt, ql)
+
+
 def conv2d_grad(g: np.ndarray, x: np.ndarray, cols: np.ndarray, kernel: np.ndarray,
                 zy: np.ndarray, y: np.ndarray, strides: tuple, dilation: tuple, pads: tuple,
                 kind: str | None, alpha: float = 0.0, bias: bool = True,
@@ -412,11 +458,19 @@ def conv2d_grad(g: np.ndarray, x: np.ndarray, cols: np.ndarray, kernel: np.ndarr
     per = _per_block(B, OH * OW, K, cout, x.itemsize, small=True)
     # each block of images sums its own kernel and bias gradients; they are added after
     dkts, dbs = np.empty((parts, cout, K), k2.dtype), np.empty((parts, cout), g.dtype)
-    bwd = _conv_bwd.of(CODE=code_of(kind), GEOM=_geom((kh, kw), strides, dilation))
+    geom = _geom((kh, kw), strides, dilation)
+    # dx[h] reads dZ rows h + pt - i, i < 3: dZ correlated with the flipped kernel (its
+    # channels swapped), dZ padded by 2 - pt
+    wino = (need_dx and geom == 1 and pads[0] <= 2 and pads[2] <= 2
+            and cin >= WINOGRAD_MIN_IN)
+    flipped = np.ascontiguousarray(kernel[::-1, ::-1].transpose(0, 1, 3, 2)) if wino else None
+    w = _winograd(flipped, (H, x.shape[2]), parts, per, 2 - pads[0], 2 - pads[2], g.dtype)
+    bwd = _conv_bwd.of(CODE=code_of(kind), GEOM=geom)
     args = (rows(g, cout), cols, k2, rows(zy, cout), rows(y, cout), g.dtype.type(alpha), H,
             OH * OW, kh, kw, strides[0], strides[1], dilation[0], dilation[1], pads[0],
             pads[2], per, need_dx, dz, dcols.reshape(-1, OH, OW, kh, kw, cin), dcols, dkts,
-            np.empty_like(dkts), dbs, dx, -(-B // parts))
+            np.empty_like(dkts), dbs, dx, wino, w[0], dz.reshape(B, OH, OW, cout), *w[1:],
+            -(-B // parts))
     _by_images(bwd, args, B, parts, per * OH * OW * K * cout)
     dk.reshape(K, cout)[...] = dkts.sum(0).T
     db[...] = dbs.sum(0)

@@ -284,6 +284,70 @@ def test_blocks_of_images_at_once_match_one_block(act, rng, monkeypatch):
     np.testing.assert_allclose(db, db1, rtol=1e-12, atol=1e-13)
 
 
+def ref_conv2d_dx(g, k, pads, hw):
+    """conv2d's input gradient by loops: dx[h, w] += g[oh, ow] k[i, j]^T where the forward read
+    x[oh - top + i, ow - left + j] (stride 1, no dilation)."""
+    B, OH, OW, _ = g.shape
+    dx = np.zeros((B, *hw, k.shape[2]))
+    for i in range(k.shape[0]):
+        for j in range(k.shape[1]):
+            for oh in range(OH):
+                for ow in range(OW):
+                    h, w = oh - pads[0] + i, ow - pads[2] + j
+                    if 0 <= h < hw[0] and 0 <= w < hw[1]:
+                        dx[:, h, w] += g[:, oh, ow] @ k[i, j].T
+    return dx
+
+
+@pytest.mark.parametrize("shape, pads", [((2, 5, 7, 3), (1, 1, 1, 1)),  # odd: half tiles
+                                         ((2, 6, 6, 2), (0, 0, 0, 0)),  # valid: dZ padded by 2
+                                         ((3, 7, 5, 2), (2, 1, 0, 2)),
+                                         ((1, 4, 4, 1), (1, 1, 1, 1)),
+                                         ((1, 6, 5, 2), (3, 0, 1, 1))])  # a pad past 2: col2im
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_3x3_input_gradient_by_winograd_tiles(shape, pads, dtype, rng, monkeypatch):
+    # a 3x3 stride-1 conv's dx is dZ correlated with the flipped kernel by Winograd's
+    # F(2x2, 3x3) tiles (kernels/cpu/winograd.py; forced here for few channels): against
+    # the loops, and with the kernel's gradient unchanged
+    import graphnet.kernels.cpu.conv as conv
+    from graphnet.kernels.cpu.conv import conv2d, conv2d_grad
+
+    monkeypatch.setattr(conv, "WINOGRAD_MIN_IN", 1)
+    x = rng.normal(size=shape).astype(dtype)
+    k = (rng.normal(size=(3, 3, shape[3], 4)) / 4).astype(dtype)
+    y, z, cols = conv2d(x, k, None, (1, 1), (1, 1), pads, None)
+    g = rng.normal(size=y.shape).astype(dtype)
+    dx, dk, _ = conv2d_grad(g, x, cols, k, z, y, (1, 1), (1, 1), pads, None, bias=False)
+    tol = dict(rtol=1e-10, atol=1e-10) if dtype == np.float64 else dict(rtol=1e-4, atol=1e-5)
+    assert dx.dtype == dtype
+    np.testing.assert_allclose(dx, ref_conv2d_dx(g.astype(float), k.astype(float), pads,
+                                                 shape[1:3]), **tol)
+    _, dk1, _ = conv2d_grad(g, x, cols, k, z, y, (1, 1), (1, 1), pads, None, bias=False,
+                            need_dx=False)
+    np.testing.assert_array_equal(dk, dk1)
+
+
+@pytest.mark.parametrize("padding", ["same", "valid"])
+def test_winograd_input_gradient_passes_the_gradient_check(padding, rng, monkeypatch):
+    # the Winograd dx in a graph, on blocks of images split among threads (forced), and
+    # the col2im path it replaces, both against float64 finite differences
+    import graphnet.kernels.cpu.conv as conv
+
+    monkeypatch.setattr(conv, "_SPLIT_MNK", 0)
+    x, k, b = _case_data(rng, (5, 6), (3, 3), cin=3)
+    x = np.concatenate([x, 0.5 * x[:1]])
+    fn = lambda x, k, b: gn.conv2d(x, k, b, padding=padding, activation="tanh")  # noqa: E731
+    transforms = []
+    monkeypatch.setattr(conv, "kernel_transform",
+                        lambda k, f=conv.kernel_transform: transforms.append(k.shape) or f(k))
+    for least in (1, 1 << 30):
+        monkeypatch.setattr(conv, "WINOGRAD_MIN_IN", least)
+        transforms.clear()
+        check_gradients(fn, x, k, b)
+        # the flipped kernel (3, 3, out, in) was transformed for each dx, or never
+        assert set(transforms) == ({(3, 3, 3, 3)} if least == 1 else set())
+
+
 @pytest.mark.parametrize("op", ["conv2d", "conv2d_transpose"])
 def test_data_input_skips_dx_and_runs_repeat(op, rng):
     # x is fed data (no gradient wanted): dx is skipped; the kernel's gradient is unchanged,
