@@ -30,7 +30,7 @@ from ..jit import kernel, pick, rows, specializing
 from ..threads import one_blas_thread, split_rows
 from .activation import act, act_grad, activation_grad, code_of
 from .dense import dense, dense_grad
-from .winograd import correlate3x3, kernel_transform, tiles
+from .winograd import correlate3x3, k_grad_from, kernel_grad3x3, kernel_transform, tiles
 
 __all__ = ["im2col", "col2im", "conv2d", "conv2d_grad", "conv2d_transpose",
            "conv2d_transpose_grad"]
@@ -149,22 +149,28 @@ def _col2im(cols, kh, kw, sh, sw, dh, dw, pt, pl, b, alpha, inplace, z, y):
 
 @specializing("CODE", "GEOM")
 def _conv_fwd(x, k2, b, kh, kw, sh, sw, dh, dw, pt, pl, alpha, inplace, per, cols6, cols, y,
-              z, lo, hi):
+              z, tiled, tbufs, span, lo, hi):
     # images lo:hi, per block of images: im2col rows, z = cols k2 (BLAS, in blocks of rows
     # for its small-matrix kernels), then z += b and y = act(z), in place where y is z (as
-    # dense.py's pass). (Winograd's tiles, as backward's dx, measured 2.80 -> 2.63 ms on the
-    # cnn workload's second conv and 0.60 -> 1.87 on its one-channel first: not kept.)
+    # dense.py's pass). ``tiled`` (3x3 stride 1 only): z is x correlated with the kernel by
+    # Winograd's tiles instead, without im2col (winograd.py; tbufs = (u, z as images, and
+    # each part's pad, v, m), part lo // span)
     if GEOM == 1:
         kh, kw, sh, sw, dh, dw = 3, 3, 1, 1, 1, 1
     OH = cols6.shape[1]
     P, N = OH * cols6.shape[2], z.shape[1]
     has_b = b.shape[0] > 0
+    part = lo // span
     for s in range(lo, hi, per):
         e = min(s + per, hi)
-        for n in range(s, e):
-            for oh in range(OH):
-                _im2col_row(x, n, oh, kh, kw, sh, sw, dh, dw, pt, pl, cols6)
-        gemm_rows(cols[s * P:e * P], k2, z[s * P:e * P])
+        if GEOM == 1 and tiled:
+            u, z4, tpad, tv, tm = tbufs
+            correlate3x3(x, u, tpad[part], tv[part], tm[part], z4, s, e, pt, pl)
+        else:
+            for n in range(s, e):
+                for oh in range(OH):
+                    _im2col_row(x, n, oh, kh, kw, sh, sw, dh, dw, pt, pl, cols6)
+            gemm_rows(cols[s * P:e * P], k2, z[s * P:e * P])
         for i in range(s * P, e * P):
             if inplace:
                 for j in range(N):
@@ -179,16 +185,18 @@ def _conv_fwd(x, k2, b, kh, kw, sh, sw, dh, dw, pt, pl, alpha, inplace, per, col
 
 @specializing("CODE", "GEOM")
 def _conv_bwd(g2, cols, k2, zy, y, alpha, H, P, kh, kw, sh, sw, dh, dw, pt, pl, per,
-              need_dx, dz, dcols6, dcols, dkts, tmps, dbs, dx, wino, u, dz4, wpad, wv, wm, qt,
-              ql, span, lo, hi):
+              need_dx, dz, dcols6, dcols, dkts, tmps, dbs, dx, dz4, tiled, kbufs, xbufs, span,
+              lo, hi):
     # images lo:hi (H rows, P output pixels each), per block of images: dZ = g act'(z) with
     # its column sums into this block of images' db, dkernel += cols^T dZ, and with need_dx
     # dcols = dZ k2^T gathered onto the block's pixels (col2im). The images lo:hi are part
     # lo // span of the batch: its sums go to dkts[part] and dbs[part].
-    # ``wino`` (3x3 stride 1 only): dx is dZ correlated with the flipped kernel by Winograd's
-    # F(2x2, 3x3) (winograd.py; u its transform, dz4 dZ as images, wpad, wv, wm each part's
-    # scratch, qt and ql dZ's padding), not dcols and col2im: the cnn workload's second
-    # conv's backward went 6.9-8.3 -> 5.8-7.0 ms alone, 8.0 -> 7.0 in the step
+    # ``tiled`` (3x3 stride 1 only; 1: dk, 2: dk and dx) by Winograd's tiles (winograd.py):
+    # dk from x and dZ (dz4, dZ as images) into this part's 16 sums (kbufs = (x, and each
+    # part's pad, v, m, tmp, sums); cols is not read), and dx as dZ correlated with the
+    # flipped kernel (xbufs = (its transform, and each part's pad, v, m)), not dcols and
+    # col2im: the cnn workload's second conv's backward (dx only) went 6.9-8.3 -> 5.8-7.0
+    # ms alone, 8.0 -> 7.0 in the step
     # The kernel's gradient is summed transposed, dk^T = dZ^T cols: OpenBLAS ran the cnn
     # workload's second layer's (64 x 12544) (12544 x 288) in 4.1 ms, its transpose
     # (288 x 12544) (12544 x 64) in 4.8
@@ -197,11 +205,19 @@ def _conv_bwd(g2, cols, k2, zy, y, alpha, H, P, kh, kw, sh, sw, dh, dw, pt, pl, 
     K, N = k2.shape
     part = lo // span
     dkt, tmp, db = dkts[part], tmps[part], dbs[part]
+    kx, kpad, kv, km, ktmp, ksums = kbufs
+    u, xpad, xv, xm = xbufs
     zero = type(alpha)(0)
     for j in range(N):
         db[j] = zero
         for a in range(K):
             dkt[j, a] = zero
+    if GEOM == 1 and tiled:
+        ks = ksums[part]
+        for q in range(ks.shape[0]):
+            for a in range(ks.shape[1]):
+                for j in range(N):
+                    ks[q, a, j] = zero
     for s in range(lo, hi, per):
         e = min(s + per, hi)
         for i in range(s * P, e * P):
@@ -210,12 +226,16 @@ def _conv_bwd(g2, cols, k2, zy, y, alpha, H, P, kh, kw, sh, sw, dh, dw, pt, pl, 
                 d = gi[j] * act_grad(CODE, zi[j], yi[j], alpha)
                 di[j] = d
                 db[j] += d
-        gemm(dz[s * P:e * P].T, cols[s * P:e * P], tmp)
-        for j in range(N):
-            for a in range(K):
-                dkt[j, a] += tmp[j, a]
-        if GEOM == 1 and wino:
-            correlate3x3(dz4, u, wpad[part], wv[part], wm[part], dx, s, e, qt, ql)
+        if GEOM == 1 and tiled:
+            kernel_grad3x3(kx, dz4, kpad[part], kv[part], km[part], ktmp[part], ks, s, e, pt,
+                           pl)
+        else:
+            gemm(dz[s * P:e * P].T, cols[s * P:e * P], tmp)
+            for j in range(N):
+                for a in range(K):
+                    dkt[j, a] += tmp[j, a]
+        if GEOM == 1 and tiled == 2:
+            correlate3x3(dz4, u, xpad[part], xv[part], xm[part], dx, s, e, 2 - pt, 2 - pl)
         elif need_dx:
             gemm(dz[s * P:e * P], k2.T, dcols[s * P:e * P])
             for n in range(s, e):
@@ -353,7 +373,8 @@ def conv2d(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None, strides: 
            keep_z: bool = False, out: tuple | None = None
            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(y, z, cols)``: ``y = act(conv(x, kernel) + bias)`` of shape ``(B, OH, OW, out)``,
-    its pre-activation ``z`` (y itself unless keep_z) and the im2col rows backward reuses.
+    its pre-activation ``z`` (y itself unless keep_z) and the im2col rows backward reuses
+    (left unwritten by a conv through Winograd's tiles, whose backward reads x).
     ``out = (y, z, cols)`` are arrays to write into."""
     kh, kw, cin, cout = kernel.shape
     _check_channels(x, cin, "conv2d")
@@ -376,14 +397,19 @@ def conv2d(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None, strides: 
         yz = (np.empty_like(z2) if keep_z else z2, z2)
     y2, z2 = yz
     bb = k2[0, :0] if bias is None else bias  # an empty vector of the dtype: no bias
-    fwd = _conv_fwd.of(CODE=code_of(kind), GEOM=_geom((kh, kw), strides, dilation))
+    geom = _geom((kh, kw), strides, dilation)
+    fwd = _conv_fwd.of(CODE=code_of(kind), GEOM=geom)
     per = _per_block(B, OH * OW, K, cout, x.itemsize)
+    parts = _parts(B, cols.shape[0] * K * cout)
+    tiled = _tiled(geom, cin)  # cols are not written: backward reads x
+    t = _tile_bufs(kernel if tiled else None, (OH, OW), parts, per, x.dtype, "f")
     args = (np.ascontiguousarray(x), k2, bb, kh, kw, strides[0], strides[1], dilation[0],
             dilation[1], pads[0], pads[2], x.dtype.type(alpha), y2 is z2, per,
-            cols.reshape(B, OH, OW, kh, kw, cin), cols, y2, z2)
+            cols.reshape(B, OH, OW, kh, kw, cin), cols, y2, z2, tiled,
+            (t[0], z2.reshape(shape) if tiled else _empty(4, x.dtype), *t[1:]), -(-B // parts))
     # a block's GEMM by blocks of rows within the small-matrix kernels never threads
     m = per * OH * OW
-    _by_images(fwd, args, B, _parts(B, cols.shape[0] * K * cout),
+    _by_images(fwd, args, B, parts,
                0 if small_height(m, K, cout) * K * cout <= SMALL_MNK else m * K * cout)
     return y2.reshape(shape), z2.reshape(shape), cols
 
@@ -408,21 +434,28 @@ def _scratch(name: str, shape: tuple, dtype) -> np.ndarray:
     return a
 
 
-def _winograd(k: np.ndarray | None, ohw: tuple, parts: int, per: int, qt: int, ql: int,
-              dt) -> tuple:
-    """``_conv_bwd``'s Winograd arguments for the 3x3 stride-1 correlation with kernel
-    ``k (3, 3, C, D)`` onto ``ohw`` output pixels, its input padded by ``qt`` rows and ``ql``
-    columns: k's transform, each part's scratch, the padding. ``k`` None: empty arrays of
-    the same types, for a conv that takes the other path."""
+def _tiled(geom: int, cin: int) -> bool:
+    """Whether a conv runs by Winograd's tiles: 3x3 stride 1, enough input channels."""
+    return geom == 1 and cin >= WINOGRAD_MIN_IN
+
+
+def _empty(ndim: int, dt) -> np.ndarray:
+    return np.empty((0,) * ndim, dt)
+
+
+def _tile_bufs(k: np.ndarray | None, ohw: tuple, parts: int, per: int, dt,
+               name: str) -> tuple:
+    """``(u, pad, v, m)`` for ``correlate3x3`` with kernel ``k (3, 3, C, D)`` onto ``ohw``
+    output pixels: k's transform (None for k None) and each part's scratch (``name`` keeps
+    the uses apart); ``k`` None: empty arrays of the same types."""
     if k is None:
-        e3, e4 = np.empty((0, 0, 0), dt), np.empty((0, 0, 0, 0), dt)
-        return e3, np.empty((0, 0, 0, 0, 0), dt), e4, e4, 0, 0
+        return _empty(3, dt), _empty(5, dt), _empty(4, dt), _empty(4, dt)
     C, D = k.shape[2:]
     th, tw = tiles(*ohw)
-    return (kernel_transform(k).astype(dt, copy=False),
-            _scratch("pad", (parts, per, 2 * th + 2, 2 * tw + 2, C), dt),
-            _scratch("v", (parts, 16, per * th * tw, C), dt),
-            _scratch("m", (parts, 16, per * th * tw, D), dt), qt, ql)
+    return (kernel_transform(np.ascontiguousarray(k)).astype(dt, copy=False),
+            _scratch(name + "pad", (parts, per, 2 * th + 2, 2 * tw + 2, C), dt),
+            _scratch(name + "v", (parts, 16, per * th * tw, C), dt),
+            _scratch(name + "m", (parts, 16, per * th * tw, D), dt))
 
 
 def conv2d_grad(g: np.ndarray, x: np.ndarray, cols: np.ndarray, kernel: np.ndarray,
@@ -459,20 +492,28 @@ def conv2d_grad(g: np.ndarray, x: np.ndarray, cols: np.ndarray, kernel: np.ndarr
     # each block of images sums its own kernel and bias gradients; they are added after
     dkts, dbs = np.empty((parts, cout, K), k2.dtype), np.empty((parts, cout), g.dtype)
     geom = _geom((kh, kw), strides, dilation)
-    # dx[h] reads dZ rows h + pt - i, i < 3: dZ correlated with the flipped kernel (its
-    # channels swapped), dZ padded by 2 - pt
-    wino = (need_dx and geom == 1 and pads[0] <= 2 and pads[2] <= 2
-            and cin >= WINOGRAD_MIN_IN)
-    flipped = np.ascontiguousarray(kernel[::-1, ::-1].transpose(0, 1, 3, 2)) if wino else None
-    w = _winograd(flipped, (H, x.shape[2]), parts, per, 2 - pads[0], 2 - pads[2], g.dtype)
+    dt = g.dtype
+    # tiled as conv2d's forward (which then wrote no cols): dk from x and dZ's tiles; dx
+    # too where dZ's padding is a correlation's (dx[h] reads dZ rows h + pt - i, i < 3: dZ
+    # correlated with the flipped kernel, its channels swapped, padded by 2 - pt)
+    tiled = _tiled(geom, cin) * (2 if need_dx and pads[0] <= 2 and pads[2] <= 2 else 1)
+    kb = _tile_bufs(kernel if tiled else None, (OH, OW), parts, per, dt, "k")[1:]
+    kbufs = ((np.ascontiguousarray(x), *kb,
+              _scratch("ktmp", (parts, 16, cin, cout), dt), np.empty((parts, 16, cin, cout), dt))
+             if tiled else (_empty(4, dt), *kb, _empty(4, dt), _empty(4, dt)))
+    flipped = kernel[::-1, ::-1].transpose(0, 1, 3, 2) if tiled == 2 else None
+    xbufs = _tile_bufs(flipped, x.shape[1:3], parts, per, dt, "x")
     bwd = _conv_bwd.of(CODE=code_of(kind), GEOM=geom)
-    args = (rows(g, cout), cols, k2, rows(zy, cout), rows(y, cout), g.dtype.type(alpha), H,
+    args = (rows(g, cout), cols, k2, rows(zy, cout), rows(y, cout), dt.type(alpha), H,
             OH * OW, kh, kw, strides[0], strides[1], dilation[0], dilation[1], pads[0],
             pads[2], per, need_dx, dz, dcols.reshape(-1, OH, OW, kh, kw, cin), dcols, dkts,
-            np.empty_like(dkts), dbs, dx, wino, w[0], dz.reshape(B, OH, OW, cout), *w[1:],
+            np.empty_like(dkts), dbs, dx, dz.reshape(B, OH, OW, cout), tiled, kbufs, xbufs,
             -(-B // parts))
     _by_images(bwd, args, B, parts, per * OH * OW * K * cout)
-    dk.reshape(K, cout)[...] = dkts.sum(0).T
+    if tiled:
+        dk[...] = k_grad_from(kbufs[-1].sum(0))
+    else:
+        dk.reshape(K, cout)[...] = dkts.sum(0).T
     db[...] = dbs.sum(0)
     return (dx if need_dx else None), dk, db if bias else None
 

@@ -38,15 +38,11 @@ def tiles(h: int, w: int) -> tuple[int, int]:
 
 
 @kernel
-def correlate3x3(x, u, pad, v, m, y, s, e, qt, ql):
-    # y[n, h, w, :] = sum over i, j < 3 of xp[n, h + i, w + j, :] . k[i, j] for n in s:e,
-    # where xp is x with qt rows above and ql columns left of zeros (and zeros past its
-    # end), and u = kernel_transform(k). pad (>= e - s, 2 TH + 2, 2 TW + 2, C) holds the
-    # zero-padded images, v (16, tiles, C) and m (16, tiles, D) the transformed tiles and
-    # their products. Channels are innermost everywhere, so every loop over c vectorizes.
+def _input_tiles(x, pad, v, s, e, qt, ql, TH, TW):
+    # v[:, t, :] = B^T d B for the 4x4 tiles d of images s:e padded by qt rows above and ql
+    # columns left (zeros past the image too), TH x TW tiles an image, row-major; returns
+    # the tile count. pad (>= e - s, 2 TH + 2, 2 TW + 2, C) holds the padded images.
     B, H, W, C = x.shape
-    OH, OW = y.shape[1], y.shape[2]
-    TH, TW = (OH + 1) // 2, (OW + 1) // 2
     zero = x.dtype.type(0)
     t = 0
     for n in range(s, e):
@@ -87,6 +83,19 @@ def correlate3x3(x, u, pad, v, m, y, s, e, qt, ql):
                     v[12, t, c], v[13, t, c] = e0 - e2, e1 + e2
                     v[14, t, c], v[15, t, c] = e2 - e1, e1 - e3
                 t += 1
+    return t
+
+
+@kernel
+def correlate3x3(x, u, pad, v, m, y, s, e, qt, ql):
+    # y[n, h, w, :] = sum over i, j < 3 of xp[n, h + i, w + j, :] . k[i, j] for n in s:e,
+    # where xp is x with qt rows above and ql columns left of zeros (and zeros past its
+    # end), and u = kernel_transform(k). pad (>= e - s, 2 TH + 2, 2 TW + 2, C) holds the
+    # zero-padded images, v (16, tiles, C) and m (16, tiles, D) the transformed tiles and
+    # their products. Channels are innermost everywhere, so every loop over c vectorizes.
+    OH, OW = y.shape[1], y.shape[2]
+    TH, TW = (OH + 1) // 2, (OW + 1) // 2
+    t = _input_tiles(x, pad, v, s, e, qt, ql, TH, TW)
     for q in range(16):  # M_q = V_q U_q: the products summed over input channels
         gemm(v[q, :t], u[q], m[q, :t])
     t = 0
@@ -110,7 +119,7 @@ def correlate3x3(x, u, pad, v, m, y, s, e, qt, ql):
                     u2 = m[6, t, c] - m[10, t, c] - m[14, t, c]
                     u3 = m[7, t, c] - m[11, t, c] - m[15, t, c]
                     # (A^T M) A: the same combination of the columns; a half tile's
-                    # outside cells are not written (the selects keep what is there)
+                    # outside cells are not written
                     if down:
                         y1[0, c] = u0 + u1 + u2
                         if right:
@@ -119,3 +128,56 @@ def correlate3x3(x, u, pad, v, m, y, s, e, qt, ql):
                         y0[1, c] = s1 - s2 - s3
                     y0[0, c] = s0 + s1 + s2
                 t += 1
+
+
+@kernel
+def kernel_grad3x3(x, g, pad, v, m, tmp, acc, s, e, qt, ql):
+    # acc[q] += sum over the tiles t of images s:e of V_q[t]^T W_q[t]: the transform of
+    # dk[i, j] = sum over n, oh, ow of xp[n, oh + i, ow + j, :]^T g[n, oh, ow, :], xp as
+    # in correlate3x3 (k_grad_from reads dk = G^T acc G). By the transposition principle
+    # the weight gradient is F(3x3, 2x2) from F(2x2, 3x3)'s matrices: V = B^T d B of the
+    # 4x4 x tiles, W = A g A^T of the 2x2 g tiles (m holds W). tmp (16, C, D) is scratch.
+    OH, OW = g.shape[1], g.shape[2]
+    TH, TW = (OH + 1) // 2, (OW + 1) // 2
+    t = _input_tiles(x, pad, v, s, e, qt, ql, TH, TW)
+    zero = g.dtype.type(0)
+    t = 0
+    for n in range(s, e):
+        for ty in range(TH):
+            h = 2 * ty
+            down = h + 1 < OH
+            for tx in range(TW):
+                w = 2 * tx
+                right = w + 1 < OW
+                g0 = g[n, h, w:]
+                g1 = g[n, h + 1, w:] if down else g0
+                for c in range(g0.shape[1]):
+                    p00 = g0[0, c]
+                    p01 = g0[1, c] if right else zero
+                    p10 = g1[0, c] if down else zero
+                    p11 = g1[1, c] if down and right else zero
+                    # A g, row by row: (g0, g0 + g1, g0 - g1, -g1); then each row (a, b)
+                    # times A^T: (a, a + b, a - b, -b)
+                    a1, b1 = p00 + p10, p01 + p11
+                    a2, b2 = p00 - p10, p01 - p11
+                    m[0, t, c], m[1, t, c] = p00, p00 + p01
+                    m[2, t, c], m[3, t, c] = p00 - p01, -p01
+                    m[4, t, c], m[5, t, c] = a1, a1 + b1
+                    m[6, t, c], m[7, t, c] = a1 - b1, -b1
+                    m[8, t, c], m[9, t, c] = a2, a2 + b2
+                    m[10, t, c], m[11, t, c] = a2 - b2, -b2
+                    m[12, t, c], m[13, t, c] = -p10, -p10 - p11
+                    m[14, t, c], m[15, t, c] = p11 - p10, p11
+                t += 1
+    for q in range(16):
+        gemm(v[q, :t].T, m[q, :t], tmp[q])
+        a, b = acc[q], tmp[q]
+        for i in range(a.shape[0]):
+            for j in range(a.shape[1]):
+                a[i, j] += b[i, j]
+
+
+def k_grad_from(acc: np.ndarray) -> np.ndarray:
+    """``dk (3, 3, C, D) = G^T S G`` from ``acc (16, C, D)``, kernel_grad3x3's sums."""
+    g = _G.astype(acc.dtype)
+    return np.einsum("ai,abcd,bj->ijcd", g, acc.reshape(4, 4, *acc.shape[1:]), g)

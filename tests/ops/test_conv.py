@@ -299,16 +299,24 @@ def ref_conv2d_dx(g, k, pads, hw):
     return dx
 
 
+def ref_conv2d_dk(x, g, pads):
+    """conv2d's kernel gradient by loops: dk[i, j] = sum of xp[oh + i, ow + j]^T g[oh, ow]."""
+    xp = np.pad(x, ((0, 0), pads[:2], pads[2:], (0, 0)))
+    OH, OW = g.shape[1:3]
+    return np.stack([np.stack([np.einsum("nhwc,nhwd->cd", xp[:, i:i + OH, j:j + OW], g)
+                               for j in range(3)]) for i in range(3)])
+
+
 @pytest.mark.parametrize("shape, pads", [((2, 5, 7, 3), (1, 1, 1, 1)),  # odd: half tiles
                                          ((2, 6, 6, 2), (0, 0, 0, 0)),  # valid: dZ padded by 2
                                          ((3, 7, 5, 2), (2, 1, 0, 2)),
                                          ((1, 4, 4, 1), (1, 1, 1, 1)),
                                          ((1, 6, 5, 2), (3, 0, 1, 1))])  # a pad past 2: col2im
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_3x3_input_gradient_by_winograd_tiles(shape, pads, dtype, rng, monkeypatch):
-    # a 3x3 stride-1 conv's dx is dZ correlated with the flipped kernel by Winograd's
-    # F(2x2, 3x3) tiles (kernels/cpu/winograd.py; forced here for few channels): against
-    # the loops, and with the kernel's gradient unchanged
+def test_3x3_convs_by_winograd_tiles(shape, pads, dtype, rng, monkeypatch):
+    # a 3x3 stride-1 conv runs by Winograd's F(2x2, 3x3) tiles (kernels/cpu/winograd.py;
+    # forced here for few channels): z = x correlated with k, dk from x's and dZ's tiles,
+    # dx = dZ correlated with the flipped kernel; each against loops written out
     import graphnet.kernels.cpu.conv as conv
     from graphnet.kernels.cpu.conv import conv2d, conv2d_grad
 
@@ -316,12 +324,18 @@ def test_3x3_input_gradient_by_winograd_tiles(shape, pads, dtype, rng, monkeypat
     x = rng.normal(size=shape).astype(dtype)
     k = (rng.normal(size=(3, 3, shape[3], 4)) / 4).astype(dtype)
     y, z, cols = conv2d(x, k, None, (1, 1), (1, 1), pads, None)
+    tol = dict(rtol=1e-10, atol=1e-10) if dtype == np.float64 else dict(rtol=1e-4, atol=1e-5)
+    xp = np.pad(x.astype(float), ((0, 0), pads[:2], pads[2:], (0, 0)))
+    want = sum(xp[:, i:i + y.shape[1], j:j + y.shape[2]] @ k[i, j].astype(float)
+               for i in range(3) for j in range(3))
+    np.testing.assert_allclose(y, want, **tol)
     g = rng.normal(size=y.shape).astype(dtype)
     dx, dk, _ = conv2d_grad(g, x, cols, k, z, y, (1, 1), (1, 1), pads, None, bias=False)
-    tol = dict(rtol=1e-10, atol=1e-10) if dtype == np.float64 else dict(rtol=1e-4, atol=1e-5)
-    assert dx.dtype == dtype
+    assert dx.dtype == dk.dtype == dtype
     np.testing.assert_allclose(dx, ref_conv2d_dx(g.astype(float), k.astype(float), pads,
                                                  shape[1:3]), **tol)
+    np.testing.assert_allclose(dk, ref_conv2d_dk(x.astype(float), g.astype(float), pads),
+                               **tol)
     _, dk1, _ = conv2d_grad(g, x, cols, k, z, y, (1, 1), (1, 1), pads, None, bias=False,
                             need_dx=False)
     np.testing.assert_array_equal(dk, dk1)
@@ -329,12 +343,12 @@ def test_3x3_input_gradient_by_winograd_tiles(shape, pads, dtype, rng, monkeypat
 
 @pytest.mark.parametrize("padding", ["same", "valid"])
 def test_winograd_input_gradient_passes_the_gradient_check(padding, rng, monkeypatch):
-    # the Winograd dx in a graph, on blocks of images split among threads (forced), and
-    # the col2im path it replaces, both against float64 finite differences
+    # the conv by Winograd's tiles in a graph, on blocks of images split among threads
+    # (forced), and the im2col path it replaces, both against float64 finite differences
     import graphnet.kernels.cpu.conv as conv
 
     monkeypatch.setattr(conv, "_SPLIT_MNK", 0)
-    x, k, b = _case_data(rng, (5, 6), (3, 3), cin=3)
+    x, k, b = _case_data(rng, (5, 6), (3, 3), cin=3, cout=4)
     x = np.concatenate([x, 0.5 * x[:1]])
     fn = lambda x, k, b: gn.conv2d(x, k, b, padding=padding, activation="tanh")  # noqa: E731
     transforms = []
@@ -344,8 +358,9 @@ def test_winograd_input_gradient_passes_the_gradient_check(padding, rng, monkeyp
         monkeypatch.setattr(conv, "WINOGRAD_MIN_IN", least)
         transforms.clear()
         check_gradients(fn, x, k, b)
-        # the flipped kernel (3, 3, out, in) was transformed for each dx, or never
-        assert set(transforms) == ({(3, 3, 3, 3)} if least == 1 else set())
+        # the kernel (3, 3, in, out) and the flipped one (3, 3, out, in) were transformed for
+        # each forward and dx, or never
+        assert set(transforms) == ({(3, 3, 3, 4), (3, 3, 4, 3)} if least == 1 else set())
 
 
 @pytest.mark.parametrize("op", ["conv2d", "conv2d_transpose"])
