@@ -139,7 +139,7 @@ def kernel_grad3x3(x, g, pad, v, m, tmp, acc, s, e, qt, ql):
     # 4x4 x tiles, W = A g A^T of the 2x2 g tiles (m holds W). tmp (16, C, D) is scratch.
     OH, OW = g.shape[1], g.shape[2]
     TH, TW = (OH + 1) // 2, (OW + 1) // 2
-    t = _input_tiles(x, pad, v, s, e, qt, ql, TH, TW)
+    _input_tiles(x, pad, v, s, e, qt, ql, TH, TW)  # (the same tiles as g's, counted below)
     zero = g.dtype.type(0)
     t = 0
     for n in range(s, e):
