@@ -414,11 +414,11 @@ def conv2d(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None, strides: 
     return y2.reshape(shape), z2.reshape(shape), cols
 
 
-# the fewest input channels for which a 3x3 stride-1 conv's dx is Winograd's: with dx's
-# channels few, its tiles' transforms outweigh the GEMM they save. Batch 32 of 28x28,
-# Winograd against col2im (ms): in -> out channels 32 -> 4: 3.5 / 5.3, 16 -> 1: 1.7 / 3.1,
+# the fewest input channels for which a 3x3 stride-1 conv runs by Winograd's tiles: with
+# few, the tiles' transforms outweigh the GEMM they save. Batch 32 of 28x28, dx by tiles
+# against col2im (ms): in -> out channels 32 -> 4: 3.5 / 5.3, 16 -> 1: 1.7 / 3.1,
 # 16 -> 16: 3.4 / 4.0, 8 -> 8: 1.1 / 1.3, 8 -> 32: 3.5 / 3.2, 4 -> 32: 2.0 / 1.7,
-# 1 -> 16: 2.3 / 1.2
+# 1 -> 16: 2.3 / 1.2; the cnn workload's one-channel first conv forward: 1.87 / 0.60
 WINOGRAD_MIN_IN = 16
 _SCRATCH: dict = {}  # (name, shape, dtype) -> a scratch array the next call of that shape reuses
 
@@ -446,8 +446,8 @@ def _empty(ndim: int, dt) -> np.ndarray:
 def _tile_bufs(k: np.ndarray | None, ohw: tuple, parts: int, per: int, dt,
                name: str) -> tuple:
     """``(u, pad, v, m)`` for ``correlate3x3`` with kernel ``k (3, 3, C, D)`` onto ``ohw``
-    output pixels: k's transform (None for k None) and each part's scratch (``name`` keeps
-    the uses apart); ``k`` None: empty arrays of the same types."""
+    output pixels: k's transform and each part's scratch (``name`` keeps the uses apart);
+    ``k`` None: empty arrays of the same types, for a conv that takes the other path."""
     if k is None:
         return _empty(3, dt), _empty(5, dt), _empty(4, dt), _empty(4, dt)
     C, D = k.shape[2:]
@@ -499,7 +499,8 @@ def conv2d_grad(g: np.ndarray, x: np.ndarray, cols: np.ndarray, kernel: np.ndarr
     tiled = _tiled(geom, cin) * (2 if need_dx and pads[0] <= 2 and pads[2] <= 2 else 1)
     kb = _tile_bufs(kernel if tiled else None, (OH, OW), parts, per, dt, "k")[1:]
     kbufs = ((np.ascontiguousarray(x), *kb,
-              _scratch("ktmp", (parts, 16, cin, cout), dt), np.empty((parts, 16, cin, cout), dt))
+              _scratch("ktmp", (parts, 16, cin, cout), dt),
+              _scratch("ksums", (parts, 16, cin, cout), dt))
              if tiled else (_empty(4, dt), *kb, _empty(4, dt), _empty(4, dt)))
     flipped = kernel[::-1, ::-1].transpose(0, 1, 3, 2) if tiled == 2 else None
     xbufs = _tile_bufs(flipped, x.shape[1:3], parts, per, dt, "x")

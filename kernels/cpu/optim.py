@@ -20,12 +20,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import numba
 import numpy as np
 from numba import prange
 
 from .. import jit
 from ..jit import kernel, pick, scalars
-from .embedding import _THREADS, check_ids
+from .embedding import check_ids
 
 __all__ = ["sgd_update", "adam_update", "adam_rows_update", "rms_update", "grad_sq_norms"]
 
@@ -366,7 +367,8 @@ def adam_rows_update(p: np.ndarray, ids, values, m: np.ndarray, v: np.ndarray, v
                                 np.empty(flat.size, np.int64), np.zeros(dim, p.dtype))
     slot, comp, order, zero_row = scratch
     k = pick(_sum_rows, vals.size)
-    chunks = min(_THREADS, dim) if k is getattr(_sum_rows, "parallel", None) else 1
+    threads = numba.config.NUMBA_NUM_THREADS  # (as embedding.py's scatter-add)
+    chunks = min(threads, dim) if k is getattr(_sum_rows, "parallel", None) else 1
     n = k(flat, vals, slot, comp, order, max(chunks, 1))
     ams = vhat is not None
     pick(_adam_rows, p.size)(p, m, v, vhat if ams else m, slot, comp, zero_row,

@@ -26,7 +26,7 @@ from ..jit import kernel, pick, specializing
 __all__ = ["pool2d", "pool2d_grad"]
 
 KINDS = {"max": 0, "avg": 1}
-PH = PW = 1  # the window each compiled copy of the _tiles_* kernels fixes (jit.specializing)
+PH = PW = 1  # the window each compiled copy of _tiles_bwd fixes (jit.specializing)
 
 
 @kernel

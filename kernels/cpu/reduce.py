@@ -137,21 +137,12 @@ def mean(x: np.ndarray, axes: tuple) -> np.ndarray:
 
 @kernel(parallel=True)
 def _midspread(g2, c, out3):
-    # out3[p, r, q] = c g2[p, q]: _midsum's backward, parallel over the blocks p (or, with
-    # one block, over its rows r)
-    if out3.shape[0] == 1:
-        gp = g2[0]
-        for r in prange(out3.shape[1]):
-            o = out3[0, r]
-            for q in range(o.shape[0]):
-                o[q] = gp[q] * c
-    else:
-        for p in prange(out3.shape[0]):
-            gp = g2[p]
-            for r in range(out3.shape[1]):
-                o = out3[p, r]
-                for q in range(o.shape[0]):
-                    o[q] = gp[q] * c
+    # out3[p, r, q] = c g2[p, q]: _midsum's backward, parallel over the rows (p, r)
+    R = out3.shape[1]
+    for i in prange(out3.shape[0] * R):
+        gp, o = g2[i // R], out3[i // R, i % R]
+        for q in range(o.shape[0]):
+            o[q] = gp[q] * c
     return out3
 
 

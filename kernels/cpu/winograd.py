@@ -26,9 +26,11 @@ _G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.
 def kernel_transform(k: np.ndarray) -> np.ndarray:
     """``U (16, in, out)``: ``G k G^T`` of a ``(3, 3, in, out)`` correlation kernel, one
     ``(in, out)`` matrix per position of the 4x4 tile (row-major)."""
-    g = _G.astype(k.dtype)
-    u = np.einsum("ai,ijco,bj->abco", g, k, g)
-    return np.ascontiguousarray(u.reshape(16, k.shape[2], k.shape[3]))
+    # two matrix products over the tap axes, each (in, out) pair a column (an einsum of
+    # the three took 0.17 ms at 32 x 64 channels, these 0.01)
+    g, (C, D) = _G.astype(k.dtype), k.shape[2:]
+    t = (g @ k.reshape(3, -1)).reshape(4, 3, C * D)  # t[a, j] = sum_i G[a, i] k[i, j]
+    return np.matmul(g, t).reshape(16, C, D)  # u[a, b] = sum_j G[b, j] t[a, j]
 
 
 def tiles(h: int, w: int) -> tuple[int, int]:
@@ -179,5 +181,6 @@ def kernel_grad3x3(x, g, pad, v, m, tmp, acc, s, e, qt, ql):
 
 def k_grad_from(acc: np.ndarray) -> np.ndarray:
     """``dk (3, 3, C, D) = G^T S G`` from ``acc (16, C, D)``, kernel_grad3x3's sums."""
-    g = _G.astype(acc.dtype)
-    return np.einsum("ai,abcd,bj->ijcd", g, acc.reshape(4, 4, *acc.shape[1:]), g)
+    g, (C, D) = _G.astype(acc.dtype), acc.shape[1:]
+    t = (g.T @ acc.reshape(4, -1)).reshape(3, 4, C * D)  # t[i, b] = sum_a G[a, i] S[a, b]
+    return np.matmul(g.T, t).reshape(3, 3, C, D)  # dk[i, j] = sum_b G[b, j] t[i, b]
