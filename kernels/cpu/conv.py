@@ -25,7 +25,7 @@ import numba
 import numpy as np
 from numba import prange
 
-from ..blas import SMALL_MNK, gemm, gemm_rows, small_height
+from ..blas import SMALL_MNK, gemm, gemm_rows
 from ..jit import kernel, pick, rows, specializing
 from ..threads import one_blas_thread, split_rows
 from .activation import act, act_grad, activation_grad, code_of
@@ -407,10 +407,11 @@ def conv2d(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None, strides: 
             dilation[1], pads[0], pads[2], x.dtype.type(alpha), y2 is z2, per,
             cols.reshape(B, OH, OW, kh, kw, cin), cols, y2, z2, tiled,
             (t[0], z2.reshape(shape) if tiled else _empty(4, x.dtype), *t[1:]), -(-B // parts))
-    # a block's GEMM by blocks of rows within the small-matrix kernels never threads
-    m = per * OH * OW
-    _by_images(fwd, args, B, parts,
-               0 if small_height(m, K, cout) * K * cout <= SMALL_MNK else m * K * cout)
+    # BLAS on one thread inside the parts even where a block's rows take the small-matrix
+    # kernels: a build without them (OpenBLAS's Haswell kernels, which a Zen 3 runs) threads
+    # the same GEMMs, and two parts' GEMMs each on both BLAS threads made the cnn workload's
+    # first conv 8-10 ms in the step against 1.5 (the step 34-37 -> 21-23 ms)
+    _by_images(fwd, args, B, parts, per * OH * OW * K * cout)
     return y2.reshape(shape), z2.reshape(shape), cols
 
 
