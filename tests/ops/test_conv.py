@@ -284,6 +284,43 @@ def test_blocks_of_images_at_once_match_one_block(act, rng, monkeypatch):
     np.testing.assert_allclose(db, db1, rtol=1e-12, atol=1e-13)
 
 
+def test_split_convs_keep_each_parts_blas_on_one_thread(rng, monkeypatch):
+    # a conv split into parts of the batch on threads at once runs each part's GEMMs on one
+    # BLAS thread, forward and backward alike: an OpenBLAS without small-matrix kernels
+    # threads even a small block's GEMM, and two parts' GEMMs each on both BLAS threads ran
+    # the cnn workload's first conv (one channel) 5x slower in the training step
+    import contextlib
+
+    import numba
+
+    import graphnet.kernels.cpu.conv as conv
+
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("one Numba thread: a conv is never split")
+    seen = []
+
+    @contextlib.contextmanager
+    def spy(step_work=0):
+        seen.append(step_work)
+        yield
+
+    monkeypatch.setattr(conv, "one_blas_thread", spy)
+    monkeypatch.setattr(conv, "_SPLIT_MNK", 0)
+    x = rng.normal(size=(4, 6, 6, 1)).astype(np.float32)
+    k = rng.normal(size=(3, 3, 1, 8)).astype(np.float32)
+    pads = (1, 1, 1, 1)
+    numba.set_num_threads(2)
+    try:
+        y, z, cols = conv.conv2d(x, k, None, (1, 1), (1, 1), pads, "relu")
+        conv.conv2d_grad(np.ones_like(y), x, cols, k, z, y, (1, 1), (1, 1), pads, "relu",
+                         bias=False)
+    finally:
+        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+    fwd = conv._per_block(4, 36, 9, 8, 4) * 36 * 9 * 8
+    bwd = conv._per_block(4, 36, 9, 8, 4, small=True) * 36 * 9 * 8
+    assert seen == [fwd, bwd] and min(seen) > 0
+
+
 def ref_conv2d_dx(g, k, pads, hw):
     """conv2d's input gradient by loops: dx[h, w] += g[oh, ow] k[i, j]^T where the forward read
     x[oh - top + i, ow - left + j] (stride 1, no dilation)."""
