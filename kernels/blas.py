@@ -70,6 +70,38 @@ def _data(typingctx, a):
     return types.voidptr(a), codegen
 
 
+@intrinsic
+def _at(typingctx, a, offset):
+    # the address of element ``offset`` of an array's flat data: a block of a C-contiguous
+    # operand, passed to BLAS without typing a slice
+    def codegen(context, builder, sig, args):
+        ary = context.make_array(sig.args[0])(context, builder, args[0])
+        return builder.bitcast(builder.gep(ary.data, [args[1]]), cgutils.voidptr_t)
+
+    return types.voidptr(a, offset), codegen
+
+
+@register_jitable
+def _ld(n):
+    # a leading dimension: BLAS refuses 0 (a builtin max compiled its own overload, 0.2 s)
+    return n if n > 1 else 1
+
+
+def _binding(*arrays) -> tuple | None:
+    """(cblas gemm, 1, 0) of the arrays' dtype when all are 2-D arrays of one dtype with a
+    binding, else None."""
+    dt = getattr(arrays[0], "dtype", None)
+    fn = {types.float32: _SGEMM, types.float64: _DGEMM}.get(dt)
+    if fn is None or any(getattr(x, "dtype", None) != dt or getattr(x, "ndim", 0) != 2
+                         for x in arrays):
+        return None
+    return (fn, np.float32(1), np.float32(0)) if dt == types.float32 else (fn, 1.0, 0.0)
+
+
+def _all_c(*arrays) -> bool:
+    return all(x.layout == "C" for x in arrays)
+
+
 def gemm(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> None:
     """``c[...] = a @ b`` (plain NumPy outside compiled code)."""
     if c.flags.c_contiguous:
@@ -98,9 +130,8 @@ def _contiguous(a):
 
 @overload(gemm, jit_options={"error_model": "numpy"})
 def _gemm_typed(a, b, c):
-    dt = getattr(a, "dtype", None)
-    fn = {types.float32: _SGEMM, types.float64: _DGEMM}.get(dt)
-    if fn is None or getattr(b, "dtype", None) != dt or getattr(c, "dtype", None) != dt:
+    bound = _binding(a, b, c)
+    if bound is None:
         # no binding for this dtype: np.dot (Numba's writes only into C-contiguous arrays
         # and reads C or F ones; an "A" view is copied first)
         ca = _contiguous if getattr(a, "layout", "") == "A" else _same
@@ -108,7 +139,7 @@ def _gemm_typed(a, b, c):
         if getattr(c, "layout", "") == "C":
             return lambda a, b, c: np.dot(ca(a), cb(b), c)
         return lambda a, b, c: _assign(c, np.dot(ca(a), cb(b)))
-    one, zero = (np.float32(1), np.float32(0)) if dt == types.float32 else (1.0, 0.0)
+    fn, one, zero = bound
     if a.layout in "CF" and b.layout in "CF" and c.layout == "C":
         # the layouts are the flags (a column-major operand is a transposed row-major one),
         # known now: a short body (every kernel that calls gemm compiles it)
@@ -120,10 +151,10 @@ def _gemm_typed(a, b, c):
             n = b.shape[1]
             if b.shape[0] != k or c.shape[0] != m or c.shape[1] != n:
                 raise ValueError("gemm: shapes do not fit (m, k) (k, n) (m, n)")
-            lda = max(k if ta == _NOTRANS else m, 1)
-            ldb = max(n if tb == _NOTRANS else k, 1)
+            lda = _ld(k if ta == _NOTRANS else m)
+            ldb = _ld(n if tb == _NOTRANS else k)
             fn(_ROW, ta, tb, m, n, k, one, _data(a), lda, _data(b), ldb, zero, _data(c),
-               max(n, 1))
+               _ld(n))
 
         return fixed
 
@@ -187,14 +218,18 @@ def small_width(m: int, k: int, n: int) -> int:
 
 
 @register_jitable
-def gemm_cols(a, b, c):
-    """``c = a b`` by blocks of ``small_width`` columns, for OpenBLAS's small-matrix kernels
-    (on the calling thread)."""
+def _cols_any(a, b, c):
     n = b.shape[1]
     w = max(small_width(a.shape[0], a.shape[1], n), 1)
     for s in range(0, n, w):
         e = min(s + w, n)
         gemm(a, b[:, s:e], c[:, s:e])
+
+
+def gemm_cols(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> None:
+    """``c = a b`` by blocks of ``small_width`` columns, for OpenBLAS's small-matrix kernels
+    (on the calling thread)."""
+    _cols_any(a, b, c)
 
 
 @register_jitable
@@ -207,13 +242,68 @@ def small_height(m: int, k: int, n: int) -> int:
 
 
 @register_jitable
-def gemm_rows(a, b, c):
-    """``c = a b`` by blocks of ``small_height`` rows, for OpenBLAS's small-matrix kernels
-    (on the calling thread): the cnn workload's second conv, (6272, 288) x (288, 64) on one
-    core, took 2.37 ms in blocks of 48 rows, 3.06 as one call, 3.45 in blocks of 64 (past
-    the limit)."""
+def _rows_any(a, b, c):
     m = a.shape[0]
     h = max(small_height(m, a.shape[1], b.shape[1]), 1)
     for s in range(0, m, h):
         e = min(s + h, m)
         gemm(a[s:e], b, c[s:e])
+
+
+def gemm_rows(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> None:
+    """``c = a b`` by blocks of ``small_height`` rows, for OpenBLAS's small-matrix kernels
+    (on the calling thread): the cnn workload's second conv, (6272, 288) x (288, 64) on one
+    core, took 2.37 ms in blocks of 48 rows, 3.06 as one call, 3.45 in blocks of 64 (past
+    the limit)."""
+    _rows_any(a, b, c)
+
+
+# C-contiguous operands (the recurrent steps' and the conv's): each block is a pointer and
+# the full row length, one BLAS call with no slice typed. The sliced form compiled in 3.2 s
+# on the Zen 3 machine (typing the views, min and max, gemm's strided body), this in 0.3;
+# every recurrent driver and the conv forward compiled it on a cold cache.
+
+@overload(gemm_cols, jit_options={"error_model": "numpy"})
+def _gemm_cols_typed(a, b, c):
+    bound = _binding(a, b, c)
+    if bound is None or not _all_c(a, b, c):
+        return lambda a, b, c: _cols_any(a, b, c)
+    fn, one, zero = bound
+
+    def direct(a, b, c):
+        m, k = a.shape
+        n = b.shape[1]
+        if b.shape[0] != k or c.shape[0] != m or c.shape[1] != n:
+            raise ValueError("gemm_cols: shapes do not fit (m, k) (k, n) (m, n)")
+        w = small_width(m, k, n)
+        s = 0
+        while s < n:
+            e = s + w if s + w < n else n
+            fn(_ROW, _NOTRANS, _NOTRANS, m, e - s, k, one, _data(a), _ld(k), _at(b, s),
+               _ld(n), zero, _at(c, s), _ld(n))
+            s = e
+
+    return direct
+
+
+@overload(gemm_rows, jit_options={"error_model": "numpy"})
+def _gemm_rows_typed(a, b, c):
+    bound = _binding(a, b, c)
+    if bound is None or not _all_c(a, b, c):
+        return lambda a, b, c: _rows_any(a, b, c)
+    fn, one, zero = bound
+
+    def direct(a, b, c):
+        m, k = a.shape
+        n = b.shape[1]
+        if b.shape[0] != k or c.shape[0] != m or c.shape[1] != n:
+            raise ValueError("gemm_rows: shapes do not fit (m, k) (k, n) (m, n)")
+        h = small_height(m, k, n)
+        s = 0
+        while s < m:
+            e = s + h if s + h < m else m
+            fn(_ROW, _NOTRANS, _NOTRANS, e - s, n, k, one, _at(a, s * k), _ld(k), _data(b),
+               _ld(n), zero, _at(c, s * n), _ld(n))
+            s = e
+
+    return direct

@@ -4,6 +4,7 @@ the ones it hands to ``np.dot`` instead (strided views, complex numbers), and em
 products."""
 
 import numpy as np
+import pytest
 from numba import njit
 
 from graphnet.kernels import blas
@@ -96,6 +97,13 @@ def test_gemm_cols_blocks_match_numpy(rng):
         c32 = np.empty((m, n), np.float32)
         _call_cols(a32, b32[:, 1:n + 1], c32)
         np.testing.assert_allclose(c32, a @ b, rtol=1e-4, atol=1e-3)
+        # all three C-contiguous: the blocks go to BLAS as pointers into the full rows
+        c = np.full((m, n), np.nan)
+        _call_cols(a, b, c)
+        np.testing.assert_allclose(c, a @ b, rtol=1e-12, atol=1e-10)
+        c32[:] = np.nan
+        _call_cols(a32, np.ascontiguousarray(b, np.float32), c32)
+        np.testing.assert_allclose(c32, a @ b, rtol=1e-4, atol=1e-3)
 
 
 @njit(cache=True)
@@ -114,6 +122,17 @@ def test_gemm_rows_blocks_match_numpy(rng):
         _call_rows(a, b, wide[:, 1:n + 1])
         np.testing.assert_allclose(wide[:, 1:n + 1], a @ b, rtol=1e-12, atol=1e-10)
         assert not wide[:, 0].any() and not wide[:, n + 1:].any()
+        c = np.full((m, n), np.nan)  # C-contiguous: each block of rows is a pointer
+        _call_rows(a, b, c)
+        np.testing.assert_allclose(c, a @ b, rtol=1e-12, atol=1e-10)
+        c32 = np.full((m, n), np.nan, np.float32)
+        _call_rows(a.astype(np.float32), b.astype(np.float32), c32)
+        np.testing.assert_allclose(c32, a @ b, rtol=1e-4, atol=1e-3)
     c = np.ones((0, 3))
     _call_rows(np.empty((0, 4)), np.empty((4, 3)), c)  # no rows: nothing to do
     _call_cols(np.empty((2, 4)), np.empty((4, 0)), np.empty((2, 0)))
+    c = np.ones((2, 3))
+    _call_cols(np.empty((2, 0)), np.empty((0, 3)), c)  # k = 0: the product is zeros
+    np.testing.assert_array_equal(c, 0)
+    with pytest.raises(ValueError, match="do not fit|not aligned"):  # (np.dot without JIT)
+        _call_cols(np.empty((2, 4)), np.empty((5, 3)), np.empty((2, 3)))
