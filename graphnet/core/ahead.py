@@ -6,9 +6,10 @@ first step: ten seconds, all of it compiles). Each kernel lands in Numba's on-di
 a process that reaches a kernel another has cached loads it in milliseconds. So once the
 first forward nodes have spent a while compiling (a warm cache's loads fork nothing), the
 program forks a helper that runs the *remaining* forward nodes last-first on zero inputs of
-the right shapes, then the extra task (the trainer's optimizer update on zero gradients);
-once the forward is done, a second helper runs the backward nodes last-first on zero
-gradients, with the forward's real values. This
+the right shapes, then the backward nodes of those same nodes on zero gradients (in the
+order this process reaches them), then the extra task (the trainer's optimizer update on
+zero gradients); once the forward is done, a second helper runs the other backward nodes
+last-first on zero gradients, with the forward's real values. This
 process runs its nodes in order and, before each, waits for a helper that is compiling that
 very node, then loads it: the two meet in the middle.
 
@@ -84,7 +85,8 @@ def compiles() -> int:
 
 class Helper:
     """A forked process running ``tasks`` (key, callable) in order; it reports each key's
-    start and end through a pipe, so that :meth:`wait_for` knows what is in progress."""
+    start and end through a pipe, so that :meth:`wait_for` knows what is in progress, and
+    skips the tasks this process has said (through a second pipe) it compiles itself."""
 
     def __init__(self, tasks: Sequence[tuple[object, Callable[[], object]]]) -> None:
         self.keys = {key: k for k, (key, _) in enumerate(tasks)}
@@ -93,15 +95,18 @@ class Helper:
         self.waited = 0.0  # seconds this process has waited for the helper
         self._buf = b""
         _reap_finished()
-        r, w = os.pipe()
+        r, w = os.pipe()  # helper -> this process: what it started and finished
+        mine, theirs = os.pipe()  # this process -> helper: the tasks it took itself
         with warnings.catch_warnings():  # Python 3.12+ warns of forking beside threads;
             warnings.simplefilter("ignore", DeprecationWarning)  # the helper only compiles
             pid = os.fork()
         if pid == 0:  # pragma: no cover - the helper's side runs in the fork
             os.close(r)
-            _serve(w, [fn for _, fn in tasks])
+            os.close(theirs)
+            _serve(w, mine, [fn for _, fn in tasks])
         os.close(w)
-        self.pid, self.fd = pid, r
+        os.close(mine)
+        self.pid, self.fd, self.out = pid, r, theirs
         _LIVE.add(pid)
 
     def _read(self, timeout: float) -> bool:
@@ -127,6 +132,9 @@ class Helper:
         if k is None or self.fd < 0:
             return
         self._read(0)
+        if k not in self.started:  # this process compiles it now: the helper skips it
+            self._tell(k)
+            return
         t0 = time.perf_counter()
         while k in self.started and k not in self.done and self.fd >= 0:
             left = WAIT_S - self.waited - (time.perf_counter() - t0)
@@ -136,10 +144,20 @@ class Helper:
             self._read(min(left, 1.0))
         self.waited += time.perf_counter() - t0
 
+    def _tell(self, k: int) -> None:
+        if self.out >= 0:
+            try:
+                os.write(self.out, b"%d\n" % k)
+            except OSError:  # the helper has gone
+                pass
+
     def _stop_reading(self) -> None:
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
+        if self.out >= 0:
+            os.close(self.out)
+            self.out = -1
 
     def close(self) -> None:
         """Stop the helper (its finished kernels stay in the cache) and reap it."""
@@ -148,8 +166,20 @@ class Helper:
             _reap(self.pid)
 
 
-def _serve(w: int, fns: list) -> None:  # pragma: no cover - runs in the forked helper
-    """The helper's life: one thread, silent, every task attempted, then a plain exit."""
+def _taken(r: int, taken: set[int]) -> None:  # pragma: no cover - runs in the helper
+    """Add to ``taken`` the tasks the parent has said it compiles itself (no wait)."""
+    buf = b""
+    while select.select([r], [], [], 0)[0]:
+        data = os.read(r, 65536)
+        if not data:
+            break
+        buf += data
+    taken.update(int(x) for x in buf.split())
+
+
+def _serve(w: int, r: int, fns: list) -> None:  # pragma: no cover - runs in the fork
+    """The helper's life: one thread, silent, every task the parent has not taken
+    attempted, then a plain exit."""
     global _IN_HELPER
     _IN_HELPER = True
     code = 0
@@ -159,7 +189,11 @@ def _serve(w: int, fns: list) -> None:  # pragma: no cover - runs in the forked 
         os.dup2(devnull, 2)
         import numba
         numba.set_num_threads(1)  # the other core is this process's parent's
+        taken: set[int] = set()
         for k, fn in enumerate(fns):
+            _taken(r, taken)
+            if k in taken:
+                continue
             os.write(w, b"s%d\n" % k)
             try:
                 fn()
@@ -222,7 +256,8 @@ class FirstRun:
         self.c0 = compiles()
         self.fwd_helper: Helper | None = None
         self.bwd_helper: Helper | None = None
-        self.forked_fwd = False
+        self.forked_fwd = self.forked_bwd = False
+        self.fwd_bwd: set[int] = set()  # backward nodes the forward helper compiles
 
     def forward(self, j: int, vals: list) -> None:
         if self.fwd_helper is not None:
@@ -233,12 +268,17 @@ class FirstRun:
             self.fwd_helper = Helper(self._forward_tasks(j, vals))
 
     def backward(self, j: int, vals: list) -> None:
-        if self.bwd_helper is None:
-            if not self.forked_fwd:  # a warm forward: nothing to compile ahead
-                return
-            self.bwd_helper = Helper([(("b", k), self._backward_task(k, vals))
-                                      for k in reversed(range(len(self.prog._bwd)))])
-        self.bwd_helper.wait_for(("b", j))
+        if not self.forked_fwd:  # a warm forward: nothing to compile ahead
+            return
+        if not self.forked_bwd:  # the nodes the forward helper does not compile, last first
+            self.forked_bwd = True
+            rest = [k for k in reversed(range(len(self.prog._bwd))) if k not in self.fwd_bwd]
+            if rest:
+                self.bwd_helper = Helper([(("b", k), self._backward_task(k, vals.__getitem__))
+                                          for k in rest])
+        helper = self.fwd_helper if j in self.fwd_bwd else self.bwd_helper
+        if helper is not None:
+            helper.wait_for(("b", j))
 
     def wait_extra(self) -> None:
         """Before the caller's own extra step (the optimizer's update): wait for the helper
@@ -252,30 +292,43 @@ class FirstRun:
                 h.close()
 
     def _forward_tasks(self, start: int, vals: list) -> list:
+        """The forward nodes after ``start``, last first, on zeros where no value is known
+        yet; then the backward nodes of those same nodes, in the order this process will
+        need them, from the values the helper made; then the extra task. (The lstm
+        workload's first step: the helper was idle for seconds while this process compiled
+        the LSTM's forward, and the dense layer's backward then compiled here, 2 s, in
+        parallel to the LSTM's in the backward helper.)"""
         prog = self.prog
         slots = [i for _, i, _ in prog._input_slots if vals[i] is not None]
         batch = len(vals[slots[0]]) if slots and np.ndim(vals[slots[0]]) else None
         fake = list(vals)
 
+        def value(i: int):
+            if fake[i] is None:
+                fake[i] = _zeros_like_tensor(prog.order[i], batch)
+            return fake[i]
+
         def run(step) -> None:
-            op, ctx, ins, _ = step
-            args = [fake[i] if fake[i] is not None
-                    else _zeros_like_tensor(prog.order[i], batch) for i in ins]
-            op.forward(ctx, *args)
+            op, ctx, ins, o = step
+            args = [value(i) for i in ins]
+            fake[o] = op.forward(ctx, *args)
 
         tasks: list = [(("f", k), (lambda s=prog._fwd[k]: run(s)))
                        for k in reversed(range(start + 1, len(prog._fwd)))]
+        later = {prog._fwd[k][3] for k in range(start + 1, len(prog._fwd))}
+        self.fwd_bwd = {k for k, step in enumerate(prog._bwd) if step[3] in later}
+        tasks += [(("b", k), self._backward_task(k, value)) for k in sorted(self.fwd_bwd)]
         extra = prog.warm_extra
         if extra is not None:
             tasks.append(("extra", extra))
         return tasks
 
-    def _backward_task(self, k: int, vals: list) -> Callable[[], None]:
+    def _backward_task(self, k: int, value: Callable[[int], object]) -> Callable[[], None]:
         op, ctx, ins, o, _ = self.prog._bwd[k]
 
         def run() -> None:
-            y = vals[o]
-            for g in op.backward(ctx, np.zeros(np.shape(y), y.dtype), y, *[vals[i] for i in ins]):
+            y = value(o)
+            for g in op.backward(ctx, np.zeros(np.shape(y), y.dtype), y, *map(value, ins)):
                 rows.dense(g)  # the scatter an IndexedRows' dense form runs, compiled too
 
         return run

@@ -56,6 +56,19 @@ def test_wait_for_blocks_while_the_helper_compiles_that_key(tmp_path):
     h.close()
 
 
+def test_a_task_this_process_takes_first_is_skipped_by_the_helper(tmp_path):
+    paths = [tmp_path / f"t{k}" for k in range(3)]
+    h = ahead.Helper([("a", _mark(paths[0], 0.6)), ("b", _mark(paths[1])),
+                      ("c", _mark(paths[2]))])
+    while 0 not in h.started:
+        h._read(0.05)
+    h.wait_for("b")  # not started: returns at once, and the helper is told to skip it
+    _drain(h)
+    assert h.done == {0, 2} and 1 not in h.started
+    assert paths[0].exists() and paths[2].exists() and not paths[1].exists()
+    h.close()
+
+
 def test_a_stuck_helper_is_given_up_after_wait_s(monkeypatch):
     monkeypatch.setattr(ahead, "WAIT_S", 0.3)
     h = ahead.Helper([("stuck", lambda: time.sleep(30))])
@@ -115,14 +128,19 @@ def test_fit_with_helpers_trains_exactly_as_without(monkeypatch, capfd):
     assert h1 == h0  # the helpers' work is their own: not one bit differs
     for a, b in zip(plain.get_weights(), helped.get_weights()):
         np.testing.assert_array_equal(a, b)
-    # one helper for the forward nodes after the first (last first) and the optimizer's
-    # update, one for the backward nodes (last first), on the first run only
+    # one helper for the forward nodes after the first (last first), their backward nodes
+    # (in the order the backward reaches them) and the optimizer's update; one for the
+    # other backward nodes (last first); on the first run only
     assert len(forked) == 2
     fwd, bwd = forked
-    assert fwd[-1] == "extra" and fwd[:-1] == sorted(fwd[:-1], reverse=True)
-    assert all(k[0] == "f" for k in fwd[:-1]) and ("f", 0) not in fwd
-    assert [k[1] for k in bwd] == sorted((k[1] for k in bwd), reverse=True)
-    assert bwd[-1] == ("b", 0)
+    f = [k for k in fwd if k[0] == "f"]
+    b = [k for k in fwd if k[0] == "b"]
+    assert fwd == f + b + ["extra"] and ("f", 0) not in f
+    assert [k[1] for k in f] == sorted((k[1] for k in f), reverse=True)
+    # the model's nodes: embedding, lstm, dense, loss; forward node j's backward is
+    # backward node 3 - j
+    assert [k[1] for k in b] == sorted(3 - k[1] for k in f)
+    assert [k[1] for k in bwd] == sorted(set(range(4)) - {k[1] for k in b}, reverse=True)
     assert capfd.readouterr().err == ""  # a helper never prints
 
 
