@@ -105,16 +105,21 @@ def _adam_rows(p, m, v, vhat, slot, comp, zero_row, scale, decay, alpha, one_m_b
 
 
 @kernel(parallel=True)
-def _sum_rows(ids, vals, slot, comp, order, chunks):
+def _sum_rows(ids, vals, slot, comp, order, first, chunks):
     # comp[k] = the sum of vals[i] over the ids[i] equal to order[k], in the order of i (the
     # dense scatter-add's order, so the sums agree bit for bit); slot[order[k]] = k, order
     # ascending, so the update's pass over the table reads comp front to back (numbered as
     # first seen, its random reads cost the embedding workload's update 2.11 -> 1.65 ms,
     # cache cold). slot is -1 everywhere on entry. Returns the number of distinct rows.
-    # Chunk c clears and sums columns [c d / chunks, (c + 1) d / chunks) of comp (threads
-    # own columns, as embedding.py's scatter-add: two ids may name one row).
+    # Chunk c sums columns [c d / chunks, (c + 1) d / chunks) of comp (threads own columns,
+    # as embedding.py's scatter-add: two ids may name one row). A row's first value is
+    # written as 0 + v, the dense sum's first step, so comp needs no clearing pass
+    # (first[i]: ids[i] not seen before i; 0.30 -> 0.18 ms on the embedding workload's
+    # batch, 0.95 -> 0.70 cache cold).
     for i in range(ids.shape[0]):
-        slot[ids[i]] = 0
+        r = ids[i]
+        first[i] = slot[r] < 0
+        slot[r] = 0
     n = 0
     for r in range(slot.shape[0]):
         if slot[r] == 0:
@@ -125,14 +130,14 @@ def _sum_rows(ids, vals, slot, comp, order, chunks):
     zero = comp.dtype.type(0)
     for ch in prange(chunks):
         lo, hi = ch * d // chunks, (ch + 1) * d // chunks
-        for k in range(n):
-            c = comp[k, lo:hi]
-            for j in range(c.shape[0]):
-                c[j] = zero
         for i in range(ids.shape[0]):
             c, gi = comp[slot[ids[i]], lo:hi], vals[i, lo:hi]
-            for j in range(c.shape[0]):
-                c[j] += gi[j]
+            if first[i]:
+                for j in range(c.shape[0]):
+                    c[j] = zero + gi[j]  # (-0 becomes +0, as in 0 + v)
+            else:
+                for j in range(c.shape[0]):
+                    c[j] += gi[j]
     return n
 
 
@@ -342,7 +347,8 @@ def grad_sq_norms(g, clip=np.inf) -> tuple[float, float]:
     return float(s), float(sc)
 
 
-_ROWS: dict = {}  # (rows, ids, dim, dtype) -> the row form's scratch: slot map, sums, order
+_ROWS: dict = {}  # (rows, ids, dim, dtype) -> the row form's scratch: slot map, sums, order,
+# zero row, first-seen flags
 
 
 def adam_rows_update(p: np.ndarray, ids, values, m: np.ndarray, v: np.ndarray, vhat,
@@ -364,12 +370,13 @@ def adam_rows_update(p: np.ndarray, ids, values, m: np.ndarray, v: np.ndarray, v
             _ROWS.clear()
         scratch = _ROWS[key] = (np.full(rows, -1, np.int64),
                                 np.empty((flat.size, dim), p.dtype),
-                                np.empty(flat.size, np.int64), np.zeros(dim, p.dtype))
-    slot, comp, order, zero_row = scratch
+                                np.empty(flat.size, np.int64), np.zeros(dim, p.dtype),
+                                np.empty(flat.size, np.bool_))
+    slot, comp, order, zero_row, first = scratch
     k = pick(_sum_rows, vals.size)
     threads = numba.config.NUMBA_NUM_THREADS  # (as embedding.py's scatter-add)
     chunks = min(threads, dim) if k is getattr(_sum_rows, "parallel", None) else 1
-    n = k(flat, vals, slot, comp, order, max(chunks, 1))
+    n = k(flat, vals, slot, comp, order, first, max(chunks, 1))
     ams = vhat is not None
     pick(_adam_rows, p.size)(p, m, v, vhat if ams else m, slot, comp, zero_row,
                              *scalars(p.dtype, (scale, decay, alpha, 1 - beta_1,

@@ -417,6 +417,7 @@ def test_adam_row_kernel_twins_match_numpy(rng):
     rows, dim = 40, 8
     ids = np.array([3, 7, 3, 0, 39])
     vals = rng.normal(size=(5, dim)).astype(np.float32)
+    vals[4, :3] = -0.0  # a row's first value is 0 + v, as in the dense sum: +0, not -0
     g = np.zeros((rows, dim), np.float32)
     for i, r in enumerate(ids):  # the dense gradient, rows summed in order
         g[r] += vals[i]
@@ -429,11 +430,13 @@ def test_adam_row_kernel_twins_match_numpy(rng):
     alpha = lr * math.sqrt(1 - b2) / (1 - b1)
     want = p0 - wd * p0 - alpha * m / (np.sqrt(v) + eps)
     slot = np.full(rows, -1, np.int64)
-    comp, order = np.empty((5, dim), np.float32), np.empty(5, np.int64)
+    comp, order, first = np.empty((5, dim), np.float32), np.empty(5, np.int64), np.empty(5, bool)
     for twin, chunks in ((k._sum_rows.serial, 1), (k._sum_rows.parallel, 3)):
         slot[:] = -1
-        assert twin(ids, vals, slot, comp, order, chunks) == 4
-        np.testing.assert_array_equal(comp[slot[ids]], g[ids])
+        comp[:] = np.nan  # never cleared: every row's first value is written
+        assert twin(ids, vals, slot, comp, order, first, chunks) == 4
+        np.testing.assert_array_equal(comp[slot[ids]].view(np.int32), g[ids].view(np.int32))
+        assert first.tolist() == [True, True, False, True, True]
         assert order[:4].tolist() == [0, 3, 7, 39]  # ascending: the update reads comp so
         assert slot[order[:4]].tolist() == [0, 1, 2, 3]
     settings = tuple(np.float32(s) for s in (1, wd, alpha, 1 - b1, 1 - b2, eps, 0, np.inf))
