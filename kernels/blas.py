@@ -263,47 +263,40 @@ def gemm_rows(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> None:
 # on the Zen 3 machine (typing the views, min and max, gemm's strided body), this in 0.3;
 # every recurrent driver and the conv forward compiled it on a cold cache.
 
-@overload(gemm_cols, jit_options={"error_model": "numpy"})
-def _gemm_cols_typed(a, b, c):
+def _blocks(a, b, c, fallback, rows: bool):
+    """The compiled body of ``gemm_rows`` (``rows``) or ``gemm_cols`` for these types."""
     bound = _binding(a, b, c)
     if bound is None or not _all_c(a, b, c):
-        return lambda a, b, c: _cols_any(a, b, c)
+        return lambda a, b, c: fallback(a, b, c)
     fn, one, zero = bound
+    width = small_height if rows else small_width  # (one typed, not both)
 
     def direct(a, b, c):
         m, k = a.shape
         n = b.shape[1]
         if b.shape[0] != k or c.shape[0] != m or c.shape[1] != n:
-            raise ValueError("gemm_cols: shapes do not fit (m, k) (k, n) (m, n)")
-        w = small_width(m, k, n)
+            raise ValueError("gemm: shapes do not fit (m, k) (k, n) (m, n)")
+        size = m if rows else n
+        w = width(m, k, n)
         s = 0
-        while s < n:
-            e = s + w if s + w < n else n
-            fn(_ROW, _NOTRANS, _NOTRANS, m, e - s, k, one, _data(a), _ld(k), _at(b, s),
-               _ld(n), zero, _at(c, s), _ld(n))
+        while s < size:
+            e = s + w if s + w < size else size
+            # rows s:e start at element s k of a and s n of c; columns s:e at element s of
+            # b and c, whose rows keep their full length n as the leading dimension
+            mb, nb = (e - s, n) if rows else (m, e - s)
+            oa, ob, oc = (s * k, 0, s * n) if rows else (0, s, s)
+            fn(_ROW, _NOTRANS, _NOTRANS, mb, nb, k, one, _at(a, oa), _ld(k), _at(b, ob),
+               _ld(n), zero, _at(c, oc), _ld(n))
             s = e
 
     return direct
+
+
+@overload(gemm_cols, jit_options={"error_model": "numpy"})
+def _gemm_cols_typed(a, b, c):
+    return _blocks(a, b, c, _cols_any, rows=False)
 
 
 @overload(gemm_rows, jit_options={"error_model": "numpy"})
 def _gemm_rows_typed(a, b, c):
-    bound = _binding(a, b, c)
-    if bound is None or not _all_c(a, b, c):
-        return lambda a, b, c: _rows_any(a, b, c)
-    fn, one, zero = bound
-
-    def direct(a, b, c):
-        m, k = a.shape
-        n = b.shape[1]
-        if b.shape[0] != k or c.shape[0] != m or c.shape[1] != n:
-            raise ValueError("gemm_rows: shapes do not fit (m, k) (k, n) (m, n)")
-        h = small_height(m, k, n)
-        s = 0
-        while s < m:
-            e = s + h if s + h < m else m
-            fn(_ROW, _NOTRANS, _NOTRANS, e - s, n, k, one, _at(a, s * k), _ld(k), _data(b),
-               _ld(n), zero, _at(c, s * n), _ld(n))
-            s = e
-
-    return direct
+    return _blocks(a, b, c, _rows_any, rows=True)
