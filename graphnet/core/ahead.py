@@ -26,6 +26,7 @@ import atexit
 import os
 import select
 import signal
+import socket
 import sys
 import time
 import warnings
@@ -86,7 +87,7 @@ def compiles() -> int:
 class Helper:
     """A forked process running ``tasks`` (key, callable) in order; it reports each key's
     start and end through a pipe, so that :meth:`wait_for` knows what is in progress, and
-    skips the tasks this process has said (through a second pipe) it compiles itself."""
+    skips the tasks this process has said (through a socket pair) it compiles itself."""
 
     def __init__(self, tasks: Sequence[tuple[object, Callable[[], object]]]) -> None:
         self.keys = {key: k for k, (key, _) in enumerate(tasks)}
@@ -96,16 +97,18 @@ class Helper:
         self._buf = b""
         _reap_finished()
         r, w = os.pipe()  # helper -> this process: what it started and finished
-        mine, theirs = os.pipe()  # this process -> helper: the tasks it took itself
+        # this process -> helper: the tasks it took itself (a socket: a send to a helper that
+        # has exited fails with an error, never a SIGPIPE a script may have left fatal)
+        mine, theirs = socket.socketpair()
         with warnings.catch_warnings():  # Python 3.12+ warns of forking beside threads;
             warnings.simplefilter("ignore", DeprecationWarning)  # the helper only compiles
             pid = os.fork()
         if pid == 0:  # pragma: no cover - the helper's side runs in the fork
             os.close(r)
-            os.close(theirs)
-            _serve(w, mine, [fn for _, fn in tasks])
+            theirs.close()
+            _serve(w, mine.fileno(), [fn for _, fn in tasks])
         os.close(w)
-        os.close(mine)
+        mine.close()
         self.pid, self.fd, self.out = pid, r, theirs
         _LIVE.add(pid)
 
@@ -145,9 +148,9 @@ class Helper:
         self.waited += time.perf_counter() - t0
 
     def _tell(self, k: int) -> None:
-        if self.out >= 0:
+        if self.out is not None:
             try:
-                os.write(self.out, b"%d\n" % k)
+                self.out.send(b"%d\n" % k, getattr(socket, "MSG_NOSIGNAL", 0))
             except OSError:  # the helper has gone
                 pass
 
@@ -155,9 +158,9 @@ class Helper:
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
-        if self.out >= 0:
-            os.close(self.out)
-            self.out = -1
+        if self.out is not None:
+            self.out.close()
+            self.out = None
 
     def close(self) -> None:
         """Stop the helper (its finished kernels stay in the cache) and reap it."""

@@ -69,6 +69,21 @@ def test_a_task_this_process_takes_first_is_skipped_by_the_helper(tmp_path):
     h.close()
 
 
+def test_telling_a_helper_that_has_exited_is_harmless_even_with_sigpipe_fatal():
+    import signal
+    h = ahead.Helper([("a", lambda: None)])
+    t0 = time.perf_counter()
+    while os.waitpid(h.pid, os.WNOHANG) == (0, 0) and time.perf_counter() - t0 < 20:
+        time.sleep(0.05)  # the helper has finished and exited; its reports are unread
+    old = signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # as some command-line scripts set
+    try:
+        h._tell(0)  # a pipe would raise SIGPIPE here and end this process
+        h.wait_for("a")
+    finally:
+        signal.signal(signal.SIGPIPE, old)
+    h.close()
+
+
 def test_a_stuck_helper_is_given_up_after_wait_s(monkeypatch):
     monkeypatch.setattr(ahead, "WAIT_S", 0.3)
     h = ahead.Helper([("stuck", lambda: time.sleep(30))])
