@@ -98,10 +98,6 @@ def _binding(*arrays) -> tuple | None:
     return (fn, np.float32(1), np.float32(0)) if dt == types.float32 else (fn, 1.0, 0.0)
 
 
-def _all_c(*arrays) -> bool:
-    return all(x.layout == "C" for x in arrays)
-
-
 def gemm(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> None:
     """``c[...] = a @ b`` (plain NumPy outside compiled code)."""
     if c.flags.c_contiguous:
@@ -266,7 +262,7 @@ def gemm_rows(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> None:
 def _blocks(a, b, c, fallback, rows: bool):
     """The compiled body of ``gemm_rows`` (``rows``) or ``gemm_cols`` for these types."""
     bound = _binding(a, b, c)
-    if bound is None or not _all_c(a, b, c):
+    if bound is None or any(x.layout != "C" for x in (a, b, c)):
         return lambda a, b, c: fallback(a, b, c)
     fn, one, zero = bound
     width = small_height if rows else small_width  # (one typed, not both)
