@@ -20,6 +20,7 @@ from __future__ import annotations
 import glob
 import hashlib
 import os
+import sys
 import types
 import warnings
 from collections.abc import Callable
@@ -62,6 +63,41 @@ if _Locator is not None and not getattr(_Locator.get_source_stamp, "graphnet", F
 
     _stamp.graphnet = True
     _Locator.get_source_stamp = _stamp
+
+
+def _light_blas_check() -> None:
+    """Numba's ``arraymath``, imported at the first kernel load, imports all of scipy.linalg
+    (0.2-0.3 s, a third of a warm first step) only to see that ``scipy.linalg.cython_blas``
+    exists. For that one import its check looks for the module's file instead (and still
+    checks the integer width); ``np.dot`` imports the module itself when it compiles."""
+    if "numba.np.arraymath" in sys.modules or "scipy.linalg" in sys.modules:
+        return
+    import importlib.machinery
+    import importlib.util
+
+    from numba.np import linalg
+
+    full = linalg.ensure_blas
+    width = getattr(linalg, "_check_lapack_int_width", lambda: None)
+    spec = importlib.util.find_spec("scipy")
+    where = list(spec.submodule_search_locations or ()) if spec is not None else []
+    linalg_dirs = [os.path.join(d, "linalg") for d in where]
+
+    def found() -> None:
+        if importlib.machinery.PathFinder.find_spec("scipy.linalg.cython_blas",
+                                                    linalg_dirs) is None:
+            raise ImportError("scipy 0.16+ is required for linear algebra")
+        width()
+
+    linalg.ensure_blas = found
+    try:
+        import numba.np.arraymath as arraymath
+        arraymath.ensure_blas = full
+    finally:
+        linalg.ensure_blas = full
+
+
+_light_blas_check()
 
 if "NUMBA_THREADING_LAYER" not in os.environ:
     numba.config.THREADING_LAYER = "workqueue"

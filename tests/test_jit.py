@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+import subprocess
+import sys
 
 import numpy as np
 
@@ -39,3 +41,28 @@ def test_dense_copies_per_activation_agree_with_numpy(rng):
         y, _ = dense.dense(x, W, b, kind)
         np.testing.assert_allclose(y, ref(x.astype(np.float64) @ W + b), rtol=1e-5,
                                    atol=1e-6)
+
+
+def test_the_first_kernel_load_checks_for_blas_without_importing_scipy_linalg():
+    # a fresh process: this one has scipy.linalg already (scikit-learn, PyTorch)
+    code = """
+import sys
+import numpy as np
+import graphnet.kernels.cpu as k
+import numba
+from numba.np import arraymath, linalg
+
+assert arraymath._HAVE_BLAS and arraymath.ensure_blas is linalg.ensure_blas
+before = "scipy.linalg" in sys.modules
+k.activation(np.ones(3, np.float32), "relu")  # a kernel compiled or loaded
+
+@numba.njit
+def dot(a, b):
+    return np.dot(a, b)
+
+total = dot(np.eye(2), np.full((2, 2), 3.0)).sum()
+print(before, "scipy.linalg" in sys.modules, total)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out == ["False", "True", "12.0"]  # np.dot's compile imported it, as Numba does
