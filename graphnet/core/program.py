@@ -19,7 +19,7 @@ from . import ahead
 from .backend import get_backend, is_device_array
 from .dtypes import can_feed
 from .errors import FeedError, GraphError, NumericsError
-from .rows import IndexedRows, dense
+from .rows import LAZY, Broadcast, IndexedRows, dense
 from .tensor import Tensor, fmt_shape
 
 _MISSING = object()
@@ -270,8 +270,8 @@ class Program:
             g = grads[o]
             if g is None:
                 continue
-            if type(g) is IndexedRows:  # an op's backward takes the dense gradient
-                g = grads[o] = g.dense()
+            if type(g) in LAZY and not (op.takes_broadcast and type(g) is Broadcast):
+                g = grads[o] = g.dense()  # an op's backward takes the dense gradient
             if first is not None:
                 first.backward(j, vals)
             try:
@@ -292,7 +292,7 @@ class Program:
         out = []
         rows_ok = self.row_grads
         for w, i in zip(self.wrt, self._wrt_idx):
-            g = grads[i] if rows_ok else dense(grads[i])
+            g = grads[i] if rows_ok and type(grads[i]) is IndexedRows else dense(grads[i])
             out.append(g if g is not None else be.zeros(w.shape if w.kind == "parameter"
                                                          else vals[i].shape, w.dtype))
         return out
@@ -314,7 +314,9 @@ class Program:
         return h.copy() if h is a else h
 
     def _check(self, a, o: int, phase: str) -> None:
-        if not self.be.is_finite(a.values if type(a) is IndexedRows else a):
+        if type(a) is IndexedRows:
+            a = a.values
+        if not self.be.is_finite(a.g if type(a) is Broadcast else a):
             t = self.order[o]
             what = "value" if phase == "forward" else "gradient"
             raise NumericsError(f"check_numerics: node {t.name!r} ({t.op_name}, shape "

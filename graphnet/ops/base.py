@@ -26,10 +26,14 @@ class Op:
       ``ctx.wants(i)`` is false nobody wants input i's gradient, and an op may skip it.
     Static attributes (axis, rate, ...) are keyword arguments of the constructor, kept in
     ``attrs`` so that a graph can be saved and rebuilt.
+
+    ``g`` is an array, or for an op that sets ``takes_broadcast`` possibly a
+    ``core.rows.Broadcast`` (a reduction's backward not yet written out).
     """
 
     name: ClassVar[str] = ""
     family: ClassVar[str] = "math"
+    takes_broadcast: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kw: Any) -> None:
         super().__init_subclass__(**kw)

@@ -26,11 +26,13 @@ class Embedding(Op):
     """y[..., :] = table[ids[...], :] for ids (...) and table (vocab, dim) -> (..., dim).
 
     Backward: d table[r] = sum of g[i] over every position i with ids[i] = r (a scatter-add,
-    so repeated ids accumulate); ids get no gradient.
+    so repeated ids accumulate); ids get no gradient. A mean's gradient over the tokens stays
+    a Broadcast in the rows (one row per bag, ``core/rows.py``).
     """
 
     name = "embedding"
     family = "embedding"
+    takes_broadcast = True
 
     def infer(self, ids, table):
         _int_ids(ids, "the first input (ids)")

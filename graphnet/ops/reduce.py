@@ -2,12 +2,13 @@
 
 ``axis`` is None (all axes), an int or a tuple, negative values counting from the end. The
 batch dimension (None) stays None unless it is reduced. Backward copies the upstream
-gradient back along the reduced axes.
+gradient back along the reduced axes (a ``Broadcast``, written out when the next op asks).
 """
 
 from __future__ import annotations
 
 from ..core.errors import GraphError
+from ..core.rows import Broadcast
 from ..core.tensor import Tensor, apply
 from .base import Op, norm_axes, same_float_dtype
 
@@ -42,8 +43,8 @@ class Sum(Op):
         return ctx.be.sum(x, self.axes).reshape(_reduced(x.shape, self.axes, self.keepdims))
 
     def backward(self, ctx, g, y, x):
-        return (ctx.be.broadcast_to(g, x.shape, self.axes,
-                                    out=ctx.buffer("dx", tuple(x.shape), g.dtype)),)
+        # written out only when the next backward asks (an embedding's row sums read g)
+        return (Broadcast(g, tuple(x.shape), self.axes, 1.0, ctx),)
 
 
 class Mean(Sum):
@@ -58,8 +59,7 @@ class Mean(Sum):
         n = 1
         for a in self.axes:
             n *= x.shape[a]
-        return (ctx.be.broadcast_to(g, x.shape, self.axes, 1.0 / n,
-                                    out=ctx.buffer("dx", tuple(x.shape), g.dtype)),)
+        return (Broadcast(g, tuple(x.shape), self.axes, 1.0 / n, ctx),)
 
 
 class Max(Sum):

@@ -410,8 +410,9 @@ class Adam(Optimizer):
 
     def _update_rows(self, be, data, g, slots, lr, clip, decay) -> None:
         m, v, vhat = slots
-        be.adam_rows_update(data, g.indices, g.values, m, v, vhat, self._alpha(lr),
-                            self.beta_1, self.beta_2, self.epsilon, 1.0, clip, decay)
+        vals, src = g.rows()
+        be.adam_rows_update(data, g.indices, vals, m, v, vhat, self._alpha(lr),
+                            self.beta_1, self.beta_2, self.epsilon, 1.0, clip, decay, src=src)
 
     def _alpha(self, lr: float) -> float:
         """lr with both bias corrections of step t = iterations + 1 folded in."""

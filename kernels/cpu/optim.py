@@ -105,8 +105,8 @@ def _adam_rows(p, m, v, vhat, slot, comp, zero_row, scale, decay, alpha, one_m_b
 
 
 @kernel(parallel=True)
-def _sum_rows(ids, vals, slot, comp, order, first, chunks):
-    # comp[k] = the sum of vals[i] over the ids[i] equal to order[k], in the order of i (the
+def _sum_rows(ids, vals, src, slot, comp, order, first, chunks):
+    # comp[k] = the sum of vals[src[i]] over the ids[i] equal to order[k], in the order of i (the
     # dense scatter-add's order, so the sums agree bit for bit); slot[order[k]] = k, order
     # ascending, so the update's pass over the table reads comp front to back (numbered as
     # first seen, its random reads cost the embedding workload's update 2.11 -> 1.65 ms,
@@ -131,7 +131,7 @@ def _sum_rows(ids, vals, slot, comp, order, first, chunks):
     for ch in prange(chunks):
         lo, hi = ch * d // chunks, (ch + 1) * d // chunks
         for i in range(ids.shape[0]):
-            c, gi = comp[slot[ids[i]], lo:hi], vals[i, lo:hi]
+            c, gi = comp[slot[ids[i]], lo:hi], vals[src[i], lo:hi]
             if first[i]:
                 for j in range(c.shape[0]):
                     c[j] = zero + gi[j]  # (-0 becomes +0, as in 0 + v)
@@ -348,16 +348,29 @@ def grad_sq_norms(g, clip=np.inf) -> tuple[float, float]:
 
 
 _ROWS: dict = {}  # (rows, ids, dim, dtype) -> the row form's scratch: slot map, sums, order,
-# zero row, first-seen flags
+# zero row, first-seen flags, 0..ids-1 (the src of one value row per id)
+
+
+def _positions(src, n: int, k: int) -> np.ndarray:
+    """``src`` as ``n`` int64 row numbers of a ``k``-row values array (ValueError if not)."""
+    s = np.ascontiguousarray(src, np.int64).reshape(-1)
+    if s.size != n:
+        raise ValueError(f"src names {s.size} rows for {n} ids")
+    if n and (s.min() < 0 or s.max() >= k):
+        raise ValueError(f"src names rows outside the {k} rows of values")
+    return s
 
 
 def adam_rows_update(p: np.ndarray, ids, values, m: np.ndarray, v: np.ndarray, vhat,
                      alpha: float, beta_1: float, beta_2: float, epsilon: float,
-                     scale: float = 1.0, clip: float = np.inf, decay: float = 0.0) -> None:
+                     scale: float = 1.0, clip: float = np.inf, decay: float = 0.0,
+                     src=None) -> None:
     """Adam on ``p (rows, dim)`` whose gradient is zero but for ``values (..., dim)`` added
     into rows ``ids (...)``: ``adam_update`` on the dense gradient, bit for bit, without
-    forming it. The distinct rows' sums are gathered first (a batch names each row at
-    most once then), and one pass over the table updates every row."""
+    forming it. With ``src`` (one int per id), id i adds row ``src[i]`` of ``values (k, dim)``
+    instead: a mean's gradient, one row per bag of ids. The distinct rows' sums are
+    gathered first (a batch names each row at most once then), and one pass over the table
+    updates every row."""
     rows, dim = p.shape
     flat = check_ids(ids, rows, "a table of rows")
     for a in (p, m, v) if vhat is None else (p, m, v, vhat):
@@ -371,12 +384,13 @@ def adam_rows_update(p: np.ndarray, ids, values, m: np.ndarray, v: np.ndarray, v
         scratch = _ROWS[key] = (np.full(rows, -1, np.int64),
                                 np.empty((flat.size, dim), p.dtype),
                                 np.empty(flat.size, np.int64), np.zeros(dim, p.dtype),
-                                np.empty(flat.size, np.bool_))
-    slot, comp, order, zero_row, first = scratch
-    k = pick(_sum_rows, vals.size)
+                                np.empty(flat.size, np.bool_), np.arange(flat.size))
+    slot, comp, order, zero_row, first, own = scratch
+    src = own if src is None else _positions(src, flat.size, len(vals))
+    k = pick(_sum_rows, flat.size * dim)
     threads = numba.config.NUMBA_NUM_THREADS  # (as embedding.py's scatter-add)
     chunks = min(threads, dim) if k is getattr(_sum_rows, "parallel", None) else 1
-    n = k(flat, vals, slot, comp, order, first, max(chunks, 1))
+    n = k(flat, vals, src, slot, comp, order, first, max(chunks, 1))
     ams = vhat is not None
     pick(_adam_rows, p.size)(p, m, v, vhat if ams else m, slot, comp, zero_row,
                              *scalars(p.dtype, (scale, decay, alpha, 1 - beta_1,

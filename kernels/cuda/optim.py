@@ -185,12 +185,15 @@ sgd_update, adam_update, rms_update = updates(_run, _sgd, _adam, _rms)
 
 def adam_rows_update(p, ids, values, m, v, vhat, alpha: float, beta_1: float, beta_2: float,
                      epsilon: float, scale: float = 1.0, clip: float = np.inf,
-                     decay: float = 0.0) -> None:
-    """The CPU's row form of Adam (a gradient zero but for ``values`` in rows ``ids``) as
-    the dense update of the rows' scatter-add: one atomic launch sums the rows on the device
-    (no host-side grouping), and the update streams the whole table either way."""
-    from .embedding import embedding_grad
+                     decay: float = 0.0, src=None) -> None:
+    """The CPU's row form of Adam (a gradient zero but for ``values`` in rows ``ids``; with
+    ``src``, id i's is values row ``src[i]``) as the dense update of the rows' scatter-add:
+    one atomic launch sums the rows on the device (no host-side grouping), and the update
+    streams the whole table either way."""
+    from .embedding import embedding_grad, take_rows
 
+    if src is not None:  # one values row per id, gathered on the device
+        values = take_rows(values, 0, ids.size, src)
     g = embedding_grad(values, ids, tuple(p.shape)[0])
     adam_update([p], [g], [m], [v], [vhat], alpha, beta_1, beta_2, epsilon,
                 None if scale == 1.0 else [scale], clip, [decay] if decay else None)

@@ -100,3 +100,40 @@ def test_fit_trains_the_same_with_rows_as_with_the_dense_gradient(monkeypatch):
     for a, b in zip(w1, w2):
         np.testing.assert_array_equal(a, b)
     assert l1[-1] < l1[0]
+
+
+def test_a_mean_over_tokens_reaches_the_rows_as_one_row_per_bag(graph, rng):
+    ids, table, w = _lookup(rng=rng)
+    prog = gn.compile(gn.sum(gn.mean(gn.embedding(ids, table), axis=1) * w[0]), wrt=[table],
+                      check_numerics=True)
+    prog.row_grads = True
+    f = np.array([[1, 2, 2, 5], [0, 1, 9, 9]])
+    _, (g,) = prog({ids: f}, to_host=False)
+    assert isinstance(g, gn.IndexedRows)
+    vals, src = g.rows()
+    assert vals.shape == (2, 3) and src.tolist() == [0, 0, 0, 0, 1, 1, 1, 1]
+    np.testing.assert_array_equal(vals, np.broadcast_to(w.data[0] / 4, (2, 3)))
+    seed = np.broadcast_to(w.data[0] / 4, (2, 4, 3))  # d loss / d looked-up rows
+    np.testing.assert_array_equal(g.values, seed)  # the Broadcast written out
+    np.testing.assert_allclose(g.dense(), _scatter(f, seed, 30))
+    np.testing.assert_allclose(prog.gradients()[table], _scatter(f, seed, 30))
+
+
+def test_broadcast_rows_are_the_written_out_bits_for_any_kept_axes(rng):
+    from graphnet.core.program import Ctx
+    from graphnet.core.rows import Broadcast
+
+    be = gn.core.backend.get_backend("cpu")
+    for shape, axes in (((3, 4, 5), (1,)), ((4, 3, 5), (0,)), ((2, 3, 4, 5), (1, 2)),
+                        ((2, 3, 4, 5), (0, 2))):
+        kept = tuple(d for i, d in enumerate(shape) if i not in axes)
+        g = rng.normal(size=kept).astype(np.float32)
+        n = int(np.prod([shape[a] for a in axes]))
+        b = Broadcast(g, shape, axes, 1.0 / n, Ctx(be, True, 0))
+        vals, src = b.rows()
+        full = b.dense()
+        assert full.shape == shape
+        np.testing.assert_array_equal(vals[src].view(np.int32),
+                                      full.reshape(-1, 5).view(np.int32))
+    b = Broadcast(g, (2, 3, 4, 5), (3,), 0.2, Ctx(be, True, 0))
+    assert b.rows() is None  # the rows' last axis reduced: no row per bag

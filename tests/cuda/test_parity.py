@@ -243,6 +243,15 @@ def test_adam_row_form(K, C, r):
         for h, d in zip(host, dev):
             if h is not None:
                 np.testing.assert_allclose(K.to_host(d), h, **F32)
+    # src: id i adds values row src[i] (a mean's gradient, one row per bag)
+    bags, src = f32(r, 2, 3), np.array([1, 0, 1, 1])
+    host = [f32(r, 5, 3), f32(r, 5, 3), np.abs(f32(r, 5, 3)), None]
+    dev = [None if a is None else K.asarray(a) for a in host]
+    C.adam_rows_update(host[0], ids, bags, *host[1:], *args, src=src)
+    K.adam_rows_update(dev[0], K.asarray(ids), K.asarray(bags), *dev[1:], *args,
+                       src=K.asarray(src))
+    for h, d in zip(host[:3], dev[:3]):
+        np.testing.assert_allclose(K.to_host(d), h, **F32)
 
 
 # -- the backend's array helpers ----------------------------------------------------------

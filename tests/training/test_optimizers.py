@@ -434,7 +434,7 @@ def test_adam_row_kernel_twins_match_numpy(rng):
     for twin, chunks in ((k._sum_rows.serial, 1), (k._sum_rows.parallel, 3)):
         slot[:] = -1
         comp[:] = np.nan  # never cleared: every row's first value is written
-        assert twin(ids, vals, slot, comp, order, first, chunks) == 4
+        assert twin(ids, vals, np.arange(5), slot, comp, order, first, chunks) == 4
         np.testing.assert_array_equal(comp[slot[ids]].view(np.int32), g[ids].view(np.int32))
         assert first.tolist() == [True, True, False, True, True]
         assert order[:4].tolist() == [0, 3, 7, 39]  # ascending: the update reads comp so
@@ -452,3 +452,23 @@ def test_adam_row_kernel_twins_match_numpy(rng):
     np.testing.assert_allclose(p, want, rtol=1e-6, atol=1e-7)
     with pytest.raises(ValueError, match="id 40 is out of range for a table of rows 40"):
         k.adam_rows_update(p, np.array([40]), vals[:1], m0, v0, None, alpha, b1, b2, eps)
+    # src: id i adds values row src[i] (a mean's gradient, one row per bag), the same bits
+    # as those rows written out per id
+    bags, src = vals[[0, 4]], np.array([0, 0, 1, 1, 1])
+    for twin, chunks in ((k._sum_rows.serial, 1), (k._sum_rows.parallel, 3)):
+        slot[:] = -1
+        comp[:] = np.nan
+        assert twin(ids, bags, src, slot, comp, order, first, chunks) == 4
+        want_rows = np.zeros((rows, dim), np.float32)
+        for i, r in enumerate(ids):
+            want_rows[r] += bags[src[i]]
+        np.testing.assert_array_equal(comp[slot[ids]].view(np.int32),
+                                      want_rows[ids].view(np.int32))
+    p, p2 = p0.copy(), p0.copy()
+    k.adam_rows_update(p, ids, bags, m0.copy(), v0.copy(), None, alpha, b1, b2, eps, src=src)
+    k.adam_rows_update(p2, ids, bags[src], m0.copy(), v0.copy(), None, alpha, b1, b2, eps)
+    np.testing.assert_array_equal(p.view(np.int32), p2.view(np.int32))
+    with pytest.raises(ValueError, match="src names rows outside the 2 rows of values"):
+        k.adam_rows_update(p, ids, bags, m0, v0, None, alpha, b1, b2, eps, src=src + 1)
+    with pytest.raises(ValueError, match="src names 4 rows for 5 ids"):
+        k.adam_rows_update(p, ids, bags, m0, v0, None, alpha, b1, b2, eps, src=src[:4])
