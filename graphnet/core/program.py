@@ -19,7 +19,7 @@ from . import ahead
 from .backend import get_backend, is_device_array
 from .dtypes import can_feed
 from .errors import FeedError, GraphError, NumericsError
-from .rows import LAZY, Broadcast, IndexedRows, dense
+from .rows import Broadcast, IndexedRows, dense, taken_by
 from .tensor import Tensor, fmt_shape
 
 _MISSING = object()
@@ -270,8 +270,7 @@ class Program:
             g = grads[o]
             if g is None:
                 continue
-            if type(g) in LAZY and not (op.takes_broadcast and type(g) is Broadcast):
-                g = grads[o] = g.dense()  # an op's backward takes the dense gradient
+            g = grads[o] = taken_by(op, g)  # written out, unless the op reads it as it is
             if first is not None:
                 first.backward(j, vals)
             try:

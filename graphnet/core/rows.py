@@ -130,3 +130,11 @@ LAZY = (IndexedRows, Broadcast)  # the gradients a node's backward may leave unw
 def dense(g: Any) -> Any:
     """``g`` as an array: the dense form of a lazy gradient, anything else as it is."""
     return g.dense() if type(g) in LAZY else g
+
+
+def taken_by(op: Any, g: Any) -> Any:
+    """``g`` as ``op``'s backward takes it: written out, but a Broadcast where the op sets
+    ``takes_broadcast``."""
+    if type(g) is Broadcast and op.takes_broadcast:
+        return g
+    return dense(g)
