@@ -19,7 +19,7 @@ from . import ahead
 from .backend import get_backend, is_device_array
 from .dtypes import can_feed
 from .errors import FeedError, GraphError, NumericsError
-from .rows import Broadcast, IndexedRows, dense, taken_by
+from .rows import IndexedRows, dense, stored, taken_by
 from .tensor import Tensor, fmt_shape
 
 _MISSING = object()
@@ -313,9 +313,7 @@ class Program:
         return h.copy() if h is a else h
 
     def _check(self, a, o: int, phase: str) -> None:
-        if type(a) is IndexedRows:
-            a = a.values
-        if not self.be.is_finite(a.g if type(a) is Broadcast else a):
+        if not self.be.is_finite(stored(a)):
             t = self.order[o]
             what = "value" if phase == "forward" else "gradient"
             raise NumericsError(f"check_numerics: node {t.name!r} ({t.op_name}, shape "

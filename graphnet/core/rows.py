@@ -75,7 +75,7 @@ class IndexedRows:
 
     def __repr__(self) -> str:
         return (f"<IndexedRows {self.indices.size} rows of {self.shape} "
-                f"{self.values.dtype}>")
+                f"{self.dtype}>")
 
 
 class Broadcast:
@@ -130,6 +130,14 @@ LAZY = (IndexedRows, Broadcast)  # the gradients a node's backward may leave unw
 def dense(g: Any) -> Any:
     """``g`` as an array: the dense form of a lazy gradient, anything else as it is."""
     return g.dense() if type(g) in LAZY else g
+
+
+def stored(g: Any) -> Any:
+    """The array a gradient holds, nothing written out (what ``check_numerics`` reads): an
+    IndexedRows' values, a Broadcast's ``g``."""
+    if type(g) is IndexedRows:
+        g = g._values
+    return g.g if type(g) is Broadcast else g
 
 
 def taken_by(op: Any, g: Any) -> Any:
