@@ -49,14 +49,13 @@ class IndexedRows:
 
     def rows(self) -> tuple:
         """``(vals (k, dim), src)``: position i of the flat indices adds ``vals[src[i]]``;
-        ``src`` is None where ``vals`` has a row per position."""
+        or ``(values (..., dim), None)``, a row per position (the row kernels' two forms)."""
         v = self._values
         if type(v) is Broadcast:
             found = v.rows()
             if found is not None:
                 return found
-        v = dense(v)
-        return v.reshape(-1, v.shape[-1]), None
+        return dense(v), None
 
     def dense(self):
         """The full ``shape`` array (computed once; a reused buffer where the backend allows)."""

@@ -102,3 +102,36 @@ def test_take_program_on_cuda_matches_cpu():
         res[dev] = gn.compile(loss, wrt=[x], device=dev)({})
     np.testing.assert_allclose(res["cuda"][0], res["cpu"][0], rtol=1e-5)
     np.testing.assert_allclose(res["cuda"][1][0], res["cpu"][1][0], rtol=1e-5)
+
+
+def test_fit_with_a_mean_over_tokens_matches_cpu(monkeypatch):
+    # the mean's gradient reaches Adam's row form as one row per bag (core/rows.py):
+    # gathered on the device by src, as the CPU reads it
+    from graphnet import layers as L
+    from graphnet import optimizers as O
+
+    calls = []
+    rows_update = O.Adam._update_rows
+    monkeypatch.setattr(O.Adam, "_update_rows",
+                        lambda self, be, data, g, *a: calls.append(g.rows()[1] is not None)
+                        or rows_update(self, be, data, g, *a))
+    rng = np.random.default_rng(2)
+    x, y = rng.integers(0, 40, size=(8, 3)), rng.integers(0, 2, 8)
+    runs = {}
+    for device in ("cpu", "cuda"):
+        with gn.Graph("bags"):
+            ids = gn.Input((3,), dtype="int64", name="ids")
+            out = L.Dense(2)(gn.mean(L.Embedding(40, 4)(ids), axis=1))
+            m = gn.Model(ids, out)
+        m.compile(optimizer=O.Adam(0.05), loss="sparse_softmax_cross_entropy", device=device)
+        if runs:
+            m.set_weights(runs["cpu"][1])
+        start = m.get_weights()
+        hist = m.fit(x, y, batch_size=4, epochs=1, verbose=0, shuffle=False)
+        runs[device] = (hist.history["loss"], start, m.get_weights())
+    assert calls == [True] * 4  # two steps on each device, each by rows from the bags
+    # (test_program.py's tolerances: the device's scatter-add sums in another order)
+    np.testing.assert_allclose(runs["cuda"][0], runs["cpu"][0], rtol=1e-4)
+    assert not np.allclose(runs["cpu"][2][0], runs["cpu"][1][0])  # the table did move
+    for a, b in zip(runs["cuda"][2], runs["cpu"][2]):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
