@@ -28,6 +28,8 @@ from collections.abc import Callable
 import numba
 import numpy as np
 from numba.core import caching
+from numba.core.cpu import CPUContext
+from numba.core.runtime import nrt
 
 # Numba's SSA pass checks that a variable it renames was declared in the function's scope;
 # one inlined from an overload (activation.act with a constant code) was declared in the
@@ -66,10 +68,11 @@ if _Locator is not None and not getattr(_Locator.get_source_stamp, "graphnet", F
 
 
 def _light_blas_check() -> None:
-    """Numba's ``arraymath``, imported at the first kernel load, imports all of scipy.linalg
-    (0.2-0.3 s, a third of a warm first step) only to see that ``scipy.linalg.cython_blas``
-    exists. For that one import its check looks for the module's file instead (and still
-    checks the integer width); ``np.dot`` imports the module itself when it compiles."""
+    """Numba's ``arraymath``, imported at the first refresh of its registries (the first
+    compile), imports all of scipy.linalg (0.2-0.3 s) only to see that
+    ``scipy.linalg.cython_blas`` exists. For that one import its check looks for the
+    module's file instead (and still checks the integer width); ``np.dot`` imports the
+    module itself when it compiles."""
     if "numba.np.arraymath" in sys.modules or "scipy.linalg" in sys.modules:
         return
     import importlib.machinery
@@ -97,7 +100,45 @@ def _light_blas_check() -> None:
         linalg.ensure_blas = full
 
 
-_light_blas_check()
+def _blas_check_at_first_refresh() -> None:
+    """The first fill of the CPU registries (which imports arraymath) runs the light check."""
+    fill = CPUContext.load_additional_registries
+    if getattr(fill, "graphnet", False):
+        return
+
+    def load_additional_registries(self):
+        _light_blas_check()
+        fill(self)
+
+    load_additional_registries.graphnet = True
+    CPUContext.load_additional_registries = load_additional_registries
+
+
+def _load_without_refresh() -> None:
+    """A CPU kernel loaded from Numba's cache needs Numba's runtime (NRT) started, not the
+    typing and lowering registries that Numba's cache refreshes first: filling those
+    imports some 60 more Numba modules (0.3-0.4 s of a warm first step, half of it numpy's
+    array implementations). Here a load starts the runtime only; a compile still refreshes
+    everything itself (``compiler.compile_extra``)."""
+    cache = getattr(caching, "Cache", None)
+    load = getattr(cache, "load_overload", None)
+    if load is None or getattr(load, "graphnet", False) or not all(
+            hasattr(cache, a) for a in ("_load_overload", "_guard_against_spurious_io_errors")):
+        return
+
+    def load_overload(self, sig, target_context):
+        if not isinstance(target_context, CPUContext):  # CUDA's cache: as Numba does it
+            return load(self, sig, target_context)
+        nrt.rtsys.initialize(target_context)
+        with self._guard_against_spurious_io_errors():
+            return self._load_overload(sig, target_context)
+
+    load_overload.graphnet = True
+    cache.load_overload = load_overload
+
+
+_blas_check_at_first_refresh()
+_load_without_refresh()
 
 if "NUMBA_THREADING_LAYER" not in os.environ:
     numba.config.THREADING_LAYER = "workqueue"

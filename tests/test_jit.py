@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 import subprocess
 import sys
 
@@ -43,18 +44,25 @@ def test_dense_copies_per_activation_agree_with_numpy(rng):
                                    atol=1e-6)
 
 
-def test_the_first_kernel_load_checks_for_blas_without_importing_scipy_linalg():
+def test_the_first_compile_checks_for_blas_without_importing_scipy_linalg():
     # a fresh process: this one has scipy.linalg already (scikit-learn, PyTorch)
     code = """
 import sys
 import numpy as np
 import graphnet.kernels.cpu as k
 import numba
+
+k.activation(np.ones(3, np.float32), "relu")  # a kernel compiled or loaded
+
+@numba.njit
+def add(a):  # a compile: Numba fills its registries, arraymath's BLAS check among them
+    return a + 1
+
+add(np.ones(2))
 from numba.np import arraymath, linalg
 
 assert arraymath._HAVE_BLAS and arraymath.ensure_blas is linalg.ensure_blas
 before = "scipy.linalg" in sys.modules
-k.activation(np.ones(3, np.float32), "relu")  # a kernel compiled or loaded
 
 @numba.njit
 def dot(a, b):
@@ -66,3 +74,28 @@ print(before, "scipy.linalg" in sys.modules, total)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout.split()
     assert out == ["False", "True", "12.0"]  # np.dot's compile imported it, as Numba does
+
+
+def test_a_kernel_loaded_from_the_cache_skips_the_registries_a_compile_fills(tmp_path):
+    # two fresh processes on one empty cache: the first compiles the kernel, the second
+    # loads it without Numba's array registries, and a compile after the load still works
+    code = """
+import sys
+import numpy as np
+import graphnet.kernels.cpu as k
+import numba
+
+y = k.activation(np.array([-1.0, 2.0], np.float32), "relu")
+loaded = "numba.np.arrayobj" not in sys.modules
+
+@numba.njit
+def twice(a):
+    return a * 2
+
+print(loaded, y.tolist(), twice(np.arange(3.0)).tolist(), "numba.np.arrayobj" in sys.modules)
+"""
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
+    runs = [subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           check=True, env=env).stdout.strip() for _ in range(2)]
+    assert runs == ["False [0.0, 2.0] [0.0, 2.0, 4.0] True",
+                    "True [0.0, 2.0] [0.0, 2.0, 4.0] True"]
