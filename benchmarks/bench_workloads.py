@@ -40,8 +40,8 @@ import graphnet as gn  # noqa: E402
 
 torch = None
 # the cold/warm first step (a subprocess, below) runs in a process of graphnet alone, as a
-# user's does: beside PyTorch's imported objects its one full garbage collection took
-# 0.20-0.23 s instead of 0.04-0.05, and the warm first step 0.95-0.98 s instead of 0.80-0.86
+# user's does: beside PyTorch's imported objects the garbage collections took 0.20-0.23 s of
+# the warm first step instead of 0.07-0.08, and the step 0.95-0.98 s instead of 0.80-0.86
 if "--first-step" not in sys.argv[1:]:
     try:
         import torch

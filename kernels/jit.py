@@ -117,9 +117,9 @@ def _blas_check_at_first_refresh() -> None:
 def _load_without_refresh() -> None:
     """A CPU kernel loaded from Numba's cache needs Numba's runtime (NRT) started, not the
     typing and lowering registries that Numba's cache refreshes first: filling those
-    imports some 60 more Numba modules (0.3-0.4 s of a warm first step, half of it numpy's
-    array implementations). Here a load starts the runtime only; a compile still refreshes
-    everything itself (``compiler.compile_extra``)."""
+    imports some 60 more Numba modules (0.3-0.4 s of a warm first step, a third of it
+    NumPy's array implementations). Here a load starts the runtime only; a compile still
+    refreshes everything itself (``compiler.compile_extra``)."""
     cache = getattr(caching, "Cache", None)
     load = getattr(cache, "load_overload", None)
     if load is None or getattr(load, "graphnet", False) or not all(
